@@ -1,0 +1,2 @@
+// The browser snippet: filled in by the page-view work.
+export {};

@@ -1,0 +1,50 @@
+import { Hono } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { secureHeaders } from 'hono/secure-headers';
+import { ZodError } from 'zod';
+import { adminApiRoutes } from './routes/admin-api.ts';
+import { adminRoutes } from './routes/admin.ts';
+import { collectRoutes } from './routes/collect.ts';
+import { eventsRoutes } from './routes/events.ts';
+import { healthRoutes } from './routes/health.ts';
+import type { Services } from './services.ts';
+
+/**
+ * Builds the collector's HTTP app over the given services; tests call `app.request()` on it.
+ * @example const app = createApp(createServices({ config }));
+ */
+export function createApp(services: Services): Hono {
+  const app = new Hono();
+  app.use(
+    secureHeaders({
+      contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+      crossOriginResourcePolicy: false,
+      xFrameOptions: 'DENY',
+    }),
+  );
+  app.route('/', healthRoutes(services));
+  app.route('/', collectRoutes(services));
+  app.route('/api', eventsRoutes(services));
+  app.route('/api/admin', adminApiRoutes(services));
+  app.route('/admin', adminRoutes(services));
+  app.notFound((c) => c.json({ error: 'not found' }, 404));
+  app.onError((error, c) => {
+    if (error instanceof HTTPException) {
+      return c.json({ error: error.message || 'request refused' }, error.status);
+    }
+    if (error instanceof ZodError) {
+      return c.json({ error: describeZodError(error) }, 400);
+    }
+    services.log.error(`${c.req.method} ${c.req.path} failed`, error);
+    return c.json({ error: 'internal error' }, 500);
+  });
+  return app;
+}
+
+/** One readable line from a validation failure: the first problem and where it is. */
+export function describeZodError(error: ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'invalid body';
+  const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+  return `${where}${issue.message}`;
+}

@@ -1,0 +1,106 @@
+import { readFileSync } from 'node:fs';
+
+/** The collector's settings, parsed once from the environment at start-up. */
+export interface Config {
+  port: number;
+  host: string;
+  /** SQLite file path, or `:memory:`. */
+  dbPath: string;
+  /** Full opt-out: nothing is queued or sent. */
+  disabled: boolean;
+  /** Base URL of GA's `/mp/collect` and `/debug/mp/collect`, without a trailing slash. */
+  gaUrl: string;
+  appVersion: string;
+  /** Origin put in front of a page path to form GA's `page_location`. */
+  pageOrigin: string;
+  /** Secret for the admin pages and API; `undefined` turns the admin off. */
+  adminToken: string | undefined;
+  /** Bearer secret for `POST /api/events` and `PUT /api/stats`; `undefined` turns them off. */
+  eventsKey: string | undefined;
+  /** Take the client address from `X-Forwarded-For`. */
+  trustProxy: boolean;
+}
+
+/** A setting that cannot be used; the message names the variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** The smallest admin secret accepted: shorter ones are guessable. */
+export const MIN_ADMIN_TOKEN_LENGTH = 16;
+
+type Env = Record<string, string | undefined>;
+
+/** The version in this package's package.json. */
+export function packageVersion(): string {
+  const raw = readFileSync(new URL('../package.json', import.meta.url), 'utf8');
+  return (JSON.parse(raw) as { version: string }).version;
+}
+
+function read(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === '' ? undefined : value;
+}
+
+function parseBoolean(env: Env, name: string): boolean {
+  const value = read(env, name);
+  if (value === undefined) return false;
+  const lower = value.toLowerCase();
+  if (lower === 'true' || lower === '1') return true;
+  if (lower === 'false' || lower === '0') return false;
+  throw new ConfigError(`${name} must be true, 1, false or 0 (got "${value}")`);
+}
+
+function parsePort(env: Env, name: string, fallback: number): number {
+  const value = read(env, name);
+  if (value === undefined) return fallback;
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65535) {
+    throw new ConfigError(`${name} must be a port number from 0 to 65535 (got "${value}")`);
+  }
+  return port;
+}
+
+function parseHttpUrl(env: Env, name: string, fallback: string, originOnly: boolean): string {
+  const value = read(env, name) ?? fallback;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`${name} must be an http(s) URL (got "${value}")`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`${name} must be an http(s) URL (got "${value}")`);
+  }
+  if (originOnly) return url.origin;
+  return url.href.replace(/\/+$/, '');
+}
+
+function parseSecret(env: Env, name: string, minLength: number): string | undefined {
+  const value = read(env, name);
+  if (value === undefined) return undefined;
+  if (value.length < minLength) {
+    // The value itself is never echoed: it is a secret.
+    throw new ConfigError(`${name} must be at least ${minLength} characters long`);
+  }
+  return value;
+}
+
+/**
+ * Parses the environment into a {@link Config}; throws a {@link ConfigError} naming the bad variable.
+ * @example loadConfig({ PORT: '8080' }).port // 8080
+ */
+export function loadConfig(env: Env, version: string = packageVersion()): Config {
+  return {
+    port: parsePort(env, 'PORT', 3000),
+    host: read(env, 'HOST') ?? '127.0.0.1',
+    dbPath: read(env, 'ANALYTICS_DB') ?? './data/analytics.db',
+    disabled: parseBoolean(env, 'ANALYTICS_DISABLED'),
+    gaUrl: parseHttpUrl(env, 'ANALYTICS_GA_URL', 'https://www.google-analytics.com', false),
+    appVersion: read(env, 'ANALYTICS_APP_VERSION') ?? version,
+    pageOrigin: parseHttpUrl(env, 'ANALYTICS_PAGE_ORIGIN', 'https://app.invalid', true),
+    adminToken: parseSecret(env, 'ANALYTICS_ADMIN_TOKEN', MIN_ADMIN_TOKEN_LENGTH),
+    eventsKey: parseSecret(env, 'ANALYTICS_EVENTS_KEY', 1),
+    trustProxy: parseBoolean(env, 'ANALYTICS_TRUST_PROXY'),
+  };
+}

@@ -1,0 +1,79 @@
+import { Counter, Gauge, Registry } from 'prom-client';
+
+/** The counters an operator reads at `GET /metrics`. */
+export interface Metrics {
+  registry: Registry;
+  hitsReceived: Counter<string>;
+  hitsIgnored: Counter<'reason'>;
+  eventsQueued: Counter<'type'>;
+  eventsDelivered: Counter<'token'>;
+  eventsFailed: Counter<'token'>;
+  eventsRetried: Counter<'token'>;
+  eventsDropped: Counter<'reason'>;
+  gaRequests: Counter<'token' | 'outcome'>;
+  outboxDepth: Gauge<string>;
+  /** Read when scraped: the number of events waiting in the outbox (the outbox sets it). */
+  depth: () => number;
+}
+
+/** Makes a fresh registry (one per app, so tests never share counters). */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const metrics: Metrics = {
+    depth: () => 0,
+    registry,
+    hitsReceived: new Counter({ name: 'analytics_hits_received_total', help: 'Page-view hits received at /collect', registers }),
+    hitsIgnored: new Counter({
+      name: 'analytics_hits_ignored_total',
+      help: 'Hits answered 204 but not queued, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    eventsQueued: new Counter({
+      name: 'analytics_events_queued_total',
+      help: 'Events written to the outbox (one per token), by type',
+      labelNames: ['type'],
+      registers,
+    }),
+    eventsDelivered: new Counter({
+      name: 'analytics_events_delivered_total',
+      help: 'Events GA accepted, by token id',
+      labelNames: ['token'],
+      registers,
+    }),
+    eventsFailed: new Counter({
+      name: 'analytics_events_failed_total',
+      help: 'Events GA refused for good, by token id',
+      labelNames: ['token'],
+      registers,
+    }),
+    eventsRetried: new Counter({
+      name: 'analytics_events_retried_total',
+      help: 'Event deliveries put back for a later try, by token id',
+      labelNames: ['token'],
+      registers,
+    }),
+    eventsDropped: new Counter({
+      name: 'analytics_events_dropped_total',
+      help: 'Events dropped from the outbox (full, or older than GA accepts), by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    gaRequests: new Counter({
+      name: 'analytics_ga_requests_total',
+      help: 'Requests to GA, by token id and outcome',
+      labelNames: ['token', 'outcome'],
+      registers,
+    }),
+    outboxDepth: new Gauge({
+      name: 'analytics_outbox_depth',
+      help: 'Events waiting in the outbox',
+      registers,
+      collect() {
+        this.set(metrics.depth());
+      },
+    }),
+  };
+  return metrics;
+}

@@ -1,0 +1,256 @@
+import { and, asc, count, eq, inArray, lte, sql } from 'drizzle-orm';
+import type { Clock } from '../clock.ts';
+import type { Db } from '../db/database.ts';
+import { deliveryStats, outbox, tokens, type DeviceFields, type EventParams, type OutboxRow } from '../db/schema.ts';
+import type { Metrics } from '../metrics.ts';
+
+/** One event for one token, as the collector or the host hands it in. */
+export interface NewEvent {
+  tokenId: number;
+  name: string;
+  params: EventParams;
+  /** Page views: GA's device fields (they belong to the whole request, so they group events). */
+  device?: DeviceFields;
+  /** When it happened, ms since epoch. */
+  occurredAt: number;
+}
+
+/** Default bound: past it the oldest waiting events are dropped, so an outage cannot fill the disk. */
+export const DEFAULT_OUTBOX_MAX = 100_000;
+
+const INSERT_CHUNK = 500;
+const HOUR_MS = 3_600_000;
+
+interface Waiting {
+  events: NewEvent[];
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/** The durable queue between the collector and GA: every event for every token waits here until GA took it. */
+export class Outbox {
+  private waiting: Waiting[] = [];
+  private flushScheduled = false;
+  private pending: number;
+  private listeners: Array<() => void> = [];
+
+  constructor(
+    private readonly db: Db,
+    private readonly metrics: Metrics,
+    private readonly clock: Clock,
+    private readonly maxEntries: number = DEFAULT_OUTBOX_MAX,
+  ) {
+    this.pending = this.countPending();
+    metrics.depth = () => this.pending;
+  }
+
+  /** Events waiting for GA. */
+  depth(): number {
+    return this.pending;
+  }
+
+  /** Calls `listener` after events were written (the relay wakes up). */
+  onAdded(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  /**
+   * Queues events for the next group commit: concurrent callers share one transaction.
+   * Resolves once the events are on disk; a 204 may only be answered after that.
+   */
+  add(events: NewEvent[]): Promise<void> {
+    if (events.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ events, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Writes events at once, in one transaction (host calls that need no grouping). */
+  addNow(events: NewEvent[]): void {
+    if (events.length === 0) return;
+    this.write(events);
+    this.afterWrite();
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const batch = this.waiting;
+    this.waiting = [];
+    try {
+      this.write(batch.flatMap((w) => w.events));
+    } catch (error) {
+      for (const w of batch) w.reject(error);
+      return;
+    }
+    for (const w of batch) w.resolve();
+    this.afterWrite();
+  }
+
+  private write(events: NewEvent[]): void {
+    const rows = events.map((e) => ({
+      tokenId: e.tokenId,
+      name: e.name,
+      params: e.params,
+      device: e.device ?? null,
+      deviceKey: e.device ? deviceKey(e.device) : '',
+      occurredAt: e.occurredAt,
+      nextAttemptAt: 0,
+    }));
+    this.db.transaction((tx) => {
+      for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+        tx.insert(outbox).values(rows.slice(i, i + INSERT_CHUNK)).run();
+      }
+    });
+    this.pending += rows.length;
+    for (const e of events) this.metrics.eventsQueued.inc({ type: e.name });
+  }
+
+  private afterWrite(): void {
+    if (this.pending > this.maxEntries) this.trim();
+    for (const listener of this.listeners) listener();
+  }
+
+  /** Drops the oldest waiting events beyond the bound; returns how many. */
+  trim(): number {
+    const excess = this.pending - this.maxEntries;
+    if (excess <= 0) return 0;
+    const result = this.db.$client
+      .prepare(
+        `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' ORDER BY id LIMIT ?)`,
+      )
+      .run(excess);
+    this.pending -= result.changes;
+    this.metrics.eventsDropped.inc({ reason: 'outbox-full' }, result.changes);
+    return result.changes;
+  }
+
+  /** Token ids with events due now, and the earliest time anything else falls due. */
+  dueTokens(now: number): { tokenIds: number[]; nextDueAt: number | undefined } {
+    const due = this.db
+      .selectDistinct({ tokenId: outbox.tokenId })
+      .from(outbox)
+      .where(and(eq(outbox.status, 'pending'), lte(outbox.nextAttemptAt, now)))
+      .all();
+    const next = this.db
+      .select({ at: sql<number | null>`min(${outbox.nextAttemptAt})` })
+      .from(outbox)
+      .where(eq(outbox.status, 'pending'))
+      .get();
+    return { tokenIds: due.map((d) => d.tokenId), nextDueAt: next?.at ?? undefined };
+  }
+
+  /** Up to `limit` due events of one token, oldest first. */
+  due(tokenId: number, now: number, limit: number): OutboxRow[] {
+    return this.db
+      .select()
+      .from(outbox)
+      .where(and(eq(outbox.status, 'pending'), eq(outbox.tokenId, tokenId), lte(outbox.nextAttemptAt, now)))
+      .orderBy(asc(outbox.id))
+      .limit(limit)
+      .all();
+  }
+
+  /** GA took these: they leave the outbox, and the token's delivery counts go up. */
+  delivered(tokenId: number, ids: number[]): void {
+    if (ids.length === 0) return;
+    const now = this.clock();
+    this.db.transaction((tx) => {
+      const removed = tx.delete(outbox).where(inArray(outbox.id, ids)).run().changes;
+      this.pending -= removed;
+      tx.insert(deliveryStats)
+        .values({ tokenId, hour: hourOf(now), delivered: removed })
+        .onConflictDoUpdate({
+          target: [deliveryStats.tokenId, deliveryStats.hour],
+          set: { delivered: sql`${deliveryStats.delivered} + ${removed}` },
+        })
+        .run();
+      tx.update(tokens).set({ lastDeliveredAt: now }).where(eq(tokens.id, tokenId)).run();
+    });
+    this.metrics.eventsDelivered.inc({ token: String(tokenId) }, ids.length);
+  }
+
+  /** A passing failure (network, timeout, 429, 5xx): try again at `nextAttemptAt`. */
+  retryLater(tokenId: number, ids: number[], nextAttemptAt: number, error: string): void {
+    if (ids.length === 0) return;
+    this.db
+      .update(outbox)
+      .set({ attempts: sql`${outbox.attempts} + 1`, nextAttemptAt, lastError: error })
+      .where(inArray(outbox.id, ids))
+      .run();
+    this.noteTokenError(tokenId, error);
+    this.metrics.eventsRetried.inc({ token: String(tokenId) }, ids.length);
+  }
+
+  /** GA refused these for good (or they grew too old): kept as failed, visible to the admin. */
+  failed(tokenId: number, ids: number[], error: string): void {
+    if (ids.length === 0) return;
+    const now = this.clock();
+    this.db.transaction((tx) => {
+      const changed = tx
+        .update(outbox)
+        .set({ status: 'failed', attempts: sql`${outbox.attempts} + 1`, lastError: error })
+        .where(and(inArray(outbox.id, ids), eq(outbox.status, 'pending')))
+        .run().changes;
+      this.pending -= changed;
+      tx.insert(deliveryStats)
+        .values({ tokenId, hour: hourOf(now), failed: changed })
+        .onConflictDoUpdate({
+          target: [deliveryStats.tokenId, deliveryStats.hour],
+          set: { failed: sql`${deliveryStats.failed} + ${changed}` },
+        })
+        .run();
+    });
+    this.noteTokenError(tokenId, error);
+    this.metrics.eventsFailed.inc({ token: String(tokenId) }, ids.length);
+  }
+
+  /** Puts failed events back in the queue (the admin's retry); all of a token's when `ids` is omitted. */
+  retryFailed(tokenId: number, ids?: number[]): number {
+    const where = ids
+      ? and(eq(outbox.status, 'failed'), eq(outbox.tokenId, tokenId), inArray(outbox.id, ids))
+      : and(eq(outbox.status, 'failed'), eq(outbox.tokenId, tokenId));
+    const changed = this.db
+      .update(outbox)
+      .set({ status: 'pending', nextAttemptAt: 0, attempts: 0, lastError: null })
+      .where(where)
+      .run().changes;
+    this.pending += changed;
+    if (changed > 0) for (const listener of this.listeners) listener();
+    return changed;
+  }
+
+  private noteTokenError(tokenId: number, error: string): void {
+    this.db.update(tokens).set({ lastError: error, lastErrorAt: this.clock() }).where(eq(tokens.id, tokenId)).run();
+  }
+
+  /** Recounts the waiting events from the table (after rows went away by cascade, e.g. a deleted token). */
+  recount(): number {
+    this.pending = this.countPending();
+    return this.pending;
+  }
+
+  private countPending(): number {
+    const row = this.db.select({ n: count() }).from(outbox).where(eq(outbox.status, 'pending')).get();
+    return row?.n ?? 0;
+  }
+}
+
+/** A stable key for device fields: events with equal keys may share a GA request. */
+export function deviceKey(device: DeviceFields): string {
+  return JSON.stringify([
+    device.category,
+    device.language,
+    device.operating_system ?? '',
+    device.operating_system_version ?? '',
+    device.browser ?? '',
+    device.browser_version ?? '',
+  ]);
+}
+
+function hourOf(ms: number): number {
+  return ms - (ms % HOUR_MS);
+}

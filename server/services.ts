@@ -1,0 +1,53 @@
+import { systemClock, type Clock } from './clock.ts';
+import type { Config } from './config.ts';
+import { openDatabase, type Db } from './db/database.ts';
+import { ensureIdentity, type Identity } from './identity.ts';
+import { consoleLogger, type Logger } from './log.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { DEFAULT_OUTBOX_MAX, Outbox } from './relay/outbox.ts';
+
+/** Everything the routes and the relay work with; built once, passed in (never a module singleton). */
+export interface Services {
+  config: Config;
+  db: Db;
+  identity: Identity;
+  outbox: Outbox;
+  metrics: Metrics;
+  clock: Clock;
+  log: Logger;
+  /** Used for every request to GA; tests may hand in their own. */
+  fetch: typeof fetch;
+}
+
+/** What a caller may choose when building {@link Services}; the rest has defaults. */
+export interface ServiceOptions {
+  config: Config;
+  /** An open, migrated database; otherwise `config.dbPath` is opened. */
+  db?: Db;
+  clock?: Clock;
+  log?: Logger;
+  fetch?: typeof fetch;
+  outboxMax?: number;
+}
+
+/**
+ * Opens the database (applying migrations), makes sure the install identity exists, and builds the outbox.
+ * @example const services = createServices({ config: loadConfig(process.env) });
+ */
+export function createServices(options: ServiceOptions): Services {
+  const clock = options.clock ?? systemClock;
+  const db = options.db ?? openDatabase(options.config.dbPath);
+  const identity = ensureIdentity(db, clock());
+  const metrics = createMetrics();
+  const outbox = new Outbox(db, metrics, clock, options.outboxMax ?? DEFAULT_OUTBOX_MAX);
+  return {
+    config: options.config,
+    db,
+    identity,
+    outbox,
+    metrics,
+    clock,
+    log: options.log ?? consoleLogger,
+    fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
+  };
+}

@@ -1,0 +1,74 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCollectorToExit, startCollector } from '../helpers/collector-process.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'analytics-start-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('the collector process', () => {
+  it('starts, says where it listens and what is on, serves /healthz, and closes the database on SIGTERM', async () => {
+    const db = join(dir, 'data', 'analytics.db');
+    const collector = await startCollector({ ANALYTICS_DB: db });
+    expect(collector.output()).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+/);
+    expect(collector.output()).toContain('admin off');
+    expect(collector.output()).toContain('events API off');
+    expect((await fetch(`${collector.url}/healthz`)).status).toBe(200);
+    expect(existsSync(db)).toBe(true);
+
+    expect(await collector.stop('SIGTERM')).toBe(0);
+    expect(collector.output()).toContain('database closed');
+    // A cleanly closed WAL database leaves no write-ahead log behind.
+    expect(existsSync(`${db}-wal`)).toBe(false);
+  });
+
+  it('keeps the same install UUID across restarts of the same file', async () => {
+    const db = join(dir, 'restart.db');
+    const first = await startCollector({ ANALYTICS_DB: db });
+    const uuid = /install ([0-9a-f-]{36})/.exec(first.output())?.[1];
+    await first.stop();
+    const second = await startCollector({ ANALYTICS_DB: db });
+    expect(uuid).toBeDefined();
+    expect(second.output()).toContain(`install ${uuid}`);
+    await second.stop();
+  });
+
+  it.each([
+    [{ PORT: 'abc' }, /PORT must be a port number/],
+    [{ ANALYTICS_DISABLED: 'maybe' }, /ANALYTICS_DISABLED must be true, 1, false or 0/],
+    [{ ANALYTICS_GA_URL: 'gopher://x' }, /ANALYTICS_GA_URL must be an http\(s\) URL/],
+    [{ ANALYTICS_ADMIN_TOKEN: 'too-short' }, /ANALYTICS_ADMIN_TOKEN must be at least 16 characters/],
+  ])('refuses to start with %o', async (env, message) => {
+    const { code, output } = await runCollectorToExit({ ANALYTICS_DB: ':memory:', ...env });
+    expect(code).toBe(1);
+    expect(output).toMatch(message);
+    expect(output).not.toMatch(/\n\s+at /); // a sentence, not a stack trace
+  });
+
+  it('refuses a corrupt database file without overwriting it', async () => {
+    const db = join(dir, 'corrupt.db');
+    writeFileSync(db, 'precious, not SQLite');
+    const { code, output } = await runCollectorToExit({ ANALYTICS_DB: db });
+    expect(code).toBe(1);
+    expect(output).toContain('file is not a database');
+    expect(readFileSync(db, 'utf8')).toBe('precious, not SQLite');
+  });
+
+  it('refuses a database folder that cannot be created', async () => {
+    const file = join(dir, 'plain-file');
+    writeFileSync(file, '');
+    const { code, output } = await runCollectorToExit({ ANALYTICS_DB: join(file, 'db', 'a.db') });
+    expect(code).toBe(1);
+    expect(output).toContain('cannot create the database folder');
+  });
+
+  it('refuses a port that is already taken', async () => {
+    const first = await startCollector({ ANALYTICS_DB: ':memory:' });
+    const port = new URL(first.url).port;
+    const { code, output } = await runCollectorToExit({ ANALYTICS_DB: ':memory:', PORT: port });
+    await first.stop();
+    expect(code).toBe(1);
+    expect(output).toContain(`127.0.0.1:${port} is already in use`);
+  });
+});

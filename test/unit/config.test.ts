@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../server/config.ts';
+
+describe('loadConfig', () => {
+  it('gives the documented defaults for an empty environment', () => {
+    const config = loadConfig({}, '1.2.3');
+    expect(config).toEqual({
+      port: 3000,
+      host: '127.0.0.1',
+      dbPath: './data/analytics.db',
+      disabled: false,
+      gaUrl: 'https://www.google-analytics.com',
+      appVersion: '1.2.3',
+      pageOrigin: 'https://app.invalid',
+      adminToken: undefined,
+      eventsKey: undefined,
+      trustProxy: false,
+    });
+  });
+
+  it('takes the package version when ANALYTICS_APP_VERSION is unset', () => {
+    expect(loadConfig({}).appVersion).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('reads every variable', () => {
+    const config = loadConfig({
+      PORT: '8080',
+      HOST: '0.0.0.0',
+      ANALYTICS_DB: ':memory:',
+      ANALYTICS_DISABLED: '1',
+      ANALYTICS_GA_URL: 'https://region1.google-analytics.com/',
+      ANALYTICS_APP_VERSION: '4.0.0',
+      ANALYTICS_PAGE_ORIGIN: 'https://auth.example.org/ignored/path',
+      ANALYTICS_ADMIN_TOKEN: 'a-long-enough-admin-secret',
+      ANALYTICS_EVENTS_KEY: 'k',
+      ANALYTICS_TRUST_PROXY: 'TRUE',
+    });
+    expect(config).toEqual({
+      port: 8080,
+      host: '0.0.0.0',
+      dbPath: ':memory:',
+      disabled: true,
+      gaUrl: 'https://region1.google-analytics.com',
+      appVersion: '4.0.0',
+      pageOrigin: 'https://auth.example.org',
+      adminToken: 'a-long-enough-admin-secret',
+      eventsKey: 'k',
+      trustProxy: true,
+    });
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '70000'],
+    ['PORT', '-1'],
+    ['ANALYTICS_DISABLED', 'maybe'],
+    ['ANALYTICS_TRUST_PROXY', 'yes please'],
+    ['ANALYTICS_GA_URL', 'ftp://example.com'],
+    ['ANALYTICS_GA_URL', 'not a url'],
+    ['ANALYTICS_PAGE_ORIGIN', 'javascript:alert(1)'],
+  ])('refuses %s=%s with a message naming the variable', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name} `));
+  });
+
+  it('refuses a short admin token without echoing it', () => {
+    let message = '';
+    try {
+      loadConfig({ ANALYTICS_ADMIN_TOKEN: 'short-secret' });
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/^ANALYTICS_ADMIN_TOKEN must be at least 16 characters/);
+    expect(message).not.toContain('short-secret');
+  });
+});
