@@ -3,6 +3,7 @@ import { createApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { DatabaseError } from './db/database.ts';
 import { consoleLogger as log } from './log.ts';
+import { Relay } from './relay/relay.ts';
 import { createServices, type Services } from './services.ts';
 
 function fail(message: string): never {
@@ -20,12 +21,14 @@ try {
 }
 const { config } = services;
 const app = createApp(services);
+const relay = new Relay(services);
 
 const server: ServerType = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) => {
   log.info(`install ${services.identity.uuid}, version ${config.appVersion}, database ${config.dbPath}`);
   log.info(config.disabled ? 'ANALYTICS_DISABLED is on: nothing is queued or sent' : `relaying to ${config.gaUrl}`);
   log.info(config.adminToken ? 'admin on at /admin/' : 'admin off (ANALYTICS_ADMIN_TOKEN is unset)');
   log.info(config.eventsKey ? 'events API on' : 'events API off (ANALYTICS_EVENTS_KEY is unset)');
+  relay.start();
   log.info(`listening on http://${info.family === 'IPv6' ? `[${info.address}]` : info.address}:${info.port}`);
 });
 
@@ -48,9 +51,11 @@ function shutdown(signal: string): void {
   }, 10_000);
   forced.unref();
   server.close(() => {
-    services.db.$client.close();
-    log.info('database closed');
-    process.exit(0);
+    void relay.stop().then(() => {
+      services.db.$client.close();
+      log.info('database closed');
+      process.exit(0);
+    });
   });
   if ('closeIdleConnections' in server) server.closeIdleConnections();
 }

@@ -5,6 +5,7 @@ import { ensureIdentity, type Identity } from './identity.ts';
 import { consoleLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { DEFAULT_OUTBOX_MAX, Outbox } from './relay/outbox.ts';
+import { TokenDirectory } from './tokens.ts';
 
 /** Everything the routes and the relay work with; built once, passed in (never a module singleton). */
 export interface Services {
@@ -12,6 +13,8 @@ export interface Services {
   db: Db;
   identity: Identity;
   outbox: Outbox;
+  /** Which tokens receive what (cached; invalidate after changing tokens). */
+  tokens: TokenDirectory;
   metrics: Metrics;
   clock: Clock;
   log: Logger;
@@ -45,6 +48,7 @@ export function createServices(options: ServiceOptions): Services {
     db,
     identity,
     outbox,
+    tokens: new TokenDirectory(db),
     metrics,
     clock,
     log: options.log ?? consoleLogger,

@@ -1,4 +1,4 @@
-import { and, asc, count, eq, inArray, lte, sql } from 'drizzle-orm';
+import { and, asc, count, eq, inArray, lt, lte, sql } from 'drizzle-orm';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/database.ts';
 import { deliveryStats, outbox, tokens, type DeviceFields, type EventParams, type OutboxRow } from '../db/schema.ts';
@@ -206,6 +206,27 @@ export class Outbox {
     });
     this.noteTokenError(tokenId, error);
     this.metrics.eventsFailed.inc({ token: String(tokenId) }, ids.length);
+  }
+
+  /** Holds back all of a token's waiting events until `at` (GA is failing for it; try again then, not sooner). */
+  postponeToken(tokenId: number, at: number): void {
+    this.db
+      .update(outbox)
+      .set({ nextAttemptAt: at })
+      .where(and(eq(outbox.status, 'pending'), eq(outbox.tokenId, tokenId), lte(outbox.nextAttemptAt, at)))
+      .run();
+  }
+
+  /** Marks waiting events that happened before `cutoff` as failed: GA no longer accepts them. */
+  expire(cutoff: number): number {
+    const changed = this.db
+      .update(outbox)
+      .set({ status: 'failed', lastError: "older than GA's 72-hour limit" })
+      .where(and(eq(outbox.status, 'pending'), lt(outbox.occurredAt, cutoff)))
+      .run().changes;
+    this.pending -= changed;
+    if (changed > 0) this.metrics.eventsDropped.inc({ reason: 'expired' }, changed);
+    return changed;
   }
 
   /** Puts failed events back in the queue (the admin's retry); all of a token's when `ids` is omitted. */

@@ -1,0 +1,223 @@
+import { inArray } from 'drizzle-orm';
+import { tokens, type OutboxRow, type Token } from '../db/schema.ts';
+import type { Services } from '../services.ts';
+import { skipReason } from '../team-token.ts';
+import { retryAfterMs, retryDelay } from './backoff.ts';
+import { buildRequests, GA_LIMITS, mpUrl, type MpRequest } from './ga4.ts';
+
+/** Tuning of the delivery loop; the defaults suit production. */
+export interface RelayOptions {
+  /** After new events arrive, wait this long so that more can share a request (batching). */
+  lingerMs?: number;
+  /** A GA request that takes longer is abandoned and retried. */
+  timeoutMs?: number;
+  /** Requests in flight at once per token. */
+  concurrency?: number;
+  /** Outbox rows taken per token per round. */
+  batchRows?: number;
+  /** How long a stop waits for requests in flight before abandoning them (they are retried later). */
+  stopGraceMs?: number;
+  random?: () => number;
+}
+
+type Outcome =
+  | { kind: 'delivered' }
+  | { kind: 'retry'; error: string; retryAfter?: number }
+  | { kind: 'failed'; error: string };
+
+const EXPIRE_EVERY_MS = 60_000;
+const SKIPPED_TOKEN_RECHECK_MS = 60_000;
+
+/** Classifies GA's answer: 2xx delivered; 429, 5xx and 408 passing; any other 4xx refused for good. */
+export function classifyStatus(status: number): 'delivered' | 'retry' | 'failed' {
+  if (status >= 200 && status < 300) return 'delivered';
+  if (status === 429 || status === 408 || status >= 500) return 'retry';
+  return 'failed';
+}
+
+/**
+ * Delivers the outbox to GA: per token, up to 25 events a request, retrying passing failures with
+ * back-off for as long as GA would still take the event. One round runs at a time.
+ */
+export class Relay {
+  private readonly options: Required<RelayOptions>;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+  private running: Promise<void> | undefined;
+  private started = false;
+  private lastExpireAt = 0;
+  private readonly loggedSkips = new Set<string>();
+  private readonly stopController = new AbortController();
+
+  constructor(
+    private readonly services: Services,
+    options: RelayOptions = {},
+  ) {
+    this.options = {
+      lingerMs: 500,
+      timeoutMs: 10_000,
+      concurrency: 4,
+      batchRows: 500,
+      stopGraceMs: 3_000,
+      random: Math.random,
+      ...options,
+    };
+  }
+
+  /** Starts delivering (nothing at all when analytics is disabled). */
+  start(): void {
+    if (this.started || this.services.config.disabled) return;
+    this.started = true;
+    this.services.outbox.onAdded(() => this.wake());
+    this.schedule(0);
+  }
+
+  /** New events arrived: deliver them after the linger time. */
+  wake(): void {
+    if (this.started) this.schedule(this.options.lingerMs);
+  }
+
+  /** Stops the loop; requests in flight get a grace period, then are abandoned and stay queued. */
+  async stop(): Promise<void> {
+    this.started = false;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.running) return;
+    const grace = setTimeout(() => this.stopController.abort(new Error('relay stopping')), this.options.stopGraceMs);
+    await this.running.catch(() => undefined);
+    clearTimeout(grace);
+  }
+
+  /** Delivers everything due now, round after round, until nothing due is left (tests and the admin use it). */
+  async drain(): Promise<void> {
+    while (this.running) await this.running.catch(() => undefined);
+    while (await this.runRound()) {
+      // keep going while full batches were taken
+    }
+  }
+
+  private schedule(delayMs: number): void {
+    const at = Date.now() + Math.max(0, delayMs);
+    if (this.timer && this.timerAt <= at) return;
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      void this.tick();
+    }, Math.max(0, delayMs));
+  }
+
+  private async tick(): Promise<void> {
+    if (this.running) {
+      // A round is in progress; look again right after it.
+      await this.running.catch(() => undefined);
+    }
+    if (!this.started) return;
+    let more = false;
+    const round = this.runRound().then((full) => {
+      more = full;
+    });
+    this.running = round;
+    try {
+      await round;
+    } catch (error) {
+      this.services.log.error('delivery round failed', error);
+    } finally {
+      this.running = undefined;
+    }
+    if (!this.started) return;
+    if (more) {
+      this.schedule(0);
+      return;
+    }
+    const { nextDueAt } = this.services.outbox.dueTokens(Number.MAX_SAFE_INTEGER);
+    if (nextDueAt !== undefined) this.schedule(nextDueAt - this.services.clock());
+  }
+
+  /** One round: every token's due events, one batch each. True when a full batch was taken (more may wait). */
+  private async runRound(): Promise<boolean> {
+    const { outbox, clock, db } = this.services;
+    const now = clock();
+    if (now - this.lastExpireAt >= EXPIRE_EVERY_MS) {
+      this.lastExpireAt = now;
+      outbox.expire(now - GA_LIMITS.maxEventAgeMs);
+    }
+    const { tokenIds } = outbox.dueTokens(now);
+    if (tokenIds.length === 0) return false;
+    const due = db.select().from(tokens).where(inArray(tokens.id, tokenIds)).all();
+    const full = await Promise.all(due.map((token) => this.deliverToken(token, now)));
+    return full.some(Boolean);
+  }
+
+  private async deliverToken(token: Token, now: number): Promise<boolean> {
+    const { outbox, log } = this.services;
+    const reason = skipReason(token);
+    if (reason) {
+      const key = `${token.id}:${reason}`;
+      if (!this.loggedSkips.has(key)) {
+        this.loggedSkips.add(key);
+        log.warn(`token ${token.id} (${token.name}) skipped: ${reason}`);
+      }
+      outbox.postponeToken(token.id, now + SKIPPED_TOKEN_RECHECK_MS);
+      return false;
+    }
+    const rows = outbox.due(token.id, now, this.options.batchRows);
+    const requests = buildRequests(rows, this.services.identity.uuid, this.services.config.appVersion);
+    const attemptsById = new Map(rows.map((row: OutboxRow) => [row.id, row.attempts]));
+    let blocked = false;
+    let next = 0;
+    const worker = async () => {
+      while (!blocked && next < requests.length) {
+        const request = requests[next++] as MpRequest;
+        const outcome = await this.send(token, request);
+        this.services.metrics.gaRequests.inc({ token: String(token.id), outcome: outcome.kind });
+        if (outcome.kind === 'delivered') {
+          outbox.delivered(token.id, request.ids);
+        } else if (outcome.kind === 'failed') {
+          outbox.failed(token.id, request.ids, outcome.error);
+        } else {
+          const attempts = Math.max(...request.ids.map((id) => attemptsById.get(id) ?? 0));
+          const at = this.services.clock() + (outcome.retryAfter ?? retryDelay(attempts, this.options.random));
+          outbox.retryLater(token.id, request.ids, at, outcome.error);
+          // GA is failing for this token: hold back the rest of its queue too, rather than hammer it.
+          outbox.postponeToken(token.id, at);
+          blocked = true;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.options.concurrency, requests.length) }, worker));
+    return !blocked && rows.length === this.options.batchRows;
+  }
+
+  private async send(token: Token, request: MpRequest): Promise<Outcome> {
+    const signal = AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.stopController.signal]);
+    try {
+      const res = await this.services.fetch(mpUrl(this.services.config.gaUrl, token), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(request.body),
+        signal,
+      });
+      const text = await res.text().catch(() => '');
+      const kind = classifyStatus(res.status);
+      if (kind === 'delivered') return { kind };
+      const error = `GA answered ${res.status}${text ? `: ${text.slice(0, 200)}` : ''}`;
+      if (kind === 'failed') return { kind, error };
+      return { kind, error, retryAfter: retryAfterMs(res.headers.get('retry-after'), Date.now()) };
+    } catch (error) {
+      return { kind: 'retry', error: describeNetworkError(error) };
+    }
+  }
+}
+
+/** A network failure in words, without the URL (it carries the API secret). */
+export function describeNetworkError(error: unknown): string {
+  if (error instanceof Error) {
+    if (error.name === 'TimeoutError') return 'GA did not answer in time';
+    if (error.name === 'AbortError') return 'request abandoned (collector stopping)';
+    const cause = (error as Error & { cause?: { code?: string } }).cause;
+    return `network error${cause?.code ? ` (${cause.code})` : ''}`;
+  }
+  return 'network error';
+}

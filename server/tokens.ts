@@ -1,0 +1,56 @@
+import type { Db } from './db/database.ts';
+import { tokens, type Token } from './db/schema.ts';
+import { skipReason } from './team-token.ts';
+
+/** The three things a token can receive, each switchable. */
+export type Feature = 'pageViews' | 'taskEvents' | 'dailyStats';
+
+const SWITCH: Record<Feature, 'sendPageViews' | 'sendTaskEvents' | 'sendDailyStats'> = {
+  pageViews: 'sendPageViews',
+  taskEvents: 'sendTaskEvents',
+  dailyStats: 'sendDailyStats',
+};
+
+/** A token as the hot path needs it: its ignore paths compiled once. */
+export interface ActiveToken {
+  token: Token;
+  ignore: RegExp[];
+}
+
+/**
+ * Which tokens receive what. Reads are cached (every page view asks); whoever changes the tokens
+ * table calls {@link TokenDirectory.invalidate}.
+ */
+export class TokenDirectory {
+  private cache: ActiveToken[] | undefined;
+
+  constructor(private readonly db: Db) {}
+
+  /** Forget the cached tokens: call after any insert, update or delete of a token. */
+  invalidate(): void {
+    this.cache = undefined;
+  }
+
+  /** Every token, ignore paths compiled (an invalid stored pattern matches nothing). */
+  all(): ActiveToken[] {
+    this.cache ??= this.db
+      .select()
+      .from(tokens)
+      .all()
+      .map((token) => ({ token, ignore: token.ignorePaths.flatMap(compileOrSkip) }));
+    return this.cache;
+  }
+
+  /** Tokens that have `feature` on and can be sent to (not the placeholder, a secret set). */
+  recipients(feature: Feature): ActiveToken[] {
+    return this.all().filter((t) => t.token[SWITCH[feature]] && skipReason(t.token) === undefined);
+  }
+}
+
+function compileOrSkip(source: string): RegExp[] {
+  try {
+    return [new RegExp(source)];
+  } catch {
+    return [];
+  }
+}
