@@ -19,6 +19,8 @@ export interface Config {
   eventsKey: string | undefined;
   /** Take the client address from `X-Forwarded-For`. */
   trustProxy: boolean;
+  /** Page-view hits accepted per client address per minute at `POST /collect`. */
+  rateLimitPerMinute: number;
 }
 
 /** A setting that cannot be used; the message names the variable. */
@@ -59,6 +61,15 @@ function parsePort(env: Env, name: string, fallback: number): number {
     throw new ConfigError(`${name} must be a port number from 0 to 65535 (got "${value}")`);
   }
   return port;
+}
+
+function parseCount(env: Env, name: string, fallback: number): number {
+  const value = read(env, name);
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < 1) {
+    throw new ConfigError(`${name} must be a whole number of 1 or more (got "${value}")`);
+  }
+  return Number(value);
 }
 
 function parseHttpUrl(env: Env, name: string, fallback: string, originOnly: boolean): string {
@@ -102,5 +113,6 @@ export function loadConfig(env: Env, version: string = packageVersion()): Config
     adminToken: parseSecret(env, 'ANALYTICS_ADMIN_TOKEN', MIN_ADMIN_TOKEN_LENGTH),
     eventsKey: parseSecret(env, 'ANALYTICS_EVENTS_KEY', 1),
     trustProxy: parseBoolean(env, 'ANALYTICS_TRUST_PROXY'),
+    rateLimitPerMinute: parseCount(env, 'ANALYTICS_RATE_LIMIT', 1200),
   };
 }

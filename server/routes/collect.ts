@@ -1,7 +1,90 @@
-import { Hono } from 'hono';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Hono, type Context } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import { HTTPException } from 'hono/http-exception';
+import { isbot } from 'isbot';
+import { MAX_HIT_BYTES } from '../../shared/wire.ts';
+import { parseHit } from '../hit.ts';
+import { rateLimit } from '../rate-limit.ts';
+import { deviceFromUserAgent } from '../relay/device.ts';
+import { pageViewParams } from '../relay/ga4.ts';
+import type { NewEvent } from '../relay/outbox.ts';
 import type { Services } from '../services.ts';
 
+/** Why a well-formed hit was answered 204 but not queued (the `X-Analytics-Ignored` header). */
+export type IgnoreReason = 'disabled' | 'bot' | 'ignored-path' | 'no-token';
+
+const SNIPPET_PATH = new URL('../../dist/analytics.js', import.meta.url);
+
+interface Snippet {
+  body: string;
+  etag: string;
+}
+
+function loadSnippet(): Snippet | undefined {
+  try {
+    const body = readFileSync(SNIPPET_PATH, 'utf8');
+    return { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
+  } catch {
+    return undefined;
+  }
+}
+
 /** `GET /analytics.js` (the snippet) and `POST /collect` (page-view hits). */
-export function collectRoutes(_services: Services): Hono {
-  return new Hono();
+export function collectRoutes(services: Services): Hono {
+  const { config, metrics, outbox, tokens, clock } = services;
+  const app = new Hono();
+  let snippet: Snippet | undefined;
+
+  app.get('/analytics.js', (c) => {
+    snippet ??= loadSnippet();
+    if (!snippet) throw new HTTPException(404, { message: 'the snippet is not built: run npm run build' });
+    c.header('ETag', snippet.etag);
+    // The URL carries no version, so a day of caching plus revalidation by ETag.
+    c.header('Cache-Control', 'public, max-age=86400, stale-while-revalidate=604800');
+    c.header('Cross-Origin-Resource-Policy', 'cross-origin');
+    if (c.req.header('if-none-match') === snippet.etag) return c.body(null, 304);
+    return c.body(snippet.body, 200, { 'Content-Type': 'text/javascript; charset=utf-8' });
+  });
+
+  const ignored = (c: Context, reason: IgnoreReason) => {
+    metrics.hitsIgnored.inc({ reason });
+    c.header('X-Analytics-Ignored', reason);
+    return c.body(null, 204);
+  };
+
+  app.use('/collect', cors({ origin: '*', allowMethods: ['POST'], allowHeaders: ['Content-Type'], exposeHeaders: ['X-Analytics-Ignored'], maxAge: 86400 }));
+  app.post(
+    '/collect',
+    rateLimit({ max: config.rateLimitPerMinute, trustProxy: config.trustProxy }),
+    bodyLimit({
+      maxSize: MAX_HIT_BYTES,
+      onError: () => {
+        throw new HTTPException(413, { message: `body over ${MAX_HIT_BYTES} bytes` });
+      },
+    }),
+    async (c) => {
+      const hit = parseHit(await c.req.text());
+      metrics.hitsReceived.inc();
+      if (config.disabled) return ignored(c, 'disabled');
+      const userAgent = c.req.header('user-agent') ?? '';
+      if (userAgent === '' || isbot(userAgent)) return ignored(c, 'bot');
+
+      const enabled = tokens.recipients('pageViews');
+      if (enabled.length === 0) return ignored(c, 'no-token');
+      const receiving = enabled.filter((t) => !t.ignore.some((pattern) => pattern.test(hit.path)));
+      if (receiving.length === 0) return ignored(c, 'ignored-path');
+
+      const occurredAt = clock();
+      const params = pageViewParams(hit, config.pageOrigin, occurredAt);
+      const device = deviceFromUserAgent(userAgent, hit.language);
+      const events: NewEvent[] = receiving.map((t) => ({ tokenId: t.token.id, name: 'page_view', params, device, occurredAt }));
+      // The 204 is a promise that the hit is on disk: answer only once the group commit is done.
+      await outbox.add(events);
+      return c.body(null, 204);
+    },
+  );
+  return app;
 }

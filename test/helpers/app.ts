@@ -3,6 +3,7 @@ import { createApp } from '../../server/app.ts';
 import type { Clock } from '../../server/clock.ts';
 import { loadConfig, type Config } from '../../server/config.ts';
 import { openDatabase } from '../../server/db/database.ts';
+import { tokens, type NewToken, type Token } from '../../server/db/schema.ts';
 import { silentLogger, type Logger } from '../../server/log.ts';
 import { createServices, type Services } from '../../server/services.ts';
 
@@ -49,4 +50,26 @@ export function fakeClock(start: number = Date.UTC(2026, 0, 1)): Clock & { advan
     now = ms;
   };
   return clock;
+}
+
+let tokenCounter = 0;
+
+/** Adds a token that can receive events (a real-looking id and a secret), all features on unless overridden. */
+export function addTestToken(services: Services, overrides: Partial<NewToken> = {}): Token {
+  tokenCounter += 1;
+  const now = services.clock();
+  const token = services.db
+    .insert(tokens)
+    .values({
+      name: `Test property ${tokenCounter}`,
+      measurementId: `G-TEST${tokenCounter}`,
+      apiSecret: `secret-${tokenCounter}`,
+      createdAt: now,
+      updatedAt: now,
+      ...overrides,
+    })
+    .returning()
+    .get();
+  services.tokens.invalidate();
+  return token;
 }

@@ -15,6 +15,7 @@ describe('loadConfig', () => {
       adminToken: undefined,
       eventsKey: undefined,
       trustProxy: false,
+      rateLimitPerMinute: 1200,
     });
   });
 
@@ -34,6 +35,7 @@ describe('loadConfig', () => {
       ANALYTICS_ADMIN_TOKEN: 'a-long-enough-admin-secret',
       ANALYTICS_EVENTS_KEY: 'k',
       ANALYTICS_TRUST_PROXY: 'TRUE',
+      ANALYTICS_RATE_LIMIT: '30',
     });
     expect(config).toEqual({
       port: 8080,
@@ -46,6 +48,7 @@ describe('loadConfig', () => {
       adminToken: 'a-long-enough-admin-secret',
       eventsKey: 'k',
       trustProxy: true,
+      rateLimitPerMinute: 30,
     });
   });
 
@@ -58,6 +61,8 @@ describe('loadConfig', () => {
     ['ANALYTICS_GA_URL', 'ftp://example.com'],
     ['ANALYTICS_GA_URL', 'not a url'],
     ['ANALYTICS_PAGE_ORIGIN', 'javascript:alert(1)'],
+    ['ANALYTICS_RATE_LIMIT', '0'],
+    ['ANALYTICS_RATE_LIMIT', 'lots'],
   ])('refuses %s=%s with a message naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name} `));

@@ -1,0 +1,57 @@
+import { HTTPException } from 'hono/http-exception';
+import { z } from 'zod';
+import { MAX_LANGUAGE_LENGTH, MAX_TITLE_LENGTH, type PageViewHit } from '../shared/wire.ts';
+
+// Control characters never belong in a path, title or language; in a title they are cleaned to spaces.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+// An e-mail address in a path or title is personal data: it is replaced before anything is stored.
+const EMAIL = /[^\s/?#@%]+(?:@|%40)[^\s/?#@%]+\.[A-Za-z]{2,}/gi;
+const LANGUAGE = /^[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*$/;
+const MAX_PATH_LENGTH = 2048;
+
+const hitSchema = z.object({
+  path: z
+    .string()
+    .min(1)
+    .max(MAX_PATH_LENGTH)
+    .refine((path) => path.startsWith('/') && !path.startsWith('//'), 'must start with a single /')
+    .refine((path) => !/[\u0000-\u001f\u007f]/.test(path), 'must not contain control characters'),
+  title: z.string().max(MAX_TITLE_LENGTH).default(''),
+  language: z
+    .string()
+    .max(MAX_LANGUAGE_LENGTH)
+    .refine((language) => language === '' || LANGUAGE.test(language), 'must be a BCP 47 language tag')
+    .default(''),
+});
+
+/**
+ * Reads a `/collect` body into a clean hit, or throws a 400 saying what is wrong.
+ * The query and fragment are dropped, e-mail addresses redacted, control characters in the title cleaned.
+ * @example parseHit('{"path":"/a?x=1","title":"A","language":"en"}') // { path: '/a', title: 'A', language: 'en' }
+ */
+export function parseHit(body: string): PageViewHit {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw new HTTPException(400, { message: 'body must be JSON: {"path", "title", "language"}' });
+  }
+  const result = hitSchema.safeParse(json);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
+    throw new HTTPException(400, { message: `${where}${issue?.message ?? 'invalid hit'}` });
+  }
+  const { path, title, language } = result.data;
+  return {
+    path: redactEmails(path.replace(/[?#].*$/s, '')),
+    title: redactEmails(title.replace(CONTROL, ' ').trim()),
+    language,
+  };
+}
+
+/** Replaces anything shaped like an e-mail address with `[email]`. */
+export function redactEmails(text: string): string {
+  return text.replace(EMAIL, '[email]');
+}

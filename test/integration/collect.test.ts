@@ -1,0 +1,230 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { outbox } from '../../server/db/schema.ts';
+import { Relay } from '../../server/relay/relay.ts';
+import { addTestToken, makeTestApp } from '../helpers/app.ts';
+import { startFakeGa, type FakeGa } from '../helpers/fake-ga.ts';
+
+const CHROME =
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
+const HEADLESS =
+  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36';
+
+let ga: FakeGa;
+beforeEach(async () => {
+  ga = await startFakeGa();
+});
+afterEach(async () => {
+  await ga.close();
+});
+
+function setup(config: Parameters<typeof makeTestApp>[0] = {}) {
+  const made = makeTestApp({ ...config, config: { gaUrl: ga.url, appVersion: '9.9.9', pageOrigin: 'https://auth.example.org', ...config.config } });
+  const post = (body: string, headers: Record<string, string> = {}) =>
+    made.app.request('/collect', {
+      method: 'POST',
+      body,
+      headers: { 'Content-Type': 'text/plain;charset=UTF-8', 'User-Agent': CHROME, ...headers },
+    });
+  const queued = () => made.services.db.select().from(outbox).all();
+  return { ...made, post, queued };
+}
+
+const hit = (fields: Record<string, unknown> = {}) => JSON.stringify({ path: '/dashboard', title: 'Dashboard', language: 'en-GB', ...fields });
+
+describe('POST /collect', () => {
+  it('queues a page view for every token with page views on, and the relay delivers it as GA expects', async () => {
+    const { services, post, queued } = setup();
+    const one = addTestToken(services);
+    const two = addTestToken(services);
+    addTestToken(services, { sendPageViews: false });
+
+    const res = await post(hit());
+    expect(res.status).toBe(204);
+    expect(res.headers.get('x-analytics-ignored')).toBeNull();
+    expect(queued().map((row) => row.tokenId).sort()).toEqual([one.id, two.id]);
+
+    const relay = new Relay(services);
+    await relay.drain();
+    const delivered = ga.delivered();
+    expect(delivered.map((e) => e.measurementId).sort()).toEqual([one.measurementId, two.measurementId]);
+    for (const event of delivered) {
+      expect(event).toMatchObject({
+        name: 'page_view',
+        clientId: services.identity.uuid,
+        appVersion: '9.9.9',
+        device: { category: 'desktop', language: 'en-GB', operating_system: 'Windows', operating_system_version: '10', browser: 'Chrome', browser_version: '120.0.0.0' },
+        params: {
+          page_location: 'https://auth.example.org/dashboard',
+          page_title: 'Dashboard',
+          language: 'en-GB',
+          engagement_time_msec: 1,
+          session_id: expect.any(Number),
+        },
+      });
+    }
+    const raw = ga.accepted().map((r) => r.rawBody).join('\n');
+    expect(raw).not.toContain('Mozilla'); // never the raw User-Agent
+    expect(raw).not.toContain('127.0.0.1'); // never an address
+    expect(queued()).toEqual([]);
+  });
+
+  it.each([
+    ['a crawler', 'Googlebot/2.1 (+http://www.google.com/bot.html)'],
+    ['headless Chrome', HEADLESS],
+    ['a script', 'curl/8.5.0'],
+    ['no User-Agent at all', ''],
+  ])('answers 204 but queues nothing for %s (X-Analytics-Ignored: bot)', async (_, userAgent) => {
+    const { services, post, queued } = setup();
+    addTestToken(services);
+    const res = await post(hit(), { 'User-Agent': userAgent });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('x-analytics-ignored')).toBe('bot');
+    expect(queued()).toEqual([]);
+  });
+
+  it('keeps a path a token ignores from that token only, and says so when no token takes it', async () => {
+    const { services, post, queued } = setup();
+    const everything = addTestToken(services);
+    const noAdmin = addTestToken(services, { ignorePaths: ['^/admin/', 'secret$'] });
+
+    expect((await post(hit({ path: '/admin/users' }))).status).toBe(204);
+    expect(queued().map((row) => row.tokenId)).toEqual([everything.id]);
+
+    services.db.delete(outbox).run();
+    const { services: lonely, post: postLonely, queued: queuedLonely } = setup();
+    addTestToken(lonely, { ignorePaths: ['^/admin/'] });
+    const res = await postLonely(hit({ path: '/admin/' }));
+    expect(res.headers.get('x-analytics-ignored')).toBe('ignored-path');
+    expect(queuedLonely()).toEqual([]);
+    expect(noAdmin.id).toBeGreaterThan(everything.id);
+  });
+
+  it('queues nothing while only the placeholder team token exists (X-Analytics-Ignored: no-token)', async () => {
+    const { post, queued } = setup();
+    const res = await post(hit());
+    expect(res.status).toBe(204);
+    expect(res.headers.get('x-analytics-ignored')).toBe('no-token');
+    expect(queued()).toEqual([]);
+  });
+
+  it('queues and sends nothing when analytics is disabled', async () => {
+    const { services, post, queued } = setup({ config: { disabled: true } });
+    addTestToken(services);
+    const res = await post(hit());
+    expect(res.status).toBe(204);
+    expect(res.headers.get('x-analytics-ignored')).toBe('disabled');
+    expect(queued()).toEqual([]);
+    const relay = new Relay(services);
+    relay.start();
+    await relay.drain();
+    await relay.stop();
+    expect(ga.requests).toEqual([]);
+  });
+
+  it('counts hits received and ignored by reason in /metrics', async () => {
+    const { app, services, post } = setup();
+    addTestToken(services);
+    await post(hit());
+    await post(hit(), { 'User-Agent': 'Googlebot/2.1' });
+    const text = await (await app.request('/metrics')).text();
+    expect(text).toMatch(/^analytics_hits_received_total 2$/m);
+    expect(text).toMatch(/^analytics_hits_ignored_total\{reason="bot"\} 1$/m);
+    expect(text).toMatch(/^analytics_outbox_depth 1$/m);
+  });
+
+  it('accepts a beacon from any origin, and answers a JSON preflight', async () => {
+    const { app, services, post } = setup();
+    addTestToken(services);
+    const res = await post(hit(), { Origin: 'https://site.example' });
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    const preflight = await app.request('/collect', {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://site.example', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
+    expect(preflight.headers.get('access-control-allow-headers')?.toLowerCase()).toContain('content-type');
+  });
+
+  it('also takes an application/json body', async () => {
+    const { services, post, queued } = setup();
+    addTestToken(services);
+    expect((await post(hit(), { 'Content-Type': 'application/json' })).status).toBe(204);
+    expect(queued()).toHaveLength(1);
+  });
+});
+
+describe('POST /collect with bad input', () => {
+  const huge = 'x'.repeat(10 * 1024 * 1024);
+  it.each([
+    ['not JSON', 'path=/x', 400],
+    ['JSON but not an object', '[1,2]', 400],
+    ['a number for the path', JSON.stringify({ path: 5, title: 't', language: 'en' }), 400],
+    ['no path', JSON.stringify({ title: 't', language: 'en' }), 400],
+    ['a relative path', hit({ path: 'dashboard' }), 400],
+    ['a protocol-relative path', hit({ path: '//evil.example/x' }), 400],
+    ['a control character in the path', hit({ path: '/a\u0000b' }), 400],
+    ['a title over 300 characters', hit({ title: 't'.repeat(301) }), 400],
+    ['a language that is not a tag', hit({ language: 'en GB; drop table' }), 400],
+    ['a language over 35 characters', hit({ language: `en-${'a'.repeat(40)}` }), 400],
+    ['an object for the title', hit({ title: { toString: 'x' } }), 400],
+    ['a body over 4 KiB', hit({ title: '', junk: 'j'.repeat(5000) }), 413],
+    ['10 MB', huge, 413],
+  ])('refuses %s with its 4xx and queues nothing', async (_, body, status) => {
+    const { services, post, queued, app } = setup();
+    addTestToken(services);
+    const res = await post(body);
+    expect(res.status).toBe(status);
+    expect((await res.json()) as unknown).toEqual({ error: expect.any(String) });
+    expect(queued()).toEqual([]);
+    expect((await app.request('/metrics').then((r) => r.text())).match(/^analytics_hits_received_total 0$/m)).not.toBeNull();
+  });
+
+  it('cleans what it keeps: no query string, no fragment, no e-mail address, no control characters', async () => {
+    const { services, post, queued } = setup();
+    addTestToken(services);
+    const res = await post(
+      hit({ path: '/users/jane.doe@example.com/profile?token=abc&email=jane%40example.com#top', title: 'Profile of jane.doe@example.com\u0007\n' }),
+    );
+    expect(res.status).toBe(204);
+    const [row] = queued();
+    expect(row?.params).toMatchObject({
+      page_location: 'https://auth.example.org/users/[email]/profile',
+      page_title: 'Profile of [email]',
+    });
+    expect(JSON.stringify(row)).not.toMatch(/jane|token=abc/);
+  });
+
+  it('rate-limits each client address, taking X-Forwarded-For only when told to trust the proxy', async () => {
+    const limited = setup({ config: { rateLimitPerMinute: 2 } });
+    addTestToken(limited.services);
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await limited.post(hit(), { 'X-Forwarded-For': `10.0.0.${i}` })).status);
+    expect(statuses).toEqual([204, 204, 429]); // the header is not trusted: one client
+    const refused = await limited.post(hit());
+    expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(limited.queued()).toHaveLength(2);
+
+    const proxied = setup({ config: { rateLimitPerMinute: 2, trustProxy: true } });
+    addTestToken(proxied.services);
+    for (let i = 0; i < 3; i++) expect((await proxied.post(hit(), { 'X-Forwarded-For': `10.0.0.${i}, 192.0.2.1` })).status).toBe(204);
+    expect((await proxied.post(hit(), { 'X-Forwarded-For': '10.0.0.1' })).status).toBe(204);
+    expect((await proxied.post(hit(), { 'X-Forwarded-For': '10.0.0.1' })).status).toBe(429);
+  });
+});
+
+describe('GET /analytics.js', () => {
+  it('serves the built snippet as JavaScript with a long cache and an ETag', async () => {
+    const { app } = setup();
+    const res = await app.request('/analytics.js');
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(res.headers.get('cache-control')).toContain('max-age=86400');
+    expect(res.headers.get('cross-origin-resource-policy')).toBe('cross-origin');
+    const etag = res.headers.get('etag');
+    expect(etag).toMatch(/^".+"$/);
+    expect((await res.text()).length).toBeGreaterThan(0);
+    const again = await app.request('/analytics.js', { headers: { 'If-None-Match': etag ?? '' } });
+    expect(again.status).toBe(304);
+  });
+});
