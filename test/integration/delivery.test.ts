@@ -1,0 +1,205 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../server/db/database.ts';
+import { outbox, tokens } from '../../server/db/schema.ts';
+import { ensureIdentity } from '../../server/identity.ts';
+import { Relay } from '../../server/relay/relay.ts';
+import { addTestToken, fakeClock, makeTestApp } from '../helpers/app.ts';
+import { startCollector } from '../helpers/collector-process.ts';
+import { startFakeGa, type FakeGa } from '../helpers/fake-ga.ts';
+
+const CHROME =
+  'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
+const dir = mkdtempSync(join(tmpdir(), 'analytics-delivery-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let ga: FakeGa;
+let relays: Relay[] = [];
+beforeEach(async () => {
+  ga = await startFakeGa();
+});
+afterEach(async () => {
+  await Promise.all(relays.map((r) => r.stop()));
+  relays = [];
+  await ga.close();
+});
+
+function setup(options: Parameters<typeof makeTestApp>[0] = {}, relayOptions: ConstructorParameters<typeof Relay>[1] = {}) {
+  const made = makeTestApp({ dbPath: join(dir, `${Math.random().toString(36).slice(2)}.db`), ...options, config: { gaUrl: ga.url, ...options.config } });
+  const relay = new Relay(made.services, { lingerMs: 20, random: () => 0, ...relayOptions });
+  relays.push(relay);
+  const post = (path: string) =>
+    made.app.request('/collect', {
+      method: 'POST',
+      body: JSON.stringify({ path, title: `Title of ${path}`, language: 'en' }),
+      headers: { 'User-Agent': CHROME },
+    });
+  return { ...made, relay, post };
+}
+
+/** The page paths GA received, per measurement id. */
+function pathsByToken(fake: FakeGa): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const event of fake.delivered()) {
+    const path = new URL(String(event.params.page_location)).pathname;
+    (out[event.measurementId] ??= []).push(path);
+  }
+  for (const list of Object.values(out)) list.sort();
+  return out;
+}
+
+const paths = (n: number, prefix = '/p') => Array.from({ length: n }, (_, i) => `${prefix}${i}`).sort();
+
+describe('delivery to GA', () => {
+  it('delivers 100 hits to two tokens in at most 10 GA requests, each hit once', async () => {
+    const { services, relay, post } = setup();
+    const a = addTestToken(services);
+    const b = addTestToken(services);
+    const statuses = await Promise.all(paths(100).map(post).map((r) => r.then((res) => res.status)));
+    expect(new Set(statuses)).toEqual(new Set([204]));
+    relay.start();
+    await ga.waitFor(() => ga.delivered().length === 200);
+    expect(ga.accepted().length).toBeLessThanOrEqual(10);
+    expect(pathsByToken(ga)).toEqual({ [a.measurementId]: paths(100), [b.measurementId]: paths(100) });
+    expect(services.outbox.depth()).toBe(0);
+  });
+
+  it('holds events through a GA outage and delivers each once when GA is back', async () => {
+    const { services, relay, post } = setup({}, { random: () => 0 });
+    const token = addTestToken(services);
+    ga.setMode({ kind: 'status', status: 503 });
+    relay.start();
+    for (const path of paths(30)) expect((await post(path)).status).toBe(204);
+    await ga.waitFor(() => ga.requests.filter((r) => r.answer === 503).length >= 2);
+    expect(ga.delivered()).toEqual([]);
+    expect(services.outbox.depth()).toBe(30);
+    const row = services.db.select().from(tokens).all().find((t) => t.id === token.id);
+    expect(row?.lastError).toContain('GA answered 503');
+
+    ga.setMode({ kind: 'ok' });
+    await ga.waitFor(() => ga.delivered().length >= 30, 15_000);
+    await relay.drain();
+    expect(pathsByToken(ga)).toEqual({ [token.measurementId]: paths(30) });
+  });
+
+  it('retries after timeouts and connection resets', async () => {
+    const { services, relay, post } = setup({}, { timeoutMs: 200 });
+    const token = addTestToken(services);
+    ga.setMode({ kind: 'hang' });
+    for (const path of paths(5)) await post(path);
+    await relay.drain();
+    ga.setMode({ kind: 'reset' });
+    services.db.update(outbox).set({ nextAttemptAt: 0 }).run();
+    await relay.drain();
+    expect(ga.requests.map((r) => r.answer)).toEqual(['hang', 'reset']);
+    const rows = services.db.select().from(outbox).all();
+    expect(rows).toHaveLength(5);
+    for (const r of rows) {
+      expect(r.attempts).toBe(2);
+      expect(r.lastError).toMatch(/^network error/);
+    }
+    ga.setMode({ kind: 'ok' });
+    services.db.update(outbox).set({ nextAttemptAt: 0 }).run();
+    await relay.drain();
+    expect(pathsByToken(ga)).toEqual({ [token.measurementId]: paths(5) });
+  });
+
+  it('keeps events GA refuses with a 4xx as failed, with its answer, and retries them on request', async () => {
+    const { services, relay, post } = setup();
+    const token = addTestToken(services);
+    ga.setMode({ kind: 'status', status: 403, body: 'api_secret invalid' });
+    await post('/refused');
+    await relay.drain();
+    const [failed] = services.db.select().from(outbox).all();
+    expect(failed).toMatchObject({ status: 'failed', lastError: 'GA answered 403: api_secret invalid' });
+    expect(services.outbox.depth()).toBe(0);
+    expect(ga.requests).toHaveLength(1);
+
+    ga.setMode({ kind: 'ok' });
+    expect(services.outbox.retryFailed(token.id)).toBe(1);
+    await relay.drain();
+    expect(pathsByToken(ga)).toEqual({ [token.measurementId]: ['/refused'] });
+  });
+
+  it('never sends to the placeholder token or a token without a secret, and says so once', async () => {
+    const warnings: string[] = [];
+    const log = { info() {}, error() {}, warn: (m: string) => warnings.push(m) };
+    const { services, relay } = setup({ log });
+    const noSecret = addTestToken(services);
+    // Events queued while the token still had a secret; it was cleared since.
+    services.outbox.addNow([{ tokenId: noSecret.id, name: 'task_event', params: { task: 'x' }, occurredAt: services.clock() }]);
+    services.db.update(tokens).set({ apiSecret: '' }).run();
+    services.tokens.invalidate();
+    await relay.drain();
+    await relay.drain();
+    expect(ga.requests).toEqual([]);
+    expect(warnings).toEqual([`token ${noSecret.id} (${noSecret.name}) skipped: no API secret`]);
+    expect(services.outbox.depth()).toBe(1); // kept, for when a secret is set again
+  });
+
+  it('bounds the outbox: past the limit the oldest events are dropped and counted', async () => {
+    const { app, services, post } = setup({ outboxMax: 10 });
+    addTestToken(services);
+    for (const path of paths(15)) await post(path);
+    expect(services.outbox.depth()).toBe(10);
+    const kept = services.db.select().from(outbox).all().map((r) => new URL(String(r.params.page_location)).pathname);
+    expect(kept.sort()).toEqual(paths(15).slice(5).sort()); // paths(15) is sorted as text; the last five queued are /p10../p14
+    const metrics = await (await app.request('/metrics')).text();
+    expect(metrics).toMatch(/^analytics_events_dropped_total\{reason="outbox-full"\} 5$/m);
+  });
+
+  it("gives up on events older than GA's 72-hour limit instead of sending them", async () => {
+    const clock = fakeClock(Date.UTC(2026, 10, 1));
+    const { services, relay, post } = setup({ clock });
+    addTestToken(services);
+    ga.setMode({ kind: 'status', status: 503 });
+    await post('/old');
+    await relay.drain();
+    clock.advance(73 * 3_600_000);
+    ga.setMode({ kind: 'ok' });
+    services.db.update(outbox).set({ nextAttemptAt: 0 }).run();
+    await relay.drain();
+    expect(ga.delivered()).toEqual([]);
+    expect(services.db.select().from(outbox).all()).toMatchObject([{ status: 'failed', lastError: "older than GA's 72-hour limit" }]);
+  });
+});
+
+describe('durability across a crash', () => {
+  it('loses nothing answered 204 when the collector is killed with SIGKILL while GA is down', async () => {
+    const dbPath = join(dir, 'crash.db');
+    const setupDb = openDatabase(dbPath);
+    ensureIdentity(setupDb);
+    const now = Date.now();
+    for (const n of [1, 2]) {
+      setupDb.insert(tokens).values({ name: `T${n}`, measurementId: `G-CRASH${n}`, apiSecret: `s${n}`, createdAt: now, updatedAt: now }).run();
+    }
+    setupDb.$client.close();
+
+    ga.setMode({ kind: 'status', status: 503 });
+    const env = { ANALYTICS_DB: dbPath, ANALYTICS_GA_URL: ga.url };
+    const first = await startCollector(env);
+    const sent = paths(40, '/crash');
+    for (const path of sent) {
+      const res = await fetch(`${first.url}/collect`, {
+        method: 'POST',
+        body: JSON.stringify({ path, title: 't', language: 'en' }),
+        headers: { 'Content-Type': 'text/plain', 'User-Agent': CHROME },
+      });
+      expect(res.status).toBe(204);
+    }
+    expect(await first.stop('SIGKILL')).toBeNull();
+    expect(ga.delivered()).toEqual([]);
+
+    ga.setMode({ kind: 'ok' });
+    const second = await startCollector(env);
+    try {
+      await ga.waitFor(() => ga.delivered().length >= 80, 20_000);
+      await new Promise((resolve) => setTimeout(resolve, 1500)); // anything extra (a duplicate) would show up now
+      expect(pathsByToken(ga)).toEqual({ 'G-CRASH1': sent, 'G-CRASH2': sent });
+    } finally {
+      await second.stop();
+    }
+  });
+});
