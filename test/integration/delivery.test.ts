@@ -57,7 +57,7 @@ describe('delivery to GA', () => {
     const { services, relay, post } = setup();
     const a = addTestToken(services);
     const b = addTestToken(services);
-    const statuses = await Promise.all(paths(100).map(post).map((r) => r.then((res) => res.status)));
+    const statuses = await Promise.all(paths(100).map(async (path) => (await post(path)).status));
     expect(new Set(statuses)).toEqual(new Set([204]));
     relay.start();
     await ga.waitFor(() => ga.delivered().length === 200);
