@@ -84,16 +84,29 @@ export class Relay {
     this.timer = undefined;
     if (!this.running) return;
     const grace = setTimeout(() => this.stopController.abort(new Error('relay stopping')), this.options.stopGraceMs);
-    await this.running.catch(() => undefined);
+    await this.running;
     clearTimeout(grace);
   }
 
   /** Delivers everything due now, round after round, until nothing due is left (tests and the admin use it). */
   async drain(): Promise<void> {
-    while (this.running) await this.running.catch(() => undefined);
-    while (await this.runRound()) {
+    while (await this.exclusive(() => this.runRound())) {
       // keep going while full batches were taken
     }
+  }
+
+  /** Runs rounds one at a time: two rounds at once could send the same events twice. */
+  private exclusive<T>(round: () => Promise<T>): Promise<T> {
+    const result = (this.running ?? Promise.resolve()).then(round);
+    const settled = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.running = settled;
+    void settled.then(() => {
+      if (this.running === settled) this.running = undefined;
+    });
+    return result;
   }
 
   private schedule(delayMs: number): void {
@@ -109,22 +122,12 @@ export class Relay {
   }
 
   private async tick(): Promise<void> {
-    if (this.running) {
-      // A round is in progress; look again right after it.
-      await this.running.catch(() => undefined);
-    }
     if (!this.started) return;
     let more = false;
-    const round = this.runRound().then((full) => {
-      more = full;
-    });
-    this.running = round;
     try {
-      await round;
+      more = await this.exclusive(() => (this.started ? this.runRound() : Promise.resolve(false)));
     } catch (error) {
       this.services.log.error('delivery round failed', error);
-    } finally {
-      this.running = undefined;
     }
     if (!this.started) return;
     if (more) {
