@@ -14,8 +14,8 @@ export interface CollectorProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Runs the collector with `env` (on top of a clean environment) and waits until it listens. */
-export async function startCollector(env: Record<string, string>, timeoutMs = 20_000): Promise<CollectorProcess> {
+/** Spawns `server/main.ts` with `env` on top of a clean environment, collecting what it prints. */
+function spawnCollector(env: Record<string, string>): { child: ChildProcess; output(): string } {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
@@ -24,11 +24,17 @@ export async function startCollector(env: Record<string, string>, timeoutMs = 20
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  return { child, output: () => output };
+}
+
+/** Runs the collector with `env` (on top of a clean environment) and waits until it listens. */
+export async function startCollector(env: Record<string, string>, timeoutMs = 20_000): Promise<CollectorProcess> {
+  const { child, output: read } = spawnCollector(env);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`collector did not start:\n${output}`)), timeoutMs);
+    const timer = setTimeout(() => reject(new Error(`collector did not start:\n${read()}`)), timeoutMs);
     const check = () => {
-      const match = /listening on (http:\/\/\S+)/.exec(output);
+      const match = /listening on (http:\/\/\S+)/.exec(read());
       if (match?.[1]) {
         clearTimeout(timer);
         resolve(match[1]);
@@ -37,13 +43,13 @@ export async function startCollector(env: Record<string, string>, timeoutMs = 20
     child.stdout?.on('data', check);
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`collector exited with ${code}:\n${output}`));
+      reject(new Error(`collector exited with ${code}:\n${read()}`));
     });
   });
   return {
     url,
     child,
-    output: () => output,
+    output: read,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill(signal);
@@ -54,22 +60,15 @@ export async function startCollector(env: Record<string, string>, timeoutMs = 20
 
 /** Runs the collector expecting it to refuse to start; resolves with its exit code and output. */
 export function runCollectorToExit(env: Record<string, string>, timeoutMs = 20_000): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const { child, output: read } = spawnCollector(env);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`collector did not exit:\n${output}`));
+      reject(new Error(`collector did not exit:\n${read()}`));
     }, timeoutMs);
     child.on('exit', (code) => {
       clearTimeout(timer);
-      resolve({ code, output });
+      resolve({ code, output: read() });
     });
   });
 }
