@@ -20,6 +20,8 @@ export function createApp(services: Services): Hono {
       contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
       crossOriginResourcePolicy: false,
       xFrameOptions: 'DENY',
+      // A route that sets its own header keeps it: the admin pages need a CSP that allows their style sheet.
+      overwrite: false,
     }),
   );
   app.route('/', healthRoutes(services));
