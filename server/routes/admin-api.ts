@@ -1,7 +1,107 @@
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { z } from 'zod';
+import { adminEnabled, bearerAuth } from '../admin/access.ts';
+import { failedLogins } from '../admin/failed-login.ts';
+import { deliveryStatuses, failedDeliveries, installInfo } from '../admin/status.ts';
+import { tokenJson } from '../admin/token-input.ts';
+import {
+  createToken,
+  deleteToken,
+  findToken,
+  listTokens,
+  parseNewToken,
+  parseTokenId,
+  parseTokenPatch,
+  updateToken,
+} from '../admin/token-store.ts';
+import { validateToken, validationBlocker } from '../admin/validate.ts';
+import type { Token } from '../db/schema.ts';
 import type { Services } from '../services.ts';
 
-/** The JSON admin API under `/api/admin`. */
-export function adminApiRoutes(_services: Services): Hono {
-  return new Hono();
+const retrySchema = z.strictObject({ ids: z.array(z.number().int().positive()).max(10_000).optional() });
+
+/**
+ * The JSON admin API under `/api/admin` (`Authorization: Bearer <ANALYTICS_ADMIN_TOKEN>`): token management,
+ * validation against GA's debug endpoint, delivery status and retry of failed deliveries.
+ */
+export function adminApiRoutes(services: Services): Hono {
+  const app = new Hono();
+  const { adminToken } = services.config;
+  app.use('*', adminEnabled({ adminToken }));
+  if (adminToken === undefined) return app;
+  app.use('*', bearerAuth({ adminToken, failedLogin: failedLogins(services.metrics) }));
+
+  const tokenOr404 = (c: Context): Token => {
+    const id = parseTokenId(c.req.param('id') ?? '');
+    const token = id === undefined ? undefined : findToken(services, id);
+    if (!token) throw new HTTPException(404, { message: 'no such token' });
+    return token;
+  };
+
+  app.get('/tokens', (c) => c.json({ tokens: listTokens(services).map(tokenJson) }));
+
+  app.post('/tokens', async (c) => {
+    const token = createToken(services, parseNewToken(await readJson(c)));
+    services.log.info(`admin: token ${token.id} added`);
+    return c.json(tokenJson(token), 201, { Location: `/api/admin/tokens/${token.id}` });
+  });
+
+  app.get('/tokens/:id', (c) => c.json(tokenJson(tokenOr404(c))));
+
+  app.patch('/tokens/:id', async (c) => {
+    const current = tokenOr404(c);
+    const patch = parseTokenPatch(await readJson(c), current);
+    if (patch.id !== undefined && patch.id !== current.id) throw new HTTPException(400, { message: 'id: a token id cannot change' });
+    const token = updateToken(services, current.id, patch);
+    if (!token) throw new HTTPException(404, { message: 'no such token' });
+    services.log.info(`admin: token ${token.id} changed`);
+    return c.json(tokenJson(token));
+  });
+
+  app.delete('/tokens/:id', (c) => {
+    const token = tokenOr404(c);
+    deleteToken(services, token.id);
+    services.log.info(`admin: token ${token.id} deleted`);
+    return c.body(null, 204);
+  });
+
+  app.post('/tokens/:id/validate', async (c) => {
+    const token = tokenOr404(c);
+    const blocker = validationBlocker(services, token);
+    if (blocker) throw new HTTPException(409, { message: blocker });
+    return c.json({ results: await validateToken(services, token) });
+  });
+
+  app.post('/tokens/:id/retry', async (c) => {
+    const token = tokenOr404(c);
+    const raw = await c.req.text();
+    const { ids } = retrySchema.parse(raw.trim() === '' ? {} : parseJson(raw));
+    return c.json({ retried: services.outbox.retryFailed(token.id, ids) });
+  });
+
+  app.get('/failed', (c) => {
+    const limit = Math.min(Math.max(Number.parseInt(c.req.query('limit') ?? '100', 10) || 100, 1), 1000);
+    return c.json(failedDeliveries(services, limit));
+  });
+
+  app.get('/status', (c) => {
+    const list = listTokens(services);
+    return c.json({ install: installInfo(services), tokens: deliveryStatuses(services, list) });
+  });
+
+  return app;
+}
+
+/** The request's JSON body; a body that is not JSON is a 400, not a 500. */
+async function readJson(c: Context): Promise<unknown> {
+  return parseJson(await c.req.text());
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HTTPException(400, { message: 'the body must be JSON' });
+  }
 }

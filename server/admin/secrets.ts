@@ -1,0 +1,54 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Compares a submitted secret with the expected one in constant time.
+ * Both sides are hashed first, so neither the content nor the length leaks through timing.
+ * @example sameSecret(bearer, config.adminToken)
+ */
+export function sameSecret(submitted: string, expected: string): boolean {
+  const a = createHash('sha256').update(submitted, 'utf8').digest();
+  const b = createHash('sha256').update(expected, 'utf8').digest();
+  return timingSafeEqual(a, b);
+}
+
+/**
+ * A key for one purpose, derived from the admin token with HMAC: whatever it signs stops being valid
+ * as soon as the admin token changes, and the token itself is never used as a key directly.
+ */
+export function deriveKey(adminToken: string, purpose: string): Buffer {
+  return createHmac('sha256', adminToken).update(`analytics-admin:${purpose}`).digest();
+}
+
+/** HMAC-SHA256 of `data` under `key`, base64url (safe in a form field and a cookie). */
+export function sign(key: Buffer, data: string): string {
+  return createHmac('sha256', key).update(data).digest('base64url');
+}
+
+/** True when `signature` is `sign(key, data)`, compared in constant time. */
+export function verifySignature(key: Buffer, data: string, signature: string): boolean {
+  const expected = Buffer.from(sign(key, data));
+  const given = Buffer.from(signature);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+const MASK = '••••';
+
+/**
+ * How a stored API secret is shown: never in full. Empty stays empty (the admin can tell "no secret");
+ * long secrets keep their last two characters so two tokens can be told apart.
+ * @example maskSecret('AbCdEfGhIjKlMn') // '••••Mn'
+ */
+export function maskSecret(secret: string): string {
+  if (secret === '') return '';
+  return secret.length >= 12 ? MASK + secret.slice(-2) : MASK;
+}
+
+/** True when `value` is what {@link maskSecret} shows for `secret` (a client sent a read back unchanged). */
+export function isMaskOf(value: string, secret: string): boolean {
+  return value !== '' && value === maskSecret(secret);
+}
+
+/** `text` with every occurrence of `secret` blanked out (GA's error texts are shown to the admin). */
+export function redactSecret(text: string, secret: string): string {
+  return secret === '' ? text : text.split(secret).join(MASK);
+}

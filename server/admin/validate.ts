@@ -1,0 +1,147 @@
+import type { Token } from '../db/schema.ts';
+import { deviceFromUserAgent } from '../relay/device.ts';
+import { clampParams, clampText, mpUrl, pageViewParams, type MpBody } from '../relay/ga4.ts';
+import { describeNetworkError } from '../relay/relay.ts';
+import type { Services } from '../services.ts';
+import { skipReason } from '../team-token.ts';
+import type { Feature } from '../tokens.ts';
+import { redactSecret } from './secrets.ts';
+
+/** One finding of GA's validation endpoint. */
+export interface ValidationMessage {
+  fieldPath: string;
+  description: string;
+  validationCode: string;
+}
+
+/** What GA's validation endpoint said about the sample of one feature. */
+export interface ValidationResult {
+  feature: Feature;
+  /** Empty: GA found nothing wrong. */
+  validationMessages: ValidationMessage[];
+  /** Set when GA could not be asked or did not answer as expected. */
+  error?: string;
+}
+
+const SWITCH_OF: Record<Feature, 'sendPageViews' | 'sendTaskEvents' | 'sendDailyStats'> = {
+  pageViews: 'sendPageViews',
+  taskEvents: 'sendTaskEvents',
+  dailyStats: 'sendDailyStats',
+};
+
+// A common desktop browser, so the sample carries device fields as a real page view does.
+const SAMPLE_USER_AGENT =
+  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+const TIMEOUT_MS = 10_000;
+const MAX_MESSAGES = 50;
+
+/** Why a token cannot be validated now (analytics disabled, or the relay skips it), or undefined. */
+export function validationBlocker(services: Pick<Services, 'config'>, token: Token): string | undefined {
+  // Full opt-out means nothing leaves the machine, not even a validation sample.
+  if (services.config.disabled) return 'analytics is disabled (ANALYTICS_DISABLED); nothing is sent, not even a validation sample';
+  const skipped = skipReason(token);
+  if (skipped) return `the relay skips this token (${skipped}); fill in its measurement id and API secret first`;
+  return undefined;
+}
+
+/** The features a token has switched on. */
+export function enabledFeatures(token: Token): Feature[] {
+  return (['pageViews', 'taskEvents', 'dailyStats'] as const).filter((feature) => token[SWITCH_OF[feature]]);
+}
+
+/** One sample request of `feature`, shaped exactly as the relay sends that feature. */
+export function sampleBody(services: Pick<Services, 'config' | 'identity'>, feature: Feature, now: number): MpBody {
+  const { config, identity } = services;
+  const base = {
+    client_id: identity.uuid,
+    non_personalized_ads: true as const,
+    user_properties: { app_version: { value: clampText(config.appVersion, 36) } },
+  };
+  const at = now * 1000;
+  switch (feature) {
+    case 'pageViews':
+      return {
+        ...base,
+        device: deviceFromUserAgent(SAMPLE_USER_AGENT, 'en-US'),
+        events: [
+          {
+            name: 'page_view',
+            timestamp_micros: at,
+            params: pageViewParams({ path: '/analytics-validation/', title: 'Analytics validation', language: 'en-US' }, config.pageOrigin, now),
+          },
+        ],
+      };
+    case 'taskEvents':
+      return {
+        ...base,
+        events: [
+          {
+            name: 'task_event',
+            timestamp_micros: at,
+            params: clampParams({ namespace: 'analytics', task: 'validate', label: 'sample', result: 'success', value: 1 }),
+          },
+        ],
+      };
+    case 'dailyStats':
+      return {
+        ...base,
+        events: [
+          { name: 'daily_stats', timestamp_micros: at, params: { label: 'existence', value: 1 } },
+          { name: 'installed_app', timestamp_micros: at, params: { label: 'analytics', value: 1 } },
+        ],
+      };
+  }
+}
+
+/**
+ * Sends one sample of each enabled feature to GA's `/debug/mp/collect` and returns what GA said.
+ * The caller checks {@link validationBlocker} first. Never throws: a failure is reported per feature.
+ */
+export async function validateToken(services: Pick<Services, 'config' | 'identity' | 'fetch' | 'clock'>, token: Token): Promise<ValidationResult[]> {
+  const now = services.clock();
+  const url = mpUrl(services.config.gaUrl, token, true);
+  return Promise.all(
+    enabledFeatures(token).map(async (feature): Promise<ValidationResult> => {
+      try {
+        const res = await services.fetch(url, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify(sampleBody(services, feature, now)),
+          signal: AbortSignal.timeout(TIMEOUT_MS),
+        });
+        const text = await res.text();
+        if (!res.ok) return { feature, validationMessages: [], error: `GA answered ${res.status}` };
+        const messages = readValidationMessages(text);
+        if (!messages) return { feature, validationMessages: [], error: 'GA answered without validationMessages' };
+        // GA's texts are shown to the admin; make sure they cannot carry the secret along.
+        const clean = messages.map((m) => ({
+          fieldPath: redactSecret(m.fieldPath, token.apiSecret),
+          description: redactSecret(m.description, token.apiSecret),
+          validationCode: redactSecret(m.validationCode, token.apiSecret),
+        }));
+        return { feature, validationMessages: clean };
+      } catch (error) {
+        // Never the error itself: its message may carry the URL, and with it the API secret.
+        return { feature, validationMessages: [], error: describeNetworkError(error) };
+      }
+    }),
+  );
+}
+
+/** GA's `validationMessages`, each field cut to a readable length; undefined when the answer has none. */
+export function readValidationMessages(text: string): ValidationMessage[] | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (parsed === null || typeof parsed !== 'object') return undefined;
+  const list = (parsed as { validationMessages?: unknown }).validationMessages;
+  if (!Array.isArray(list)) return undefined;
+  const field = (value: unknown) => clampText(typeof value === 'string' ? value : value === undefined ? '' : JSON.stringify(value), 500);
+  return list.slice(0, MAX_MESSAGES).map((item: unknown) => {
+    const m = (item !== null && typeof item === 'object' ? item : {}) as Record<string, unknown>;
+    return { fieldPath: field(m.fieldPath), description: field(m.description), validationCode: field(m.validationCode) };
+  });
+}

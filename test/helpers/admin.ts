@@ -1,0 +1,104 @@
+import type { Hono } from 'hono';
+import { expect } from 'vitest';
+import { createApp } from '../../server/app.ts';
+import type { Clock } from '../../server/clock.ts';
+import type { Config } from '../../server/config.ts';
+import { openDatabase } from '../../server/db/database.ts';
+import type { Logger } from '../../server/log.ts';
+import { createServices, type Services } from '../../server/services.ts';
+import { testConfig } from './app.ts';
+
+/** The admin token of the admin tests (long enough for start-up's check). */
+export const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
+
+/** A logger that keeps every line, to check that no secret is ever logged. */
+export function recordingLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return {
+    lines,
+    info: (message) => lines.push(message),
+    warn: (message) => lines.push(message),
+    error: (message, error) => lines.push(`${message} ${error instanceof Error ? (error.stack ?? error.message) : ''}`),
+  };
+}
+
+export interface AdminAppOptions {
+  config?: Partial<Config>;
+  clock?: Clock;
+  fetch?: typeof fetch;
+  log?: Logger;
+}
+
+/** An app with the admin on (unless the config says otherwise), over an in-memory database. */
+export function makeAdminApp(options: AdminAppOptions = {}): { app: Hono; services: Services; log: Logger & { lines: string[] } } {
+  const log = recordingLogger();
+  const config = testConfig({ adminToken: ADMIN_TOKEN, ...options.config });
+  const services = createServices({
+    config,
+    db: openDatabase(':memory:'),
+    clock: options.clock,
+    fetch: options.fetch,
+    log: options.log ?? log,
+  });
+  return { app: createApp(services), services, log };
+}
+
+/** A request to the admin API with the bearer token (or `token`, or none when null). */
+export function api(app: Hono, method: string, path: string, body?: unknown, token: string | null = ADMIN_TOKEN): Promise<Response> {
+  const headers: Record<string, string> = {};
+  if (token !== null) headers.authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  return Promise.resolve(
+    app.request(`/api/admin${path}`, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) }),
+  );
+}
+
+/** The `name=value` part of each Set-Cookie header, by cookie name. */
+export function cookiesOf(res: Response): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const header of res.headers.getSetCookie()) {
+    const pair = header.split(';')[0] ?? '';
+    const name = pair.slice(0, pair.indexOf('='));
+    out[name] = pair;
+  }
+  return out;
+}
+
+/** The CSRF token of the first form on a page. */
+export function csrfOf(html: string): string {
+  const match = /name="_csrf" value="([^"]+)"/.exec(html);
+  if (!match?.[1]) throw new Error('no CSRF field on the page');
+  return match[1];
+}
+
+/** A logged-in admin browser: its session cookie and the session's CSRF token. */
+export interface AdminBrowser {
+  cookie: string;
+  csrf: string;
+}
+
+/** Logs in through the login form, as a browser does. */
+export async function login(app: Hono, token: string = ADMIN_TOKEN): Promise<AdminBrowser> {
+  const form = await app.request('/admin/login');
+  expect(form.status).toBe(200);
+  const loginCookie = cookiesOf(form).analytics_admin_login ?? '';
+  const res = await postForm(app, '/admin/login', { _csrf: csrfOf(await form.text()), token }, loginCookie);
+  expect(res.status).toBe(303);
+  const cookie = cookiesOf(res).analytics_admin_session;
+  if (!cookie) throw new Error('no session cookie');
+  const list = await app.request('/admin/analytics/analyticstokens/', { headers: { cookie } });
+  expect(list.status).toBe(200);
+  return { cookie, csrf: csrfOf(await list.text()) };
+}
+
+/** Posts a urlencoded form, as a browser submits one. */
+export function postForm(app: Hono, path: string, fields: Record<string, string>, cookie?: string): Promise<Response> {
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  if (cookie) headers.cookie = cookie;
+  return Promise.resolve(app.request(path, { method: 'POST', headers, body: new URLSearchParams(fields).toString() }));
+}
+
+/** GETs a page with a cookie. */
+export function getPage(app: Hono, path: string, cookie?: string): Promise<Response> {
+  return Promise.resolve(app.request(path, { headers: cookie ? { cookie } : {} }));
+}
