@@ -1,5 +1,6 @@
 import { systemClock, type Clock } from './clock.ts';
 import type { Config } from './config.ts';
+import type { DailyStatsRunner } from './daily-stats.ts';
 import { openDatabase, type Db } from './db/database.ts';
 import { ensureIdentity, type Identity } from './identity.ts';
 import { consoleLogger, type Logger } from './log.ts';
@@ -20,6 +21,8 @@ export interface Services {
   log: Logger;
   /** Used for every request to GA; tests may hand in their own. */
   fetch: typeof fetch;
+  /** The daily-stats schedule, when one runs (the admin's "run now"); set by `createAnalytics`. */
+  dailyStats?: DailyStatsRunner;
 }
 
 /** What a caller may choose when building {@link Services}; the rest has defaults. */
