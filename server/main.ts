@@ -1,34 +1,30 @@
 import { serve, type ServerType } from '@hono/node-server';
-import { createApp } from './app.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { ConfigError } from './config.ts';
 import { DatabaseError } from './db/database.ts';
+import { createAnalytics, type Analytics } from './index.ts';
 import { consoleLogger as log } from './log.ts';
-import { Relay } from './relay/relay.ts';
-import { createServices, type Services } from './services.ts';
 
 function fail(message: string): never {
   log.error(message);
   process.exit(1);
 }
 
-let services: Services;
+let analytics: Analytics;
 try {
-  const config = loadConfig(process.env);
-  services = createServices({ config });
+  analytics = createAnalytics({ env: process.env, log });
 } catch (error) {
   if (error instanceof ConfigError || error instanceof DatabaseError) fail(error.message);
   throw error;
 }
+const { services } = analytics;
 const { config } = services;
-const app = createApp(services);
-const relay = new Relay(services);
 
-const server: ServerType = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, (info) => {
+const server: ServerType = serve({ fetch: analytics.app.fetch, hostname: config.host, port: config.port }, (info) => {
   log.info(`install ${services.identity.uuid}, version ${config.appVersion}, database ${config.dbPath}`);
   log.info(config.disabled ? 'ANALYTICS_DISABLED is on: nothing is queued or sent' : `relaying to ${config.gaUrl}`);
   log.info(config.adminToken ? 'admin on at /admin/' : 'admin off (ANALYTICS_ADMIN_TOKEN is unset)');
   log.info(config.eventsKey ? 'events API on' : 'events API off (ANALYTICS_EVENTS_KEY is unset)');
-  relay.start();
+  analytics.start();
   log.info(`listening on http://${info.family === 'IPv6' ? `[${info.address}]` : info.address}:${info.port}`);
 });
 
@@ -40,7 +36,7 @@ server.on('error', (error: NodeJS.ErrnoException) => {
 });
 
 let stopping = false;
-/** Stop accepting, let requests in flight finish, then close the database. */
+/** Stop accepting, let requests in flight finish, then stop delivery and the schedule and close the database. */
 function shutdown(signal: string): void {
   if (stopping) return;
   stopping = true;
@@ -51,8 +47,7 @@ function shutdown(signal: string): void {
   }, 10_000);
   forced.unref();
   server.close(() => {
-    void relay.stop().then(() => {
-      services.db.$client.close();
+    void analytics.stop().then(() => {
       log.info('database closed');
       process.exit(0);
     });

@@ -1,0 +1,105 @@
+import type { Hono } from 'hono';
+import { createApp } from './app.ts';
+import type { Clock } from './clock.ts';
+import { loadConfig, type Config } from './config.ts';
+import { DailyStats, type StatsSource } from './daily-stats.ts';
+import { openDatabase, type Db } from './db/database.ts';
+import { analyticsEvent, trackTask, type AnalyticsEventOptions } from './events.ts';
+import type { Logger } from './log.ts';
+import { Relay, type RelayOptions } from './relay/relay.ts';
+import { createServices, type Services } from './services.ts';
+
+export { ConfigError, type Config } from './config.ts';
+export { DatabaseError } from './db/database.ts';
+export { DAY_MS, type DailyStatsRun, type DailyStatsRunner, type HostStats, type StatsSource } from './daily-stats.ts';
+export { InvalidEventError, OWN_NAMESPACE, type AnalyticsEventOptions, type EventType } from './events.ts';
+export type { Logger } from './log.ts';
+export type { Services } from './services.ts';
+
+/** How a host sets up analytics; everything is optional. */
+export interface AnalyticsOptions {
+  /** An open database of this project (migrated by `openDatabase`); the host keeps it open after `stop()`. */
+  db?: Db;
+  /** A SQLite file to open (and close on `stop()`); otherwise `config.dbPath`. */
+  dbPath?: string;
+  /** Settings over those of `env`. */
+  config?: Partial<Config>;
+  /** The environment to read `ANALYTICS_*` settings from; `process.env` when omitted. */
+  env?: Record<string, string | undefined>;
+  /** The host's numbers for the daily stats; without it, the latest `PUT /api/stats`. */
+  stats?: StatsSource;
+  /** How long after `start()` the daily stats first look whether a run is due (default one minute). */
+  dailyStatsStartDelayMs?: number;
+  log?: Logger;
+  fetch?: typeof fetch;
+  clock?: Clock;
+  relay?: RelayOptions;
+}
+
+/** Analytics inside a host app: its routes, its two calls, and its lifecycle. */
+export interface Analytics {
+  /** The collector's routes (`/analytics.js`, `/collect`, `/api/…`, `/admin/…`, `/healthz`): mount under a prefix. */
+  app: Hono;
+  /** Queues one event per token whose switch is on; returns how many. See {@link AnalyticsEventOptions}. */
+  analyticsEvent(options: AnalyticsEventOptions): number;
+  /** Runs `fn` and reports its success (returned number as value) or its error's class name. */
+  trackTask<T>(namespace: string, task: string, fn: () => T | Promise<T>): Promise<T>;
+  /** Starts delivery to GA and the daily-stats schedule. */
+  start(): void;
+  /** Stops both, and closes the database if it was opened here. */
+  stop(): Promise<void>;
+  services: Services;
+}
+
+/**
+ * Sets up analytics for a host app in Node: settings from the environment with `config` on top, the
+ * database opened and migrated, the routes built. Nothing is sent before `start()`.
+ * @example
+ * const analytics = createAnalytics({ dbPath: './data/analytics.db', stats: () => ({ users, tokens, apps }) });
+ * host.route('/analytics', analytics.app);
+ * analytics.start();
+ * await analytics.trackTask('billing', 'send_invoices', sendInvoices);
+ */
+export function createAnalytics(options: AnalyticsOptions = {}): Analytics {
+  // The environment is read here too, not only by the collector: ANALYTICS_DISABLED is an opt-out
+  // the site owner sets once, and it has to hold in library use as well.
+  const config: Config = {
+    ...loadConfig(options.env ?? process.env),
+    ...options.config,
+    ...(options.dbPath !== undefined ? { dbPath: options.dbPath } : {}),
+  };
+  const ownsDb = options.db === undefined;
+  const db = options.db ?? openDatabase(config.dbPath);
+  let services: Services;
+  try {
+    services = createServices({ config, db, clock: options.clock, log: options.log, fetch: options.fetch });
+  } catch (error) {
+    if (ownsDb) db.$client.close();
+    throw error;
+  }
+  const dailyStats = new DailyStats(services, { stats: options.stats, startDelayMs: options.dailyStatsStartDelayMs });
+  services.dailyStats = dailyStats;
+  const relay = new Relay(services, options.relay);
+  const app = createApp(services);
+  let stopped: Promise<void> | undefined;
+
+  return {
+    app,
+    services,
+    analyticsEvent: (eventOptions) => analyticsEvent(services, eventOptions),
+    trackTask: (namespace, task, fn) => trackTask(services, namespace, task, fn),
+    start() {
+      if (stopped) throw new Error('analytics was stopped; create a new instance');
+      relay.start();
+      dailyStats.start();
+    },
+    stop() {
+      stopped ??= (async () => {
+        await dailyStats.stop();
+        await relay.stop();
+        if (ownsDb) db.$client.close();
+      })();
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,166 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Hono } from 'hono';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../server/db/database.ts';
+import { tokens } from '../../server/db/schema.ts';
+import { ensureIdentity } from '../../server/identity.ts';
+import { ConfigError, createAnalytics, type Analytics } from '../../server/index.ts';
+import { silentLogger } from '../../server/log.ts';
+import { addTestToken } from '../helpers/app.ts';
+import { startFakeGa, type FakeGa } from '../helpers/fake-ga.ts';
+import { validationMessages } from '../helpers/ga-validation.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const KEY = 'library-key';
+const dir = mkdtempSync(join(tmpdir(), 'analytics-library-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let ga: FakeGa;
+let instances: Analytics[] = [];
+let fileCounter = 0;
+beforeEach(async () => {
+  ga = await startFakeGa();
+});
+afterEach(async () => {
+  await Promise.all(instances.map((a) => a.stop()));
+  instances = [];
+  await ga.close();
+});
+
+function create(options: Parameters<typeof createAnalytics>[0] = {}): Analytics {
+  const analytics = createAnalytics({
+    dbPath: join(dir, `lib-${++fileCounter}.db`),
+    env: { ANALYTICS_GA_URL: ga.url, ANALYTICS_EVENTS_KEY: KEY },
+    log: silentLogger,
+    relay: { lingerMs: 10 },
+    dailyStatsStartDelayMs: 0,
+    ...options,
+  });
+  instances.push(analytics);
+  return analytics;
+}
+
+describe('createAnalytics', () => {
+  it('mounts into a host app, sends task events and the daily stats, and closes its database on stop', async () => {
+    const analytics = create({ stats: () => ({ users: 10, tokens: 3, apps: ['forum'] }) });
+    const token = addTestToken(analytics.services);
+    const host = new Hono();
+    host.get('/', (c) => c.text('host home'));
+    host.route('/analytics', analytics.app);
+
+    const home = await host.request('/');
+    expect(await home.text()).toBe('host home');
+    // The collector's strict headers stay on its own routes.
+    expect(home.headers.get('Content-Security-Policy')).toBeNull();
+    expect((await host.request('/analytics/healthz')).status).toBe(200);
+    const posted = await host.request('/analytics/api/events', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY}` },
+      body: JSON.stringify({ namespace: 'host', task: 'import', value: 4 }),
+    });
+    expect(posted.status).toBe(202);
+    expect(analytics.analyticsEvent({ namespace: 'host', task: 'reindex', value: true })).toBe(1);
+    expect(await analytics.trackTask('host', 'cleanup', () => 9)).toBe(9);
+
+    analytics.start();
+    await ga.waitFor(() => ga.delivered().length === 8);
+    expect(ga.delivered().every((e) => e.measurementId === token.measurementId)).toBe(true);
+    expect(ga.delivered().map((e) => [e.name, e.params.task ?? e.params.label, e.params.value]).sort()).toEqual(
+      [
+        ['task_event', 'import', 4],
+        ['task_event', 'reindex', 1],
+        ['task_event', 'cleanup', 9],
+        ['daily_stats', 'existence', 1],
+        ['daily_stats', 'users', 10],
+        ['daily_stats', 'tokens', 3],
+        ['daily_stats', 'apps', 1],
+        ['installed_app', 'forum', 1],
+      ].sort(),
+    );
+    expect(await validationMessages(ga)).toEqual([]);
+    expect(analytics.services.dailyStats?.lastRunAt()).toEqual(expect.any(Number));
+
+    await analytics.stop();
+    await analytics.stop();
+    expect(analytics.services.db.$client.open).toBe(false);
+    expect(() => analytics.start()).toThrow(/stopped/);
+  });
+
+  it('gives the admin a daily-stats run on demand', async () => {
+    const analytics = create();
+    addTestToken(analytics.services);
+    const run = await analytics.services.dailyStats?.runNow();
+    expect(run).toMatchObject({ queued: 1, withNumbers: false });
+  });
+
+  it('honours ANALYTICS_DISABLED from the environment: nothing queued, no GA request', async () => {
+    const analytics = create({ env: { ANALYTICS_GA_URL: ga.url, ANALYTICS_DISABLED: 'true' } });
+    addTestToken(analytics.services);
+    expect(analytics.analyticsEvent({ namespace: 'a', task: 'b' })).toBe(0);
+    expect(await analytics.trackTask('a', 'b', () => 1)).toBe(1);
+    analytics.start();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(ga.requests).toEqual([]);
+  });
+
+  it('lets config override the environment, and refuses a bad environment value', () => {
+    const analytics = create({ env: { ANALYTICS_DISABLED: 'true' }, config: { disabled: false, appVersion: '5.0.0' } });
+    expect(analytics.services.config).toMatchObject({ disabled: false, appVersion: '5.0.0' });
+    expect(() => create({ env: { ANALYTICS_DISABLED: 'maybe' } })).toThrow(ConfigError);
+  });
+
+  it('leaves a database it was handed open', async () => {
+    const db = openDatabase(':memory:');
+    const analytics = create({ db });
+    analytics.start();
+    await analytics.stop();
+    expect(db.$client.open).toBe(true);
+    db.$client.close();
+  });
+});
+
+describe('examples/host-app.ts', () => {
+  it('runs: mounts the routes, reports its wrapped job, stops on SIGTERM', async () => {
+    const dbPath = join(dir, 'example.db');
+    const setupDb = openDatabase(dbPath);
+    const now = ensureIdentity(setupDb).createdAt;
+    setupDb.insert(tokens).values({ name: 'Host property', measurementId: 'G-EXAMPLE', apiSecret: 's', createdAt: now, updatedAt: now }).run();
+    setupDb.$client.close();
+
+    const child = spawn(process.execPath, ['--import', 'tsx', 'examples/host-app.ts'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', PORT: '0', ANALYTICS_DB: dbPath, ANALYTICS_GA_URL: ga.url },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    try {
+      await ga.waitFor(() => /listening on (\S+)/.test(output), 20_000);
+      const url = /listening on (\S+)/.exec(output)?.[1] ?? '';
+      expect(await (await fetch(url)).text()).toBe('Hello from the host app');
+      expect((await fetch(`${url}/analytics/healthz`)).status).toBe(200);
+      expect(await (await fetch(`${url}/jobs/purge`, { method: 'POST' })).json()).toEqual({ removed: 3 });
+
+      await ga.waitFor(() => ga.delivered().length === 1);
+      expect(ga.delivered()[0]?.params).toEqual({
+        namespace: 'host.sessions',
+        task: 'purge_expired',
+        label: '',
+        result: 'Success',
+        value: 3,
+      });
+      expect(await validationMessages(ga)).toEqual([]);
+
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
