@@ -1,4 +1,5 @@
 import { asc, eq } from 'drizzle-orm';
+import { HTTPException } from 'hono/http-exception';
 import { tokens, type Token } from '../db/schema.ts';
 import type { Services } from '../services.ts';
 import { isMaskOf } from './secrets.ts';
@@ -20,6 +21,14 @@ export function findToken(services: Pick<Services, 'db'>, id: number): Token | u
 export function parseTokenId(segment: string): number | undefined {
   if (!/^[1-9]\d{0,14}$/.test(segment)) return undefined;
   return Number(segment);
+}
+
+/** The token a URL segment names; throws a 404 when the segment is no id or the token does not exist. */
+export function tokenOr404(services: Pick<Services, 'db'>, segment: string | undefined): Token {
+  const id = parseTokenId(segment ?? '');
+  const token = id === undefined ? undefined : findToken(services, id);
+  if (!token) throw new HTTPException(404, { message: 'There is no such token (it may have been deleted).' });
+  return token;
 }
 
 /** Checks a new token's body (throws a ZodError naming the bad field). */

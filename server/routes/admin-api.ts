@@ -5,16 +5,7 @@ import { adminEnabled, bearerAuth } from '../admin/access.ts';
 import { failedLogins } from '../admin/failed-login.ts';
 import { deliveryStatuses, failedDeliveries, installInfo } from '../admin/status.ts';
 import { tokenJson } from '../admin/token-input.ts';
-import {
-  createToken,
-  deleteToken,
-  findToken,
-  listTokens,
-  parseNewToken,
-  parseTokenId,
-  parseTokenPatch,
-  updateToken,
-} from '../admin/token-store.ts';
+import { createToken, deleteToken, listTokens, parseNewToken, parseTokenPatch, tokenOr404, updateToken } from '../admin/token-store.ts';
 import { validateToken, validationBlocker } from '../admin/validate.ts';
 import type { Token } from '../db/schema.ts';
 import type { Services } from '../services.ts';
@@ -32,12 +23,7 @@ export function adminApiRoutes(services: Services): Hono {
   if (adminToken === undefined) return app;
   app.use('*', bearerAuth({ adminToken, failedLogin: failedLogins(services.metrics) }));
 
-  const tokenOr404 = (c: Context): Token => {
-    const id = parseTokenId(c.req.param('id') ?? '');
-    const token = id === undefined ? undefined : findToken(services, id);
-    if (!token) throw new HTTPException(404, { message: 'no such token' });
-    return token;
-  };
+  const tokenOf = (c: Context): Token => tokenOr404(services, c.req.param('id'));
 
   app.get('/tokens', (c) => c.json({ tokens: listTokens(services).map(tokenJson) }));
 
@@ -47,34 +33,34 @@ export function adminApiRoutes(services: Services): Hono {
     return c.json(tokenJson(token), 201, { Location: `/api/admin/tokens/${token.id}` });
   });
 
-  app.get('/tokens/:id', (c) => c.json(tokenJson(tokenOr404(c))));
+  app.get('/tokens/:id', (c) => c.json(tokenJson(tokenOf(c))));
 
   app.patch('/tokens/:id', async (c) => {
-    const current = tokenOr404(c);
+    const current = tokenOf(c);
     const patch = parseTokenPatch(await readJson(c), current);
     if (patch.id !== undefined && patch.id !== current.id) throw new HTTPException(400, { message: 'id: a token id cannot change' });
     const token = updateToken(services, current.id, patch);
-    if (!token) throw new HTTPException(404, { message: 'no such token' });
+    if (!token) throw new HTTPException(404, { message: 'There is no such token (it may have been deleted).' });
     services.log.info(`admin: token ${token.id} changed`);
     return c.json(tokenJson(token));
   });
 
   app.delete('/tokens/:id', (c) => {
-    const token = tokenOr404(c);
+    const token = tokenOf(c);
     deleteToken(services, token.id);
     services.log.info(`admin: token ${token.id} deleted`);
     return c.body(null, 204);
   });
 
   app.post('/tokens/:id/validate', async (c) => {
-    const token = tokenOr404(c);
+    const token = tokenOf(c);
     const blocker = validationBlocker(services, token);
     if (blocker) throw new HTTPException(409, { message: blocker });
     return c.json({ results: await validateToken(services, token) });
   });
 
   app.post('/tokens/:id/retry', async (c) => {
-    const token = tokenOr404(c);
+    const token = tokenOf(c);
     const raw = await c.req.text();
     const { ids } = retrySchema.parse(raw.trim() === '' ? {} : parseJson(raw));
     return c.json({ retried: services.outbox.retryFailed(token.id, ids) });

@@ -12,16 +12,7 @@ import { sameSecret } from '../admin/secrets.ts';
 import { AdminSessions, CSRF_FIELD, requireSession, type SessionVariables } from '../admin/session.ts';
 import { deliveryStatuses, failedDeliveries, installInfo } from '../admin/status.ts';
 import { fieldErrors, tokenBodyFromForm } from '../admin/token-input.ts';
-import {
-  createToken,
-  deleteToken,
-  findToken,
-  listTokens,
-  parseNewToken,
-  parseTokenId,
-  parseTokenPatch,
-  updateToken,
-} from '../admin/token-store.ts';
+import { createToken, deleteToken, listTokens, parseNewToken, parseTokenPatch, tokenOr404, updateToken } from '../admin/token-store.ts';
 import { validateToken, validationBlocker } from '../admin/validate.ts';
 import {
   ADMIN_BASE,
@@ -154,20 +145,15 @@ export function adminRoutes(services: Services): Hono<Env> {
     }
   });
 
-  const tokenOr404 = (c: Context<Env>): Token => {
-    const id = parseTokenId(c.req.param('id') ?? '');
-    const token = id === undefined ? undefined : findToken(services, id);
-    if (!token) throw new HTTPException(404, { message: 'There is no such token (it may have been deleted).' });
-    return token;
-  };
+  const tokenOf = (c: Context<Env>): Token => tokenOr404(services, c.req.param('id'));
 
   app.get('/analytics/analyticstokens/:id/change/', (c) => {
-    const token = tokenOr404(c);
+    const token = tokenOf(c);
     return page(c, TokenFormPage({ csrf: c.var.csrf, disabled, token, values: formValuesOf(token) }));
   });
 
   app.post('/analytics/analyticstokens/:id/change/', async (c) => {
-    const current = tokenOr404(c);
+    const current = tokenOf(c);
     const fields = await readForm(c);
     try {
       const token = updateToken(services, current.id, parseTokenPatch(tokenBodyFromForm(fields, 'change'), current));
@@ -182,25 +168,25 @@ export function adminRoutes(services: Services): Hono<Env> {
   });
 
   app.get('/analytics/analyticstokens/:id/delete/', (c) => {
-    const token = tokenOr404(c);
+    const token = tokenOf(c);
     const [status] = deliveryStatuses(services, [token]);
     return page(c, DeletePage({ csrf: c.var.csrf, disabled, token, status }));
   });
 
   app.post('/analytics/analyticstokens/:id/delete/', (c) => {
-    const token = tokenOr404(c);
+    const token = tokenOf(c);
     deleteToken(services, token.id);
     services.log.info(`admin: token ${token.id} deleted`);
     return c.redirect(`${TOKENS_PATH}?notice=deleted`, 303);
   });
 
   app.get('/analytics/analyticstokens/:id/validate/', (c) => {
-    const token = tokenOr404(c);
+    const token = tokenOf(c);
     return page(c, ValidatePage({ csrf: c.var.csrf, disabled, token, blocker: validationBlocker(services, token) }));
   });
 
   app.post('/analytics/analyticstokens/:id/validate/', async (c) => {
-    const token = tokenOr404(c);
+    const token = tokenOf(c);
     const blocker = validationBlocker(services, token);
     if (blocker) return page(c, ValidatePage({ csrf: c.var.csrf, disabled, token, blocker }), 409);
     const results = await validateToken(services, token);
@@ -208,7 +194,7 @@ export function adminRoutes(services: Services): Hono<Env> {
   });
 
   app.post('/analytics/analyticstokens/:id/retry/', async (c) => {
-    const token = tokenOr404(c);
+    const token = tokenOf(c);
     const n = services.outbox.retryFailed(token.id);
     services.log.info(`admin: ${n} failed events of token ${token.id} put back in the queue`);
     const back = (await readForm(c)).back === 'failed' ? FAILED_PATH : TOKENS_PATH;
