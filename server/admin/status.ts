@@ -1,4 +1,6 @@
 import { count, desc, eq, gte, sql } from 'drizzle-orm';
+import { HTTPException } from 'hono/http-exception';
+import type { DailyStatsRun } from '../daily-stats.ts';
 import { deliveryStats, outbox, tokens, type Token } from '../db/schema.ts';
 import type { Services } from '../services.ts';
 import { skipReason } from '../team-token.ts';
@@ -103,10 +105,12 @@ export interface InstallInfo {
   disabledBy: 'ANALYTICS_DISABLED' | undefined;
   /** Events waiting for GA, all tokens together. */
   outboxDepth: number;
+  /** The daily stats schedule: last and next run (ms), or undefined where no schedule runs in this process. */
+  dailyStats: { lastRunAt: number | null; nextRunAt: number } | undefined;
 }
 
 /** The install's identity and state. */
-export function installInfo(services: Pick<Services, 'identity' | 'config' | 'outbox'>): InstallInfo {
+export function installInfo(services: Pick<Services, 'identity' | 'config' | 'outbox' | 'dailyStats'>): InstallInfo {
   return {
     uuid: services.identity.uuid,
     createdAt: services.identity.createdAt,
@@ -114,5 +118,14 @@ export function installInfo(services: Pick<Services, 'identity' | 'config' | 'ou
     disabled: services.config.disabled,
     disabledBy: services.config.disabled ? 'ANALYTICS_DISABLED' : undefined,
     outboxDepth: services.outbox.depth(),
+    dailyStats: services.dailyStats
+      ? { lastRunAt: services.dailyStats.lastRunAt(), nextRunAt: services.dailyStats.nextRunAt() }
+      : undefined,
   };
+}
+
+/** One daily-stats run now (the admin's button and `POST /api/admin/stats/run`); 503 where no schedule runs here. */
+export async function runDailyStatsNow(services: Pick<Services, 'dailyStats'>): Promise<DailyStatsRun> {
+  if (!services.dailyStats) throw new HTTPException(503, { message: 'the daily stats schedule does not run in this process' });
+  return services.dailyStats.runNow();
 }

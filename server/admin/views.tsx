@@ -16,6 +16,8 @@ export const TOKENS_PATH = `${ADMIN_BASE}/analytics/analyticstokens/`;
 export const FAILED_PATH = `${ADMIN_BASE}/analytics/failed/`;
 /** The login page. */
 export const LOGIN_PATH = `${ADMIN_BASE}/login`;
+/** Where the "send daily stats now" button posts. */
+export const STATS_RUN_PATH = `${ADMIN_BASE}/analytics/stats/run/`;
 /** The logout page (POST logs out). */
 export const LOGOUT_PATH = `${ADMIN_BASE}/logout`;
 
@@ -316,6 +318,23 @@ export const TokenListPage: FC<TokenListPageProps> = ({ csrf, install, tokens, s
       </dd>
       <dt>Waiting to be sent</dt>
       <dd>{install.outboxDepth} events</dd>
+      {install.dailyStats && (
+        <>
+          <dt>Daily stats</dt>
+          <dd>
+            last sent {install.dailyStats.lastRunAt === null ? 'never' : formatTime(install.dailyStats.lastRunAt)}, next{' '}
+            {formatTime(install.dailyStats.nextRunAt)}
+            <div class="actions">
+              <form method="post" action={STATS_RUN_PATH}>
+                <Csrf token={csrf} />
+                <button type="submit" class="secondary">
+                  Send daily stats now
+                </button>
+              </form>
+            </div>
+          </dd>
+        </>
+      )}
     </dl>
   </Layout>
 );

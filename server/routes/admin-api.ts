@@ -3,7 +3,7 @@ import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
 import { adminEnabled, bearerAuth } from '../admin/access.ts';
 import { failedLogins } from '../admin/failed-login.ts';
-import { deliveryStatuses, failedDeliveries, installInfo } from '../admin/status.ts';
+import { deliveryStatuses, failedDeliveries, installInfo, runDailyStatsNow } from '../admin/status.ts';
 import { tokenJson } from '../admin/token-input.ts';
 import { createToken, deleteToken, listTokens, parseNewToken, parseTokenPatch, tokenOr404, updateToken } from '../admin/token-store.ts';
 import { validateToken, validationBlocker } from '../admin/validate.ts';
@@ -70,6 +70,8 @@ export function adminApiRoutes(services: Services): Hono {
     const limit = Math.min(Math.max(Number.parseInt(c.req.query('limit') ?? '100', 10) || 100, 1), 1000);
     return c.json(failedDeliveries(services, limit));
   });
+
+  app.post('/stats/run', async (c) => c.json(await runDailyStatsNow(services)));
 
   app.get('/status', (c) => {
     const list = listTokens(services);

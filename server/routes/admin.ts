@@ -10,7 +10,7 @@ import { failedLogins } from '../admin/failed-login.ts';
 import { readForm } from '../admin/form.ts';
 import { sameSecret } from '../admin/secrets.ts';
 import { AdminSessions, CSRF_FIELD, requireSession, type SessionVariables } from '../admin/session.ts';
-import { deliveryStatuses, failedDeliveries, installInfo } from '../admin/status.ts';
+import { deliveryStatuses, failedDeliveries, installInfo, runDailyStatsNow } from '../admin/status.ts';
 import { fieldErrors, tokenBodyFromForm } from '../admin/token-input.ts';
 import { createToken, deleteToken, listTokens, parseNewToken, parseTokenPatch, tokenOr404, updateToken } from '../admin/token-store.ts';
 import { validateToken, validationBlocker } from '../admin/validate.ts';
@@ -44,6 +44,7 @@ const NOTICES: Record<string, (n: number) => string> = {
   deleted: () => 'Token deleted.',
   retried: (n) => `${n} failed ${n === 1 ? 'event' : 'events'} put back in the queue.`,
   'logged-in': () => 'Logged in.',
+  'stats-sent': (n) => `Daily stats queued: ${n} ${n === 1 ? 'event' : 'events'} for the tokens with daily stats on.`,
 };
 
 /**
@@ -199,6 +200,12 @@ export function adminRoutes(services: Services): Hono<Env> {
     services.log.info(`admin: ${n} failed events of token ${token.id} put back in the queue`);
     const back = (await readForm(c)).back === 'failed' ? FAILED_PATH : TOKENS_PATH;
     return c.redirect(`${back}?notice=retried&n=${n}`, 303);
+  });
+
+  app.post('/analytics/stats/run/', async (c) => {
+    const run = await runDailyStatsNow(services);
+    services.log.info(`admin: daily stats sent now (${run.queued} events queued)`);
+    return c.redirect(`${TOKENS_PATH}?notice=stats-sent&n=${run.queued}`, 303);
   });
 
   app.get('/analytics/failed/', (c) => {
