@@ -1,5 +1,6 @@
 import type { Db } from './db/database.ts';
 import { tokens, type Token } from './db/schema.ts';
+import { compilePathPattern, type PathPattern } from './ignore-paths.ts';
 import { skipReason } from './team-token.ts';
 
 /** The three things a token can receive, each switchable. */
@@ -14,7 +15,7 @@ const SWITCH: Record<Feature, 'sendPageViews' | 'sendTaskEvents' | 'sendDailySta
 /** A token as the hot path needs it: its ignore paths compiled once. */
 export interface ActiveToken {
   token: Token;
-  ignore: RegExp[];
+  ignore: PathPattern[];
 }
 
 /**
@@ -23,6 +24,7 @@ export interface ActiveToken {
  */
 export class TokenDirectory {
   private cache: ActiveToken[] | undefined;
+  private dataVersion = -1;
 
   constructor(private readonly db: Db) {}
 
@@ -33,6 +35,13 @@ export class TokenDirectory {
 
   /** Every token, ignore paths compiled (an invalid stored pattern matches nothing). */
   all(): ActiveToken[] {
+    // data_version moves when another connection (another process on the same file) commits: its
+    // token changes count too. Our own changes call invalidate().
+    const version = this.db.$client.pragma('data_version', { simple: true }) as number;
+    if (version !== this.dataVersion) {
+      this.dataVersion = version;
+      this.cache = undefined;
+    }
     this.cache ??= this.db
       .select()
       .from(tokens)
@@ -47,9 +56,9 @@ export class TokenDirectory {
   }
 }
 
-function compileOrSkip(source: string): RegExp[] {
+function compileOrSkip(source: string): PathPattern[] {
   try {
-    return [new RegExp(source)];
+    return [compilePathPattern(source)];
   } catch {
     return [];
   }

@@ -1,6 +1,7 @@
 import { z, type ZodError } from 'zod';
 import type { Token } from '../db/schema.ts';
 import { maskSecret } from './secrets.ts';
+import { pathPatternProblem } from '../ignore-paths.ts';
 
 /** A token as the admin API shows it: the API secret masked, never in full. */
 export interface TokenJson {
@@ -32,19 +33,6 @@ export function tokenJson(token: Token): TokenJson {
 /** The most ignore paths one token may have (each one runs against every page view). */
 export const MAX_IGNORE_PATHS = 50;
 
-/** Why `source` does not compile as the relay compiles it (`new RegExp(source)`), or undefined. */
-export function regexProblem(source: string): string | undefined {
-  try {
-    new RegExp(source);
-    return undefined;
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    // V8 repeats the pattern ("Invalid regular expression: /(/: Unterminated group"); keep the reason.
-    const reason = message.replace(/^Invalid regular expression: \/[\s\S]*\/[a-z]*: /, '');
-    return `${JSON.stringify(source)} is not a valid regular expression: ${reason}`;
-  }
-}
-
 const name = z
   .string()
   .trim()
@@ -69,7 +57,7 @@ const ignorePath = z
   .min(1, 'an ignore path cannot be empty')
   .max(500, 'an ignore path is at most 500 characters')
   .superRefine((source, ctx) => {
-    const problem = regexProblem(source);
+    const problem = pathPatternProblem(source);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 

@@ -166,7 +166,7 @@ describe('admin pages', () => {
     expect(res.status).toBe(400);
     const html = await res.text();
     expect(html).toContain('Nothing was saved.');
-    expect(html).toContain('&quot;^/(unclosed&quot; is not a valid regular expression: Unterminated group');
+    expect(html).toContain('&quot;^/(unclosed&quot; is not a valid regular expression: missing closing ): `^/(unclosed`');
     // What was typed comes back (so it can be fixed), except the secret.
     expect(html).toContain('value="Renamed"');
     expect(html).toContain('^/admin/\n^/(unclosed\n</textarea>');
