@@ -46,6 +46,7 @@ export class Relay {
   private running: Promise<void> | undefined;
   private started = false;
   private lastExpireAt = 0;
+  private failedRounds = 0;
   private readonly loggedSkips = new Set<string>();
   private readonly stopController = new AbortController();
 
@@ -68,6 +69,10 @@ export class Relay {
   start(): void {
     if (this.started || this.services.config.disabled) return;
     this.started = true;
+    for (const { token } of this.services.tokens.all()) {
+      const reason = skipReason(token);
+      if (reason) this.noteSkipped(token, reason);
+    }
     this.services.outbox.onAdded(() => this.wake());
     this.schedule(0);
   }
@@ -126,8 +131,12 @@ export class Relay {
     let more = false;
     try {
       more = await this.exclusive(() => (this.started ? this.runRound() : Promise.resolve(false)));
+      this.failedRounds = 0;
     } catch (error) {
+      // Something beside GA failed (the database?): the events stay queued; look again later, not at once.
       this.services.log.error('delivery round failed', error);
+      this.schedule(retryDelay(this.failedRounds++, this.options.random));
+      return;
     }
     if (!this.started) return;
     if (more) {
@@ -149,19 +158,19 @@ export class Relay {
     const { tokenIds } = outbox.dueTokens(now);
     if (tokenIds.length === 0) return false;
     const due = db.select().from(tokens).where(inArray(tokens.id, tokenIds)).all();
-    const full = await Promise.all(due.map((token) => this.deliverToken(token, now)));
-    return full.some(Boolean);
+    // Every token's delivery settles before the round ends: a round that ended early would let the next
+    // one take events still in flight and send them twice.
+    const results = await Promise.allSettled(due.map((token) => this.deliverToken(token, now)));
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) throw failure.reason;
+    return results.some((r) => r.status === 'fulfilled' && r.value);
   }
 
   private async deliverToken(token: Token, now: number): Promise<boolean> {
-    const { outbox, log } = this.services;
+    const { outbox } = this.services;
     const reason = skipReason(token);
     if (reason) {
-      const key = `${token.id}:${reason}`;
-      if (!this.loggedSkips.has(key)) {
-        this.loggedSkips.add(key);
-        log.warn(`token ${token.id} (${token.name}) skipped: ${reason}`);
-      }
+      this.noteSkipped(token, reason);
       outbox.postponeToken(token.id, now + SKIPPED_TOKEN_RECHECK_MS);
       return false;
     }
@@ -171,6 +180,7 @@ export class Relay {
     let blocked = false;
     let next = 0;
     const worker = async () => {
+      // A worker that throws (a database error) stops taking requests; the others finish theirs.
       while (!blocked && next < requests.length) {
         const request = requests[next++] as MpRequest;
         const outcome = await this.send(token, request);
@@ -181,7 +191,8 @@ export class Relay {
           outbox.failed(token.id, request.ids, outcome.error);
         } else {
           const attempts = Math.max(...request.ids.map((id) => attemptsById.get(id) ?? 0));
-          const at = this.services.clock() + (outcome.retryAfter ?? retryDelay(attempts, this.options.random));
+          // GA's Retry-After is a floor: a `0` must not make the relay retry at once, in a loop.
+          const at = this.services.clock() + Math.max(outcome.retryAfter ?? 0, retryDelay(attempts, this.options.random));
           outbox.retryLater(token.id, request.ids, at, outcome.error);
           // GA is failing for this token: hold back the rest of its queue too, rather than hammer it.
           outbox.postponeToken(token.id, at);
@@ -189,8 +200,18 @@ export class Relay {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(this.options.concurrency, requests.length) }, worker));
+    const workers = await Promise.allSettled(Array.from({ length: Math.min(this.options.concurrency, requests.length) }, worker));
+    const failure = workers.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) throw failure.reason;
     return !blocked && rows.length === this.options.batchRows;
+  }
+
+  /** Says once per token and reason that nothing is sent to it. */
+  private noteSkipped(token: Token, reason: string): void {
+    const key = `${token.id}:${reason}`;
+    if (this.loggedSkips.has(key)) return;
+    this.loggedSkips.add(key);
+    this.services.log.warn(`token ${token.id} (${token.name}) skipped: ${reason}`);
   }
 
   private async send(token: Token, request: MpRequest): Promise<Outcome> {

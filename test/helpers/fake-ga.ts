@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 /** How the fake answers `/mp/collect`: like GA, or failing in one of the ways GA and networks fail. */
 export type FakeGaMode =
   | { kind: 'ok' }
-  | { kind: 'status'; status: number; body?: string }
+  | { kind: 'status'; status: number; body?: string; headers?: Record<string, string> }
   | { kind: 'hang' }
   | { kind: 'reset' };
 
@@ -188,7 +188,7 @@ export async function startFakeGa(): Promise<FakeGa> {
         return;
       case 'status':
         record.answer = mode.status;
-        res.writeHead(mode.status, { 'Content-Type': 'text/plain' }).end(mode.body ?? '');
+        res.writeHead(mode.status, { 'Content-Type': 'text/plain', ...mode.headers }).end(mode.body ?? '');
         return;
       case 'hang':
         record.answer = 'hang';

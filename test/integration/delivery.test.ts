@@ -107,6 +107,33 @@ describe('delivery to GA', () => {
     expect(pathsByToken(ga)).toEqual({ [token.measurementId]: paths(5) });
   });
 
+  it('waits at least its own back-off even when GA says Retry-After: 0, and longer when GA asks', async () => {
+    const { services, relay, post } = setup({}, { random: () => 0 });
+    addTestToken(services);
+    ga.setMode({ kind: 'status', status: 429, headers: { 'Retry-After': '0' } });
+    await post('/busy');
+    const before = Date.now();
+    await relay.drain();
+    await relay.drain(); // nothing is due again yet: no second request
+    expect(ga.requests).toHaveLength(1);
+    const [row] = services.db.select().from(outbox).all();
+    expect(row?.nextAttemptAt).toBeGreaterThanOrEqual(before + 500);
+
+    ga.setMode({ kind: 'status', status: 503, headers: { 'Retry-After': '120' } });
+    services.db.update(outbox).set({ nextAttemptAt: 0 }).run();
+    const second = Date.now();
+    await relay.drain();
+    const [later] = services.db.select().from(outbox).all();
+    expect(later?.nextAttemptAt).toBeGreaterThanOrEqual(second + 120_000);
+  });
+
+  it('says at start which tokens it will not send to', async () => {
+    const warnings: string[] = [];
+    const { relay } = setup({ log: { info() {}, error() {}, warn: (m: string) => warnings.push(m) } });
+    relay.start();
+    expect(warnings).toEqual(['token 1 (Project team) skipped: placeholder measurement id']);
+  });
+
   it('keeps events GA refuses with a 4xx as failed, with its answer, and retries them on request', async () => {
     const { services, relay, post } = setup();
     const token = addTestToken(services);
