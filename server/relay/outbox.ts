@@ -18,7 +18,8 @@ export interface NewEvent {
 /** Default bound: past it the oldest waiting events are dropped, so an outage cannot fill the disk. */
 export const DEFAULT_OUTBOX_MAX = 100_000;
 
-const INSERT_CHUNK = 500;
+// The columns of `outbox` (db/schema.ts) a new event sets; the rest take their defaults.
+const INSERT_EVENT = `INSERT INTO outbox (token_id, name, params, device, device_key, occurred_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 0)`;
 const HOUR_MS = 3_600_000;
 
 interface Waiting {
@@ -33,6 +34,7 @@ export class Outbox {
   private flushScheduled = false;
   private pending: number;
   private listeners: Array<() => void> = [];
+  private prepared: ReturnType<typeof prepareQueries> | undefined;
 
   constructor(
     private readonly db: Db,
@@ -91,22 +93,19 @@ export class Outbox {
   }
 
   private write(events: NewEvent[]): void {
-    const rows = events.map((e) => ({
-      tokenId: e.tokenId,
-      name: e.name,
-      params: e.params,
-      device: e.device ?? null,
-      deviceKey: e.device ? deviceKey(e.device) : '',
-      occurredAt: e.occurredAt,
-      nextAttemptAt: 0,
-    }));
-    this.db.transaction((tx) => {
-      for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
-        tx.insert(outbox).values(rows.slice(i, i + INSERT_CHUNK)).run();
+    const { insert } = this.queries();
+    // The events of one hit (one per token) share their params and device objects: serialise each once.
+    const json = memoByIdentity((value: object) => JSON.stringify(value));
+    const key = memoByIdentity(deviceKey);
+    const queuedByName = new Map<string, number>();
+    this.db.$client.transaction(() => {
+      for (const e of events) {
+        insert.run(e.tokenId, e.name, json(e.params), e.device ? json(e.device) : null, e.device ? key(e.device) : '', e.occurredAt);
+        queuedByName.set(e.name, (queuedByName.get(e.name) ?? 0) + 1);
       }
-    });
-    this.pending += rows.length;
-    for (const e of events) this.metrics.eventsQueued.inc({ type: e.name });
+    })();
+    this.pending += events.length;
+    for (const [type, n] of queuedByName) this.metrics.eventsQueued.inc({ type }, n);
   }
 
   private afterWrite(): void {
@@ -130,47 +129,38 @@ export class Outbox {
 
   /** Token ids with events due now, and the earliest time anything else falls due. */
   dueTokens(now: number): { tokenIds: number[]; nextDueAt: number | undefined } {
-    const due = this.db
-      .selectDistinct({ tokenId: outbox.tokenId })
-      .from(outbox)
-      .where(and(eq(outbox.status, 'pending'), lte(outbox.nextAttemptAt, now)))
-      .all();
-    const next = this.db
-      .select({ at: sql<number | null>`min(${outbox.nextAttemptAt})` })
-      .from(outbox)
-      .where(eq(outbox.status, 'pending'))
-      .get();
+    const { dueTokenIds, nextDue } = this.queries();
+    const due = dueTokenIds.all({ now });
+    const next = nextDue.get();
     return { tokenIds: due.map((d) => d.tokenId), nextDueAt: next?.at ?? undefined };
   }
 
   /** Up to `limit` due events of one token, oldest first. */
   due(tokenId: number, now: number, limit: number): OutboxRow[] {
-    return this.db
-      .select()
-      .from(outbox)
-      .where(and(eq(outbox.status, 'pending'), eq(outbox.tokenId, tokenId), lte(outbox.nextAttemptAt, now)))
-      .orderBy(asc(outbox.id))
-      .limit(limit)
-      .all();
+    return this.queries().dueRows.all({ tokenId, now, limit });
   }
 
   /** GA took these: they leave the outbox, and the token's delivery counts go up. */
   delivered(tokenId: number, ids: number[]): void {
     if (ids.length === 0) return;
     const now = this.clock();
-    this.db.transaction((tx) => {
-      const removed = tx.delete(outbox).where(inArray(outbox.id, ids)).run().changes;
+    const { deleteIds, countDelivered, noteDelivered } = this.queries();
+    this.db.$client.transaction(() => {
+      const removed = deleteIds.run({ ids: JSON.stringify(ids) }).changes;
       this.pending -= removed;
-      tx.insert(deliveryStats)
-        .values({ tokenId, hour: hourOf(now), delivered: removed })
-        .onConflictDoUpdate({
-          target: [deliveryStats.tokenId, deliveryStats.hour],
-          set: { delivered: sql`${deliveryStats.delivered} + ${removed}` },
-        })
-        .run();
-      tx.update(tokens).set({ lastDeliveredAt: now }).where(eq(tokens.id, tokenId)).run();
-    });
+      countDelivered.run({ tokenId, hour: hourOf(now), delivered: removed });
+      noteDelivered.run({ tokenId, now });
+    })();
     this.metrics.eventsDelivered.inc({ token: String(tokenId) }, ids.length);
+  }
+
+  /**
+   * The statements of the hot paths (queueing a hit, taking and clearing due events), prepared once:
+   * building the same SQL with the query builder for every call was most of their cost.
+   */
+  private queries(): ReturnType<typeof prepareQueries> {
+    this.prepared ??= prepareQueries(this.db);
+    return this.prepared;
   }
 
   /** A passing failure (network, timeout, 429, 5xx): try again at `nextAttemptAt`. */
@@ -258,6 +248,51 @@ export class Outbox {
     const row = this.db.select({ n: count() }).from(outbox).where(eq(outbox.status, 'pending')).get();
     return row?.n ?? 0;
   }
+}
+
+/** `fn`, remembering its answer per argument object (for objects shared by several events). */
+function memoByIdentity<T extends object>(fn: (value: T) => string): (value: T) => string {
+  const seen = new Map<T, string>();
+  return (value) => {
+    let answer = seen.get(value);
+    if (answer === undefined) seen.set(value, (answer = fn(value)));
+    return answer;
+  };
+}
+
+/** The hot paths' statements; the drizzle ones keep drizzle's row mapping. */
+function prepareQueries(db: Db) {
+  const ids = sql`(SELECT value FROM json_each(${sql.placeholder('ids')}))`;
+  return {
+    insert: db.$client.prepare<[number, string, string, string | null, string, number]>(INSERT_EVENT),
+    dueTokenIds: db
+      .selectDistinct({ tokenId: outbox.tokenId })
+      .from(outbox)
+      .where(and(eq(outbox.status, 'pending'), lte(outbox.nextAttemptAt, sql.placeholder('now'))))
+      .prepare(),
+    nextDue: db
+      .select({ at: sql<number | null>`min(${outbox.nextAttemptAt})` })
+      .from(outbox)
+      .where(eq(outbox.status, 'pending'))
+      .prepare(),
+    dueRows: db
+      .select()
+      .from(outbox)
+      .where(and(eq(outbox.status, 'pending'), eq(outbox.tokenId, sql.placeholder('tokenId')), lte(outbox.nextAttemptAt, sql.placeholder('now'))))
+      .orderBy(asc(outbox.id))
+      .limit(sql.placeholder('limit'))
+      .prepare(),
+    deleteIds: db.delete(outbox).where(sql`${outbox.id} IN ${ids}`).prepare(),
+    countDelivered: db
+      .insert(deliveryStats)
+      .values({ tokenId: sql.placeholder('tokenId'), hour: sql.placeholder('hour'), delivered: sql.placeholder('delivered') })
+      .onConflictDoUpdate({
+        target: [deliveryStats.tokenId, deliveryStats.hour],
+        set: { delivered: sql`${deliveryStats.delivered} + excluded.delivered` },
+      })
+      .prepare(),
+    noteDelivered: db.update(tokens).set({ lastDeliveredAt: sql`${sql.placeholder('now')}` }).where(eq(tokens.id, sql.placeholder('tokenId'))).prepare(),
+  };
 }
 
 /** A stable key for device fields: events with equal keys may share a GA request. */
