@@ -5,6 +5,7 @@ export interface Metrics {
   registry: Registry;
   hitsReceived: Counter<string>;
   hitsIgnored: Counter<'reason'>;
+  hitsRefused: Counter<'reason'>;
   eventsQueued: Counter<'type'>;
   eventsDelivered: Counter<'token'>;
   eventsFailed: Counter<'token'>;
@@ -27,6 +28,12 @@ export function createMetrics(): Metrics {
     hitsIgnored: new Counter({
       name: 'analytics_hits_ignored_total',
       help: 'Hits answered 204 but not queued, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
+    hitsRefused: new Counter({
+      name: 'analytics_hits_refused_total',
+      help: 'Hits answered 4xx and not queued, by reason (invalid, too-large, rate-limited)',
       labelNames: ['reason'],
       registers,
     }),

@@ -16,6 +16,9 @@ import type { Services } from '../services.ts';
 /** Why a well-formed hit was answered 204 but not queued (the `X-Analytics-Ignored` header). */
 export type IgnoreReason = 'disabled' | 'bot' | 'ignored-path' | 'no-token';
 
+/** The `reason` label of `analytics_hits_refused_total`, by the status a hit was refused with. */
+const REFUSED: Partial<Record<number, string>> = { 400: 'invalid', 413: 'too-large', 429: 'rate-limited' };
+
 const SNIPPET_PATH = new URL('../../dist/analytics.js', import.meta.url);
 
 interface Snippet {
@@ -93,6 +96,10 @@ export function collectRoutes(services: Services): Hono {
   app.use('/collect', collectCors());
   app.post(
     '/collect',
+    async function countRefusedHits(c, next) {
+      await next();
+      if (c.error instanceof HTTPException) metrics.hitsRefused.inc({ reason: REFUSED[c.error.status] ?? String(c.error.status) });
+    },
     rateLimit({ max: config.rateLimitPerMinute, trustProxy: config.trustProxy }),
     hitBodyLimit(),
     async (c) => {

@@ -208,9 +208,28 @@ describe('POST /collect with bad input', () => {
 
     const proxied = setup({ config: { rateLimitPerMinute: 2, trustProxy: true } });
     addTestToken(proxied.services);
-    for (let i = 0; i < 3; i++) expect((await proxied.post(hit(), { 'X-Forwarded-For': `10.0.0.${i}, 192.0.2.1` })).status).toBe(204);
-    expect((await proxied.post(hit(), { 'X-Forwarded-For': '10.0.0.1' })).status).toBe(204);
-    expect((await proxied.post(hit(), { 'X-Forwarded-For': '10.0.0.1' })).status).toBe(429);
+    // The proxy appends the address it saw: what the client put before it changes nothing.
+    for (let i = 0; i < 3; i++) expect((await proxied.post(hit(), { 'X-Forwarded-For': `203.0.113.${i}, 10.0.0.${i}` })).status).toBe(204);
+    expect((await proxied.post(hit(), { 'X-Forwarded-For': '198.51.100.7, 10.0.0.1' })).status).toBe(204);
+    expect((await proxied.post(hit(), { 'X-Forwarded-For': '198.51.100.8, 10.0.0.1' })).status).toBe(429);
+  });
+
+  it('judges a declared Content-Length before reading, and counts refused hits by reason in /metrics', async () => {
+    const { services, post, queued, app } = setup({ config: { rateLimitPerMinute: 4 } });
+    addTestToken(services);
+    const big = hit({ title: '', junk: 'j'.repeat(5000) });
+    expect((await post(big, { 'Content-Length': String(Buffer.byteLength(big)) })).status).toBe(413);
+    expect((await post(hit(), { 'Content-Length': String(Buffer.byteLength(hit())) })).status).toBe(204);
+    expect((await post('not json')).status).toBe(400);
+    expect((await post(hit())).status).toBe(204);
+    const limited = await post(hit());
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('access-control-allow-origin')).toBe('*');
+    expect(queued()).toHaveLength(2);
+    const metrics = await (await app.request('/metrics')).text();
+    expect(metrics).toMatch(/^analytics_hits_refused_total\{reason="too-large"\} 1$/m);
+    expect(metrics).toMatch(/^analytics_hits_refused_total\{reason="invalid"\} 1$/m);
+    expect(metrics).toMatch(/^analytics_hits_refused_total\{reason="rate-limited"\} 1$/m);
   });
 });
 
