@@ -72,16 +72,28 @@ function parseCount(env: Env, name: string, fallback: number): number {
   return Number(value);
 }
 
-function parseHttpUrl(env: Env, name: string, fallback: string, originOnly: boolean): string {
-  const value = read(env, name) ?? fallback;
+/** `value` as a URL when it is http(s) with no user, password, query or fragment; otherwise undefined. */
+function plainHttpUrl(value: string): URL | undefined {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new ConfigError(`${name} must be an http(s) URL (got "${value}")`);
+    return undefined;
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError(`${name} must be an http(s) URL (got "${value}")`);
+  // A user name or password would end up in logs; a query or fragment would break the paths added to it.
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
+  if (url.username || url.password || url.search || url.hash) return undefined;
+  return url;
+}
+
+const URL_RULE = 'must be an http(s) URL without user, password, query or fragment';
+
+function parseHttpUrl(env: Env, name: string, fallback: string, originOnly: boolean): string {
+  const value = read(env, name) ?? fallback;
+  const url = plainHttpUrl(value);
+  if (!url) {
+    // Echo the value only when it cannot hold a password.
+    throw new ConfigError(`${name} ${URL_RULE}${value.includes('@') ? '' : ` (got "${value}")`}`);
   }
   if (originOnly) return url.origin;
   return url.href.replace(/\/+$/, '');
@@ -115,4 +127,23 @@ export function loadConfig(env: Env, version: string = packageVersion()): Config
     trustProxy: parseBoolean(env, 'ANALYTICS_TRUST_PROXY'),
     rateLimitPerMinute: parseCount(env, 'ANALYTICS_RATE_LIMIT', 1200),
   };
+}
+
+/**
+ * Checks a config built in code (library use) as start-up checks the environment; throws a
+ * {@link ConfigError} naming the field.
+ */
+export function checkConfig(config: Config): void {
+  const fail = (field: keyof Config, message: string) => {
+    throw new ConfigError(`${field} ${message}`);
+  };
+  if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) fail('port', 'must be a port number from 0 to 65535');
+  for (const field of ['gaUrl', 'pageOrigin'] as const) {
+    if (!plainHttpUrl(config[field])) fail(field, URL_RULE);
+  }
+  if (config.adminToken !== undefined && config.adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
+    fail('adminToken', `must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters long`);
+  }
+  if (config.eventsKey !== undefined && config.eventsKey.length === 0) fail('eventsKey', 'must not be empty');
+  if (!Number.isInteger(config.rateLimitPerMinute) || config.rateLimitPerMinute < 1) fail('rateLimitPerMinute', 'must be a whole number of 1 or more');
 }

@@ -104,6 +104,8 @@ export function eventsForRecipients(services: Services, feature: Feature, events
  */
 export function analyticsEvents(services: Services, options: AnalyticsEventOptions): NewEvent[] {
   const { feature, name, params } = taskEventOf(options);
+  // The module's own work is never reported, however it is asked: that would feed back on itself.
+  if (isOwnWork(options.namespace)) return [];
   return eventsForRecipients(services, feature, [{ name, params }]);
 }
 

@@ -1,7 +1,7 @@
 import type { Hono } from 'hono';
 import { createApp } from './app.ts';
 import type { Clock } from './clock.ts';
-import { loadConfig, type Config } from './config.ts';
+import { checkConfig, loadConfig, type Config } from './config.ts';
 import { DailyStats, type StatsSource } from './daily-stats.ts';
 import { openDatabase, type Db } from './db/database.ts';
 import { analyticsEvent, trackTask, type AnalyticsEventOptions } from './events.ts';
@@ -63,11 +63,15 @@ export interface Analytics {
 export function createAnalytics(options: AnalyticsOptions = {}): Analytics {
   // The environment is read here too, not only by the collector: ANALYTICS_DISABLED is an opt-out
   // the site owner sets once, and it has to hold in library use as well.
+  const fromEnv = loadConfig(options.env ?? process.env);
   const config: Config = {
-    ...loadConfig(options.env ?? process.env),
+    ...fromEnv,
     ...options.config,
     ...(options.dbPath !== undefined ? { dbPath: options.dbPath } : {}),
+    // An opt-out wins wherever it is said: code cannot turn back on what the site owner turned off.
+    disabled: fromEnv.disabled || options.config?.disabled === true,
   };
+  checkConfig(config);
   const ownsDb = options.db === undefined;
   const db = options.db ?? openDatabase(config.dbPath);
   let services: Services;

@@ -13,10 +13,11 @@ export interface RateLimitOptions {
   maxClients?: number;
 }
 
-/** The client's address: the socket's, or the first `X-Forwarded-For` entry when the proxy is trusted. */
+/** The client's address: the socket's, or the last `X-Forwarded-For` entry (the proxy's own) when the proxy is trusted. */
 export function clientAddress(c: Context, trustProxy: boolean): string {
   if (trustProxy) {
-    const forwarded = c.req.header('x-forwarded-for')?.split(',')[0]?.trim();
+    // The proxy appends the address it saw; entries left of it are whatever the client claimed.
+    const forwarded = c.req.header('x-forwarded-for')?.split(',').at(-1)?.trim();
     if (forwarded) return forwarded;
   }
   try {

@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
-import { adminEnabled, bearerAuth } from '../admin/access.ts';
+import { adminBodyLimit, adminEnabled, bearerAuth } from '../admin/access.ts';
 import { failedLogins } from '../admin/failed-login.ts';
 import { deliveryStatuses, failedDeliveries, installInfo, runDailyStatsNow } from '../admin/status.ts';
 import { tokenJson } from '../admin/token-input.ts';
@@ -20,6 +20,7 @@ export function adminApiRoutes(services: Services): Hono {
   const app = new Hono();
   const { adminToken } = services.config;
   app.use('*', adminEnabled({ adminToken }));
+  app.use('*', adminBodyLimit());
   if (adminToken === undefined) return app;
   app.use('*', bearerAuth({ adminToken, failedLogin: failedLogins(services.metrics) }));
 

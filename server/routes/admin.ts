@@ -5,7 +5,7 @@ import type { FC } from 'hono/jsx';
 import { appendTrailingSlash } from 'hono/trailing-slash';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ZodError } from 'zod';
-import { adminEnabled } from '../admin/access.ts';
+import { adminBodyLimit, adminEnabled } from '../admin/access.ts';
 import { failedLogins } from '../admin/failed-login.ts';
 import { readForm } from '../admin/form.ts';
 import { sameSecret } from '../admin/secrets.ts';
@@ -55,6 +55,7 @@ export function adminRoutes(services: Services): Hono<Env> {
   const app = new Hono<Env>();
   const { adminToken, disabled } = services.config;
   app.use('*', adminEnabled({ adminToken }));
+  app.use('*', adminBodyLimit());
   if (adminToken === undefined) return app;
 
   const sessions = new AdminSessions({ adminToken, clock: services.clock, trustProxy: services.config.trustProxy });

@@ -107,10 +107,15 @@ describe('createAnalytics', () => {
     expect(ga.requests).toEqual([]);
   });
 
-  it('lets config override the environment, and refuses a bad environment value', () => {
-    const analytics = create({ env: { ANALYTICS_DISABLED: 'true' }, config: { disabled: false, appVersion: '5.0.0' } });
+  it('lets config override the environment except an opt-out, and refuses bad values from either', () => {
+    const analytics = create({ env: { ANALYTICS_APP_VERSION: '4.0.0' }, config: { appVersion: '5.0.0' } });
     expect(analytics.services.config).toMatchObject({ disabled: false, appVersion: '5.0.0' });
+    const optedOut = create({ env: { ANALYTICS_DISABLED: 'true' }, config: { disabled: false } });
+    expect(optedOut.services.config.disabled).toBe(true);
+    expect(create({ config: { disabled: true } }).services.config.disabled).toBe(true);
     expect(() => create({ env: { ANALYTICS_DISABLED: 'maybe' } })).toThrow(ConfigError);
+    expect(() => create({ config: { adminToken: 'short' } })).toThrow(/adminToken must be at least 16 characters/);
+    expect(() => create({ config: { gaUrl: 'ftp://x' } })).toThrow(/gaUrl must be an http\(s\) URL/);
   });
 
   it('leaves a database it was handed open', async () => {

@@ -61,11 +61,17 @@ describe('loadConfig', () => {
     ['ANALYTICS_GA_URL', 'ftp://example.com'],
     ['ANALYTICS_GA_URL', 'not a url'],
     ['ANALYTICS_PAGE_ORIGIN', 'javascript:alert(1)'],
+    ['ANALYTICS_GA_URL', 'https://user:pass@ga.example'],
+    ['ANALYTICS_GA_URL', 'https://ga.example/?x=1'],
     ['ANALYTICS_RATE_LIMIT', '0'],
     ['ANALYTICS_RATE_LIMIT', 'lots'],
   ])('refuses %s=%s with a message naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name} `));
+  });
+
+  it('never echoes a URL that may hold a password', () => {
+    expect(() => loadConfig({ ANALYTICS_GA_URL: 'https://user:hunter2@ga.example' })).toThrow(/^ANALYTICS_GA_URL must be an http\(s\) URL without user, password, query or fragment$/);
   });
 
   it('refuses a short admin token without echoing it', () => {

@@ -183,6 +183,7 @@ describe('trackTask', () => {
         throw new Error('x');
       }),
     ).rejects.toThrow('x');
+    expect(analyticsEvent(services, { namespace: OWN_NAMESPACE, task: 'relay' })).toBe(0);
     expect(queued(services)).toEqual([]);
   });
 
