@@ -12,6 +12,21 @@ const SWITCH: Record<Feature, 'sendPageViews' | 'sendTaskEvents' | 'sendDailySta
   dailyStats: 'sendDailyStats',
 };
 
+/**
+ * The feature an outbox event belongs to, by its GA event name.
+ * @example featureOfEvent('installed_app') // 'dailyStats'
+ */
+export function featureOfEvent(name: string): Feature {
+  if (name === 'page_view') return 'pageViews';
+  if (name === 'daily_stats' || name === 'installed_app') return 'dailyStats';
+  return 'taskEvents';
+}
+
+/** Whether `token` has `feature` switched on. */
+export function featureOn(token: Token, feature: Feature): boolean {
+  return token[SWITCH[feature]];
+}
+
 /** A token as the hot path needs it: its ignore paths compiled once. */
 export interface ActiveToken {
   token: Token;
@@ -52,7 +67,7 @@ export class TokenDirectory {
 
   /** Tokens that have `feature` on and can be sent to (not the placeholder, a secret set). */
   recipients(feature: Feature): ActiveToken[] {
-    return this.all().filter((t) => t.token[SWITCH[feature]] && skipReason(t.token) === undefined);
+    return this.all().filter((t) => featureOn(t.token, feature) && skipReason(t.token) === undefined);
   }
 }
 

@@ -1,7 +1,8 @@
-import { and, asc, count, eq, inArray, lt, lte, sql } from 'drizzle-orm';
+import { and, asc, count, eq, gte, inArray, lt, lte, sql } from 'drizzle-orm';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/database.ts';
-import { deliveryStats, outbox, tokens, type DeviceFields, type EventParams, type OutboxRow } from '../db/schema.ts';
+import { outbox, tokens, type DeviceFields, type EventParams, type OutboxRow } from '../db/schema.ts';
+import { GA_LIMITS } from './ga4.ts';
 import type { Metrics } from '../metrics.ts';
 
 /** One event for one token, as the collector or the host hands it in. */
@@ -18,8 +19,16 @@ export interface NewEvent {
 /** Default bound: past it the oldest waiting events are dropped, so an outage cannot fill the disk. */
 export const DEFAULT_OUTBOX_MAX = 100_000;
 
-// The columns of `outbox` (db/schema.ts) a new event sets; the rest take their defaults.
-const INSERT_EVENT = `INSERT INTO outbox (token_id, name, params, device, device_key, occurred_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 0)`;
+// The columns of `outbox` (db/schema.ts) a new event sets; the rest take their defaults. A token deleted
+// between choosing the recipients and this commit gets nothing, rather than failing the whole group commit.
+const INSERT_EVENT = `INSERT INTO outbox (token_id, name, params, device, device_key, occurred_at, next_attempt_at)
+  SELECT @tokenId, @name, @params, @device, @deviceKey, @occurredAt, 0 WHERE EXISTS (SELECT 1 FROM tokens WHERE id = @tokenId)`;
+// Counts per token and hour for the admin; a token deleted while its request was in flight is not counted.
+const COUNT_OUTCOME = `INSERT INTO delivery_stats (token_id, hour, delivered, failed)
+  SELECT @tokenId, @hour, @delivered, @failed WHERE EXISTS (SELECT 1 FROM tokens WHERE id = @tokenId)
+  ON CONFLICT (token_id, hour) DO UPDATE SET delivered = delivered + excluded.delivered, failed = failed + excluded.failed`;
+/** Failed events stay visible to the admin this long, then go. */
+export const FAILED_RETENTION_MS = 7 * 24 * 3_600_000;
 const HOUR_MS = 3_600_000;
 
 interface Waiting {
@@ -98,13 +107,23 @@ export class Outbox {
     const json = memoByIdentity((value: object) => JSON.stringify(value));
     const key = memoByIdentity(deviceKey);
     const queuedByName = new Map<string, number>();
+    let written = 0;
     this.db.$client.transaction(() => {
       for (const e of events) {
-        insert.run(e.tokenId, e.name, json(e.params), e.device ? json(e.device) : null, e.device ? key(e.device) : '', e.occurredAt);
+        const { changes } = insert.run({
+          tokenId: e.tokenId,
+          name: e.name,
+          params: json(e.params),
+          device: e.device ? json(e.device) : null,
+          deviceKey: e.device ? key(e.device) : '',
+          occurredAt: e.occurredAt,
+        });
+        if (changes === 0) continue;
+        written += 1;
         queuedByName.set(e.name, (queuedByName.get(e.name) ?? 0) + 1);
       }
     })();
-    this.pending += events.length;
+    this.pending += written;
     for (const [type, n] of queuedByName) this.metrics.eventsQueued.inc({ type }, n);
   }
 
@@ -144,14 +163,15 @@ export class Outbox {
   delivered(tokenId: number, ids: number[]): void {
     if (ids.length === 0) return;
     const now = this.clock();
-    const { deleteIds, countDelivered, noteDelivered } = this.queries();
+    const { deleteIds, countOutcome, noteDelivered } = this.queries();
+    let removed = 0;
     this.db.$client.transaction(() => {
-      const removed = deleteIds.run({ ids: JSON.stringify(ids) }).changes;
+      removed = deleteIds.run({ ids: JSON.stringify(ids) }).changes;
       this.pending -= removed;
-      countDelivered.run({ tokenId, hour: hourOf(now), delivered: removed });
+      countOutcome.run({ tokenId, hour: hourOf(now), delivered: removed, failed: 0 });
       noteDelivered.run({ tokenId, now });
     })();
-    this.metrics.eventsDelivered.inc({ token: String(tokenId) }, ids.length);
+    this.metrics.eventsDelivered.inc({ token: String(tokenId) }, removed);
   }
 
   /**
@@ -179,23 +199,18 @@ export class Outbox {
   failed(tokenId: number, ids: number[], error: string): void {
     if (ids.length === 0) return;
     const now = this.clock();
+    let changed = 0;
     this.db.transaction((tx) => {
-      const changed = tx
+      changed = tx
         .update(outbox)
         .set({ status: 'failed', attempts: sql`${outbox.attempts} + 1`, lastError: error })
         .where(and(inArray(outbox.id, ids), eq(outbox.status, 'pending')))
         .run().changes;
       this.pending -= changed;
-      tx.insert(deliveryStats)
-        .values({ tokenId, hour: hourOf(now), failed: changed })
-        .onConflictDoUpdate({
-          target: [deliveryStats.tokenId, deliveryStats.hour],
-          set: { failed: sql`${deliveryStats.failed} + ${changed}` },
-        })
-        .run();
+      this.queries().countOutcome.run({ tokenId, hour: hourOf(now), delivered: 0, failed: changed });
     });
     this.noteTokenError(tokenId, error);
-    this.metrics.eventsFailed.inc({ token: String(tokenId) }, ids.length);
+    this.metrics.eventsFailed.inc({ token: String(tokenId) }, changed);
   }
 
   /** Holds back all of a token's waiting events until `at` (GA is failing for it; try again then, not sooner). */
@@ -219,11 +234,42 @@ export class Outbox {
     return changed;
   }
 
-  /** Puts failed events back in the queue (the admin's retry); all of a token's when `ids` is omitted. */
+  /** Drops waiting events that will not be sent (e.g. their feature was switched off on the token). */
+  discard(ids: number[], reason: string): number {
+    if (ids.length === 0) return 0;
+    const removed = this.db.delete(outbox).where(and(inArray(outbox.id, ids), eq(outbox.status, 'pending'))).run().changes;
+    this.pending -= removed;
+    this.metrics.eventsDropped.inc({ reason }, removed);
+    return removed;
+  }
+
+  /**
+   * Keeps failed events from growing without bound: those older than {@link FAILED_RETENTION_MS} go,
+   * and at most as many as the outbox bound stay. Returns how many went.
+   */
+  pruneFailed(now: number): number {
+    const old = this.db
+      .delete(outbox)
+      .where(and(eq(outbox.status, 'failed'), lt(outbox.occurredAt, now - FAILED_RETENTION_MS)))
+      .run().changes;
+    const excess = this.db.$client
+      .prepare(
+        `DELETE FROM outbox WHERE status = 'failed' AND id NOT IN (SELECT id FROM outbox WHERE status = 'failed' ORDER BY id DESC LIMIT ?)`,
+      )
+      .run(this.maxEntries).changes;
+    if (old + excess > 0) this.metrics.eventsDropped.inc({ reason: 'failed-pruned' }, old + excess);
+    return old + excess;
+  }
+
+  /**
+   * Puts failed events back in the queue (the admin's retry); all of a token's when `ids` is omitted.
+   * Events GA would no longer take (older than 72 hours) stay failed.
+   */
   retryFailed(tokenId: number, ids?: number[]): number {
+    const fresh = gte(outbox.occurredAt, this.clock() - GA_LIMITS.maxEventAgeMs);
     const where = ids
-      ? and(eq(outbox.status, 'failed'), eq(outbox.tokenId, tokenId), inArray(outbox.id, ids))
-      : and(eq(outbox.status, 'failed'), eq(outbox.tokenId, tokenId));
+      ? and(eq(outbox.status, 'failed'), eq(outbox.tokenId, tokenId), fresh, inArray(outbox.id, ids))
+      : and(eq(outbox.status, 'failed'), eq(outbox.tokenId, tokenId), fresh);
     const changed = this.db
       .update(outbox)
       .set({ status: 'pending', nextAttemptAt: 0, attempts: 0, lastError: null })
@@ -264,7 +310,7 @@ function memoByIdentity<T extends object>(fn: (value: T) => string): (value: T) 
 function prepareQueries(db: Db) {
   const ids = sql`(SELECT value FROM json_each(${sql.placeholder('ids')}))`;
   return {
-    insert: db.$client.prepare<[number, string, string, string | null, string, number]>(INSERT_EVENT),
+    insert: db.$client.prepare<[{ tokenId: number; name: string; params: string; device: string | null; deviceKey: string; occurredAt: number }]>(INSERT_EVENT),
     dueTokenIds: db
       .selectDistinct({ tokenId: outbox.tokenId })
       .from(outbox)
@@ -283,14 +329,7 @@ function prepareQueries(db: Db) {
       .limit(sql.placeholder('limit'))
       .prepare(),
     deleteIds: db.delete(outbox).where(sql`${outbox.id} IN ${ids}`).prepare(),
-    countDelivered: db
-      .insert(deliveryStats)
-      .values({ tokenId: sql.placeholder('tokenId'), hour: sql.placeholder('hour'), delivered: sql.placeholder('delivered') })
-      .onConflictDoUpdate({
-        target: [deliveryStats.tokenId, deliveryStats.hour],
-        set: { delivered: sql`${deliveryStats.delivered} + excluded.delivered` },
-      })
-      .prepare(),
+    countOutcome: db.$client.prepare<[{ tokenId: number; hour: number; delivered: number; failed: number }]>(COUNT_OUTCOME),
     noteDelivered: db.update(tokens).set({ lastDeliveredAt: sql`${sql.placeholder('now')}` }).where(eq(tokens.id, sql.placeholder('tokenId'))).prepare(),
   };
 }

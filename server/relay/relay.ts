@@ -2,6 +2,7 @@ import { inArray } from 'drizzle-orm';
 import { tokens, type OutboxRow, type Token } from '../db/schema.ts';
 import type { Services } from '../services.ts';
 import { skipReason } from '../team-token.ts';
+import { featureOfEvent, featureOn } from '../tokens.ts';
 import { retryAfterMs, retryDelay } from './backoff.ts';
 import { buildRequests, GA_LIMITS, mpUrl, type MpRequest } from './ga4.ts';
 
@@ -154,6 +155,7 @@ export class Relay {
     if (now - this.lastExpireAt >= EXPIRE_EVERY_MS) {
       this.lastExpireAt = now;
       outbox.expire(now - GA_LIMITS.maxEventAgeMs);
+      outbox.pruneFailed(now);
     }
     const { tokenIds } = outbox.dueTokens(now);
     if (tokenIds.length === 0) return false;
@@ -174,7 +176,11 @@ export class Relay {
       outbox.postponeToken(token.id, now + SKIPPED_TOKEN_RECHECK_MS);
       return false;
     }
-    const rows = outbox.due(token.id, now, this.options.batchRows);
+    const taken = outbox.due(token.id, now, this.options.batchRows);
+    // A feature switched off after its events were queued (or put back by a retry): they are not sent.
+    const switchedOff = taken.filter((row) => !featureOn(token, featureOfEvent(row.name)));
+    outbox.discard(switchedOff.map((row) => row.id), 'switched-off');
+    const rows = switchedOff.length === 0 ? taken : taken.filter((row) => featureOn(token, featureOfEvent(row.name)));
     const requests = buildRequests(rows, this.services.identity.uuid, this.services.config.appVersion);
     const attemptsById = new Map(rows.map((row: OutboxRow) => [row.id, row.attempts]));
     let blocked = false;
@@ -203,7 +209,7 @@ export class Relay {
     const workers = await Promise.allSettled(Array.from({ length: Math.min(this.options.concurrency, requests.length) }, worker));
     const failure = workers.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
-    return !blocked && rows.length === this.options.batchRows;
+    return !blocked && taken.length === this.options.batchRows;
   }
 
   /** Says once per token and reason that nothing is sent to it. */

@@ -6,7 +6,9 @@ export type FakeGaMode =
   | { kind: 'ok' }
   | { kind: 'status'; status: number; body?: string; headers?: Record<string, string> }
   | { kind: 'hang' }
-  | { kind: 'reset' };
+  | { kind: 'reset' }
+  /** Takes the request, then answers 204 only after `ms`. */
+  | { kind: 'slow'; ms: number };
 
 /** One request the fake received. */
 export interface RecordedRequest {
@@ -197,6 +199,10 @@ export async function startFakeGa(): Promise<FakeGa> {
       case 'reset':
         record.answer = 'reset';
         req.socket.destroy();
+        return;
+      case 'slow':
+        record.answer = 204;
+        setTimeout(() => res.writeHead(204).end(), mode.ms);
         return;
     }
   });

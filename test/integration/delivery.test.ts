@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { eq } from 'drizzle-orm';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../server/db/database.ts';
 import { outbox, tokens } from '../../server/db/schema.ts';
@@ -191,6 +192,68 @@ describe('delivery to GA', () => {
     await relay.drain();
     expect(ga.delivered()).toEqual([]);
     expect(services.db.select().from(outbox).all()).toMatchObject([{ status: 'failed', lastError: "older than GA's 72-hour limit" }]);
+  });
+});
+
+describe('token changes while events wait or travel', () => {
+  it('a token deleted while hits are being committed: the hits still get 204 and reach the other tokens', async () => {
+    const { services } = setup();
+    const kept = addTestToken(services);
+    const deleted = addTestToken(services);
+    const event = (tokenId: number) => ({ tokenId, name: 'page_view', params: { page_location: 'https://x.invalid/' }, occurredAt: services.clock() });
+    const committed = services.outbox.add([event(kept.id), event(deleted.id)]);
+    services.db.delete(tokens).where(eq(tokens.id, deleted.id)).run(); // before the group commit runs
+    await expect(committed).resolves.toBeUndefined();
+    expect(services.db.select().from(outbox).all().map((r) => r.tokenId)).toEqual([kept.id]);
+    expect(services.outbox.depth()).toBe(1);
+  });
+
+  it('a token deleted while its request is in flight: no error, no second send of anything', async () => {
+    const { services, relay, post } = setup();
+    const kept = addTestToken(services);
+    const deleted = addTestToken(services);
+    for (const path of paths(3)) await post(path);
+    ga.setMode({ kind: 'slow', ms: 300 });
+    const draining = relay.drain();
+    await ga.waitFor(() => ga.requests.length === 2);
+    services.db.delete(tokens).where(eq(tokens.id, deleted.id)).run();
+    services.tokens.invalidate();
+    services.outbox.recount();
+    await expect(draining).resolves.toBeUndefined();
+    ga.setMode({ kind: 'ok' });
+    await relay.drain();
+    expect(ga.requests).toHaveLength(2);
+    expect(pathsByToken(ga)[kept.measurementId]).toEqual(paths(3));
+    expect(services.outbox.depth()).toBe(0);
+  });
+
+  it('a feature switched off after its events were queued: they are dropped, not sent, and a retry cannot bring them back', async () => {
+    const { services, relay, post } = setup();
+    const token = addTestToken(services);
+    await post('/queued-before');
+    services.outbox.addNow([{ tokenId: token.id, name: 'task_event', params: { namespace: 'n', task: 't' }, occurredAt: services.clock() }]);
+    services.db.update(tokens).set({ sendPageViews: false }).where(eq(tokens.id, token.id)).run();
+    services.tokens.invalidate();
+    await relay.drain();
+    expect(ga.delivered().map((e) => e.name)).toEqual(['task_event']);
+    expect(services.db.select().from(outbox).all()).toEqual([]);
+    expect(services.outbox.retryFailed(token.id)).toBe(0);
+  });
+
+  it('a retry leaves alone failed events GA would no longer take, and old failed events are pruned after a week', async () => {
+    const clock = fakeClock(Date.UTC(2026, 10, 1));
+    const { services } = setup({ clock });
+    const token = addTestToken(services);
+    const event = { tokenId: token.id, name: 'task_event', params: { task: 't' }, occurredAt: clock() };
+    services.outbox.addNow([event]);
+    const [row] = services.db.select().from(outbox).all();
+    services.outbox.failed(token.id, [row?.id ?? 0], 'GA answered 400');
+    clock.advance(73 * 3_600_000);
+    expect(services.outbox.retryFailed(token.id)).toBe(0);
+    expect(services.outbox.pruneFailed(clock())).toBe(0);
+    clock.advance(7 * 24 * 3_600_000);
+    expect(services.outbox.pruneFailed(clock())).toBe(1);
+    expect(services.db.select().from(outbox).all()).toEqual([]);
   });
 });
 
