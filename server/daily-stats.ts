@@ -41,6 +41,8 @@ export interface DailyStatsOptions {
   stats?: StatsSource;
   /** How long after `start()` the first look waits; {@link START_DELAY_MS} when omitted. */
   startDelayMs?: number;
+  /** How long the `stats` callback may take; {@link STATS_TIMEOUT_MS} when omitted. */
+  statsTimeoutMs?: number;
 }
 
 /** What the admin works with: run now, and when the schedule ran last and runs next. */
@@ -107,6 +109,7 @@ export class DailyStats implements DailyStatsRunner {
 
   private readonly stats: StatsSource | undefined;
   private readonly startDelayMs: number;
+  private readonly statsTimeoutMs: number;
 
   constructor(
     private readonly services: Services,
@@ -114,6 +117,7 @@ export class DailyStats implements DailyStatsRunner {
   ) {
     this.stats = options.stats;
     this.startDelayMs = options.startDelayMs ?? START_DELAY_MS;
+    this.statsTimeoutMs = options.statsTimeoutMs ?? STATS_TIMEOUT_MS;
   }
 
   /** Runs shortly after start if due, then keeps to the schedule (nothing at all when analytics is disabled). */
@@ -168,7 +172,7 @@ export class DailyStats implements DailyStatsRunner {
     if (onlyIfDue && !isDailyRunDue(this.lastRunAt(), services.clock())) return undefined;
     const stats = await this.readStats();
     const at = services.clock();
-    const events = eventsForRecipients(services, 'dailyStats', dailyStatsEvents(stats));
+    const events = eventsForRecipients(services, 'dailyStats', dailyStatsEvents(stats), at);
     // One transaction: the stored time and the queued events stand or fall together.
     const ran = services.db.transaction((tx) => {
       // Looked at again here: another process on the same database file may have run meanwhile.
@@ -190,7 +194,7 @@ export class DailyStats implements DailyStatsRunner {
       return row ? { users: row.users, tokens: row.tokens, apps: row.apps } : undefined;
     }
     try {
-      const stats = await this.stats();
+      const stats = await withTimeout(Promise.resolve(this.stats()), this.statsTimeoutMs, 'the stats callback did not answer in time');
       return stats === undefined ? undefined : parseHostStats(stats);
     } catch (error) {
       // The phone-in still goes out: a failing callback must not hide the install.
@@ -231,4 +235,17 @@ function errorSummary(error: unknown): string {
 export function saveHostStats(services: Services, stats: HostStats): void {
   const row = { id: 1, ...stats, updatedAt: services.clock() };
   services.db.insert(hostStats).values(row).onConflictDoUpdate({ target: hostStats.id, set: row }).run();
+}
+
+/** How long the host's stats callback may take before the phone-in goes out without its numbers. */
+export const STATS_TIMEOUT_MS = 30_000;
+
+/** `promise`, or a rejection with `message` once `ms` passed (a stuck callback must not stall the schedule). */
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+    timer.unref();
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

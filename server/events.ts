@@ -90,9 +90,13 @@ export function taskEventOf(options: AnalyticsEventOptions): { feature: Feature;
  * One outbox event per token that has `feature` on and can be sent to; none when analytics is disabled.
  * Every event is stamped with the same moment (services.clock()).
  */
-export function eventsForRecipients(services: Services, feature: Feature, events: Array<{ name: string; params: EventParams }>): NewEvent[] {
+export function eventsForRecipients(
+  services: Services,
+  feature: Feature,
+  events: Array<{ name: string; params: EventParams }>,
+  occurredAt: number = services.clock(),
+): NewEvent[] {
   if (services.config.disabled || events.length === 0) return [];
-  const occurredAt = services.clock();
   return services.tokens
     .recipients(feature)
     .flatMap(({ token }) => events.map((event) => ({ tokenId: token.id, name: event.name, params: event.params, occurredAt })));

@@ -205,6 +205,19 @@ describe('the daily schedule', () => {
     ]);
   });
 
+  it('sends the phone-in without numbers when the callback never answers, and stays usable', async () => {
+    const warnings: string[] = [];
+    const services = makeTestServices({ clock: () => Date.now(), log: { info() {}, warn: (m) => warnings.push(m), error() {} } });
+    addTestToken(services);
+    const runner = new DailyStats(services, { stats: () => new Promise<never>(() => {}), startDelayMs: 0, statsTimeoutMs: 5_000 });
+    runners.push(runner);
+    const run = runner.runNow();
+    await vi.advanceTimersByTimeAsync(5_000);
+    await expect(run).resolves.toMatchObject({ queued: 1, withNumbers: false });
+    expect(warnings).toEqual(['daily stats: the stats callback failed, sending the phone-in only (the stats callback did not answer in time)']);
+    await runner.stop(); // does not hang on the stuck callback
+  });
+
   it('sends to every token with daily stats on and to no other', async () => {
     const { services, runner } = setup({ tokens: 0, stats: () => ({ users: 1, tokens: 1, apps: [] }) });
     const on = addTestToken(services);
