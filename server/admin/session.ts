@@ -4,6 +4,7 @@ import { deleteCookie, getSignedCookie, setSignedCookie } from 'hono/cookie';
 import { HTTPException } from 'hono/http-exception';
 import type { Clock } from '../clock.ts';
 import { formField } from './form.ts';
+import type { AdminPathVariables } from './paths.ts';
 import { deriveKey, sign, verifySignature } from './secrets.ts';
 
 /** A logged-in admin: a random id (never stored) and when the login runs out. */
@@ -28,14 +29,13 @@ export interface SessionOptions {
   lifetimeMs?: number;
 }
 
-/** The session cookie; only sent to `/admin`. */
+/** The session cookie; only sent to the admin's own base (`/admin`, or `<prefix>/admin` in a host). */
 export const SESSION_COOKIE = 'analytics_admin_session';
 /** A short-lived cookie that binds the login form's CSRF token to the browser that asked for it. */
 export const LOGIN_COOKIE = 'analytics_admin_login';
 /** The form field that carries the CSRF token. */
 export const CSRF_FIELD = '_csrf';
 
-const COOKIE_PATH = '/admin';
 const DEFAULT_LIFETIME_MS = 8 * 3_600_000;
 const LOGIN_FORM_LIFETIME_MS = 30 * 60_000;
 
@@ -57,14 +57,17 @@ export class AdminSessions {
     this.lifetimeMs = options.lifetimeMs ?? DEFAULT_LIFETIME_MS;
   }
 
-  /** Starts a session: sets the HttpOnly, SameSite=Strict cookie and forgets the login form's cookie. */
-  async start(c: Context): Promise<Session> {
+  /**
+   * Starts a session: sets the HttpOnly, SameSite=Strict cookie and forgets the login form's cookie.
+   * `cookiePath` is the admin base the request came through; the cookies are sent nowhere else.
+   */
+  async start(c: Context, cookiePath: string): Promise<Session> {
     const session = { id: randomBytes(18).toString('base64url'), expiresAt: this.options.clock() + this.lifetimeMs };
     await setSignedCookie(c, SESSION_COOKIE, `${session.id}.${session.expiresAt}`, this.cookieKey, {
-      ...this.cookieOptions(c),
+      ...this.cookieOptions(c, cookiePath),
       maxAge: Math.floor(this.lifetimeMs / 1000),
     });
-    deleteCookie(c, LOGIN_COOKIE, this.cookieOptions(c));
+    deleteCookie(c, LOGIN_COOKIE, this.cookieOptions(c, cookiePath));
     return session;
   }
 
@@ -80,11 +83,11 @@ export class AdminSessions {
   }
 
   /** Ends a session: the cookie is cleared and the id refused from now on, even if a copy is replayed. */
-  end(c: Context, session: Session | undefined): void {
+  end(c: Context, session: Session | undefined, cookiePath: string): void {
     const now = this.options.clock();
     for (const [id, expiresAt] of this.revoked) if (expiresAt <= now) this.revoked.delete(id);
     if (session) this.revoked.set(session.id, session.expiresAt);
-    deleteCookie(c, SESSION_COOKIE, this.cookieOptions(c));
+    deleteCookie(c, SESSION_COOKIE, this.cookieOptions(c, cookiePath));
   }
 
   /** The CSRF token of a session: an HMAC of its id, so it needs no storage and dies with the session. */
@@ -98,11 +101,11 @@ export class AdminSessions {
   }
 
   /** Gives the login form a CSRF token, bound to a fresh short-lived cookie of this browser. */
-  async loginFormToken(c: Context): Promise<string> {
+  async loginFormToken(c: Context, cookiePath: string): Promise<string> {
     const nonce = randomBytes(18).toString('base64url');
     const expiresAt = this.options.clock() + LOGIN_FORM_LIFETIME_MS;
     await setSignedCookie(c, LOGIN_COOKIE, `${nonce}.${expiresAt}`, this.cookieKey, {
-      ...this.cookieOptions(c),
+      ...this.cookieOptions(c, cookiePath),
       maxAge: Math.floor(LOGIN_FORM_LIFETIME_MS / 1000),
     });
     return sign(this.csrfKey, `login:${nonce}.${expiresAt}`);
@@ -117,8 +120,8 @@ export class AdminSessions {
     return verifySignature(this.csrfKey, `login:${value}`, token);
   }
 
-  private cookieOptions(c: Context): { path: string; httpOnly: true; sameSite: 'Strict'; secure: boolean } {
-    return { path: COOKIE_PATH, httpOnly: true, sameSite: 'Strict', secure: isHttps(c, this.options.trustProxy) };
+  private cookieOptions(c: Context, path: string): { path: string; httpOnly: true; sameSite: 'Strict'; secure: boolean } {
+    return { path, httpOnly: true, sameSite: 'Strict', secure: isHttps(c, this.options.trustProxy) };
   }
 }
 
@@ -130,23 +133,24 @@ export function isHttps(c: Context, trustProxy: boolean): boolean {
 
 export interface RequireSessionOptions {
   sessions: AdminSessions;
-  /** Where a browser without a session is sent (GET only). */
-  loginPath: string;
 }
 
 /**
  * Lets only logged-in admins through, and only with the session's CSRF token on anything but GET/HEAD.
- * A GET without a session is sent to the login page; any other request is refused with 403.
+ * A GET without a session is sent to this admin base's login page (and back afterwards); any other
+ * request is refused with 403. Needs `paths` and `pathInAdmin` (see `adminLocation`).
  */
-export function requireSession(options: RequireSessionOptions): MiddlewareHandler<{ Variables: SessionVariables }> {
-  const { sessions, loginPath } = options;
+export function requireSession(
+  options: RequireSessionOptions,
+): MiddlewareHandler<{ Variables: SessionVariables & AdminPathVariables }> {
+  const { sessions } = options;
   return async function adminSession(c, next) {
     const session = await sessions.read(c);
     const safe = c.req.method === 'GET' || c.req.method === 'HEAD';
     if (!session) {
       if (safe) {
-        const back = c.req.path;
-        return c.redirect(`${loginPath}?next=${encodeURIComponent(back)}`, 303);
+        const back = `${c.var.paths.base}${c.var.pathInAdmin}`;
+        return c.redirect(`${c.var.paths.login}?next=${encodeURIComponent(back)}`, 303);
       }
       throw new HTTPException(403, { message: 'Your admin session has ended. Log in again; nothing was changed.' });
     }

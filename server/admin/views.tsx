@@ -2,24 +2,12 @@ import { createHash } from 'node:crypto';
 import type { Child, FC, PropsWithChildren } from 'hono/jsx';
 import type { Token } from '../db/schema.ts';
 import type { Feature } from '../tokens.ts';
+import type { AdminPaths } from './paths.ts';
 import { CSRF_FIELD } from './session.ts';
 import type { DeliveryStatus, FailedDelivery, InstallInfo } from './status.ts';
 import { maskSecret } from './secrets.ts';
 import { SWITCHES } from './token-input.ts';
 import type { ValidationResult } from './validate.ts';
-
-/** Where the admin pages live; every link and form action starts here. */
-export const ADMIN_BASE = '/admin';
-/** The token list, the admin's home page. */
-export const TOKENS_PATH = `${ADMIN_BASE}/analytics/analyticstokens/`;
-/** The failed deliveries page. */
-export const FAILED_PATH = `${ADMIN_BASE}/analytics/failed/`;
-/** The login page. */
-export const LOGIN_PATH = `${ADMIN_BASE}/login`;
-/** Where the "send daily stats now" button posts. */
-export const STATS_RUN_PATH = `${ADMIN_BASE}/analytics/stats/run/`;
-/** The logout page (POST logs out). */
-export const LOGOUT_PATH = `${ADMIN_BASE}/logout`;
 
 /** The pages' whole style sheet; inline, allowed by its hash, so the pages need no extra request. */
 export const STYLE = `
@@ -96,7 +84,12 @@ export function formatTime(ms: number | null | undefined): string {
 
 const Csrf: FC<{ token: string }> = ({ token }) => <input type="hidden" name={CSRF_FIELD} value={token} />;
 
-interface LayoutProps {
+/** What every page is given: the admin's URLs for this request (every link and form action comes from them). */
+export interface PageProps {
+  paths: AdminPaths;
+}
+
+interface LayoutProps extends PageProps {
   title: string;
   /** The session's CSRF token; without one (logged out) the menu is not shown. */
   csrf?: string;
@@ -105,7 +98,7 @@ interface LayoutProps {
   error?: string;
 }
 
-const Layout: FC<PropsWithChildren<LayoutProps>> = ({ title, csrf, disabled, notice, error, children }) => (
+const Layout: FC<PropsWithChildren<LayoutProps>> = ({ paths, title, csrf, disabled, notice, error, children }) => (
   <html lang="en">
     <head>
       <meta charset="utf-8" />
@@ -119,9 +112,9 @@ const Layout: FC<PropsWithChildren<LayoutProps>> = ({ title, csrf, disabled, not
         <span class="brand">Analytics admin</span>
         {csrf !== undefined && (
           <>
-            <a href={TOKENS_PATH}>Tokens</a>
-            <a href={FAILED_PATH}>Failed deliveries</a>
-            <form method="post" action={LOGOUT_PATH}>
+            <a href={paths.tokens}>Tokens</a>
+            <a href={paths.failed}>Failed deliveries</a>
+            <form method="post" action={paths.logout}>
               <Csrf token={csrf} />
               <button type="submit">Log out</button>
             </form>
@@ -152,16 +145,16 @@ const Layout: FC<PropsWithChildren<LayoutProps>> = ({ title, csrf, disabled, not
 );
 
 /** Props of {@link LoginPage}. */
-export interface LoginPageProps {
+export interface LoginPageProps extends PageProps {
   csrf: string;
   next: string;
   error?: string;
 }
 
 /** The login form: one password field for `ANALYTICS_ADMIN_TOKEN`. */
-export const LoginPage: FC<LoginPageProps> = ({ csrf, next, error }) => (
-  <Layout title="Log in" error={error}>
-    <form class="card" method="post" action={LOGIN_PATH}>
+export const LoginPage: FC<LoginPageProps> = ({ paths, csrf, next, error }) => (
+  <Layout paths={paths} title="Log in" error={error}>
+    <form class="card" method="post" action={paths.login}>
       <Csrf token={csrf} />
       <input type="hidden" name="next" value={next} />
       <div class="field">
@@ -175,9 +168,9 @@ export const LoginPage: FC<LoginPageProps> = ({ csrf, next, error }) => (
 );
 
 /** The logout confirmation (reached by a plain link; logging out itself is a POST). */
-export const LogoutPage: FC<{ csrf: string }> = ({ csrf }) => (
-  <Layout title="Log out" csrf={csrf}>
-    <form class="card" method="post" action={LOGOUT_PATH}>
+export const LogoutPage: FC<PageProps & { csrf: string }> = ({ paths, csrf }) => (
+  <Layout paths={paths} title="Log out" csrf={csrf}>
+    <form class="card" method="post" action={paths.logout}>
       <Csrf token={csrf} />
       <p>End this admin session?</p>
       <button type="submit">Log out</button>
@@ -187,10 +180,8 @@ export const LogoutPage: FC<{ csrf: string }> = ({ csrf }) => (
 
 const OnOff: FC<{ on: boolean }> = ({ on }) => (on ? <span class="on">on</span> : <span class="off">off</span>);
 
-const tokenPath = (id: number, action: string) => `${TOKENS_PATH}${id}/${action}/`;
-
 /** Props of {@link TokenListPage}. */
-export interface TokenListPageProps {
+export interface TokenListPageProps extends PageProps {
   csrf: string;
   install: InstallInfo;
   tokens: Token[];
@@ -200,14 +191,14 @@ export interface TokenListPageProps {
 }
 
 /** The token list: switches and delivery status per token, and the install's identity. */
-export const TokenListPage: FC<TokenListPageProps> = ({ csrf, install, tokens, statuses, failedTotal, notice }) => (
-  <Layout title="Analytics tokens" csrf={csrf} disabled={install.disabled} notice={notice}>
+export const TokenListPage: FC<TokenListPageProps> = ({ paths, csrf, install, tokens, statuses, failedTotal, notice }) => (
+  <Layout paths={paths} title="Analytics tokens" csrf={csrf} disabled={install.disabled} notice={notice}>
     <p class="actions">
-      <a class="button" href={`${TOKENS_PATH}add/`}>
+      <a class="button" href={paths.addToken}>
         Add a token
       </a>
       {failedTotal > 0 && (
-        <a href={FAILED_PATH}>
+        <a href={paths.failed}>
           {failedTotal} failed {failedTotal === 1 ? 'delivery' : 'deliveries'}
         </a>
       )}
@@ -237,7 +228,7 @@ export const TokenListPage: FC<TokenListPageProps> = ({ csrf, install, tokens, s
             return (
               <tr id={`token-${token.id}`}>
                 <td>
-                  <a href={tokenPath(token.id, 'change')}>{token.name}</a>
+                  <a href={paths.token(token.id, 'change')}>{token.name}</a>
                 </td>
                 <td class="mono">{token.measurementId}</td>
                 <td data-switch="sendPageViews">
@@ -276,22 +267,22 @@ export const TokenListPage: FC<TokenListPageProps> = ({ csrf, install, tokens, s
                 </td>
                 <td>
                   <div class="actions">
-                    <a href={tokenPath(token.id, 'change')}>Change</a>
-                    <form method="post" action={tokenPath(token.id, 'validate')}>
+                    <a href={paths.token(token.id, 'change')}>Change</a>
+                    <form method="post" action={paths.token(token.id, 'validate')}>
                       <Csrf token={csrf} />
                       <button type="submit" class="secondary">
                         Validate
                       </button>
                     </form>
                     {(status?.failed ?? 0) > 0 && (
-                      <form method="post" action={tokenPath(token.id, 'retry')}>
+                      <form method="post" action={paths.token(token.id, 'retry')}>
                         <Csrf token={csrf} />
                         <button type="submit" class="secondary">
                           Retry failed
                         </button>
                       </form>
                     )}
-                    <a href={tokenPath(token.id, 'delete')}>Delete</a>
+                    <a href={paths.token(token.id, 'delete')}>Delete</a>
                   </div>
                 </td>
               </tr>
@@ -325,7 +316,7 @@ export const TokenListPage: FC<TokenListPageProps> = ({ csrf, install, tokens, s
             last sent {install.dailyStats.lastRunAt === null ? 'never' : formatTime(install.dailyStats.lastRunAt)}, next{' '}
             {formatTime(install.dailyStats.nextRunAt)}
             <div class="actions">
-              <form method="post" action={STATS_RUN_PATH}>
+              <form method="post" action={paths.statsRun}>
                 <Csrf token={csrf} />
                 <button type="submit" class="secondary">
                   Send daily stats now
@@ -385,7 +376,7 @@ export const NEW_TOKEN_VALUES: TokenFormValues = {
 };
 
 /** Props of {@link TokenFormPage}. */
-export interface TokenFormPageProps {
+export interface TokenFormPageProps extends PageProps {
   csrf: string;
   disabled: boolean;
   /** The token being changed; absent when adding. */
@@ -403,9 +394,9 @@ const Field: FC<PropsWithChildren<{ error?: string; help?: Child }>> = ({ error,
 );
 
 /** The add and change form of a token. */
-export const TokenFormPage: FC<TokenFormPageProps> = ({ csrf, disabled, token, values, errors = {} }) => {
+export const TokenFormPage: FC<TokenFormPageProps> = ({ paths, csrf, disabled, token, values, errors = {} }) => {
   const hasErrors = Object.keys(errors).length > 0;
-  const action = token ? tokenPath(token.id, 'change') : `${TOKENS_PATH}add/`;
+  const action = token ? paths.token(token.id, 'change') : paths.addToken;
   const secretNote = token
     ? token.apiSecret === ''
       ? 'No secret is stored. Leave blank to keep it that way.'
@@ -413,6 +404,7 @@ export const TokenFormPage: FC<TokenFormPageProps> = ({ csrf, disabled, token, v
     : 'From GA: Admin › Data streams › Measurement Protocol API secrets.';
   return (
     <Layout
+      paths={paths}
       title={token ? `Change token: ${token.name}` : 'Add a token'}
       csrf={csrf}
       disabled={disabled}
@@ -456,7 +448,7 @@ export const TokenFormPage: FC<TokenFormPageProps> = ({ csrf, disabled, token, v
         </Field>
         <p class="actions">
           <button type="submit">Save</button>
-          <a class="button secondary" href={TOKENS_PATH}>
+          <a class="button secondary" href={paths.tokens}>
             Cancel
           </a>
         </p>
@@ -466,14 +458,15 @@ export const TokenFormPage: FC<TokenFormPageProps> = ({ csrf, disabled, token, v
 };
 
 /** The confirmation before a token is deleted. */
-export const DeletePage: FC<{ csrf: string; disabled: boolean; token: Token; status: DeliveryStatus | undefined }> = ({
+export const DeletePage: FC<PageProps & { csrf: string; disabled: boolean; token: Token; status: DeliveryStatus | undefined }> = ({
+  paths,
   csrf,
   disabled,
   token,
   status,
 }) => (
-  <Layout title={`Delete token: ${token.name}`} csrf={csrf} disabled={disabled}>
-    <form class="card" method="post" action={tokenPath(token.id, 'delete')}>
+  <Layout paths={paths} title={`Delete token: ${token.name}`} csrf={csrf} disabled={disabled}>
+    <form class="card" method="post" action={paths.token(token.id, 'delete')}>
       <Csrf token={csrf} />
       <p>
         Delete the token <strong>{token.name}</strong> (<code>{token.measurementId}</code>)? Nothing more is sent to that
@@ -489,7 +482,7 @@ export const DeletePage: FC<{ csrf: string; disabled: boolean; token: Token; sta
         <button type="submit" class="danger">
           Yes, delete it
         </button>
-        <a class="button secondary" href={TOKENS_PATH}>
+        <a class="button secondary" href={paths.tokens}>
           No, keep it
         </a>
       </p>
@@ -499,15 +492,16 @@ export const DeletePage: FC<{ csrf: string; disabled: boolean; token: Token; sta
 
 /** What GA's validation endpoint said about a token's samples (or why nothing was sent). */
 export const ValidatePage: FC<{
+  paths: AdminPaths;
   csrf: string;
   disabled: boolean;
   token: Token;
   results?: ValidationResult[];
   blocker?: string;
-}> = ({ csrf, disabled, token, results, blocker }) => (
-  <Layout title={`Validate token: ${token.name}`} csrf={csrf} disabled={disabled} error={blocker ? `Not validated: ${blocker}.` : undefined}>
+}> = ({ paths, csrf, disabled, token, results, blocker }) => (
+  <Layout paths={paths} title={`Validate token: ${token.name}`} csrf={csrf} disabled={disabled} error={blocker ? `Not validated: ${blocker}.` : undefined}>
     {!results && !blocker && (
-      <form class="card" method="post" action={tokenPath(token.id, 'validate')}>
+      <form class="card" method="post" action={paths.token(token.id, 'validate')}>
         <Csrf token={csrf} />
         <p>
           Send one sample of each enabled feature to GA’s validation endpoint (<code>/debug/mp/collect</code>) and show what
@@ -556,13 +550,14 @@ export const ValidatePage: FC<{
       </>
     )}
     <p class="actions">
-      <a href={TOKENS_PATH}>Back to the tokens</a>
+      <a href={paths.tokens}>Back to the tokens</a>
     </p>
   </Layout>
 );
 
 /** The events GA refused for good, with a retry per token. */
-export const FailedPage: FC<{ csrf: string; disabled: boolean; total: number; items: FailedDelivery[]; notice?: string }> = ({
+export const FailedPage: FC<PageProps & { csrf: string; disabled: boolean; total: number; items: FailedDelivery[]; notice?: string }> = ({
+  paths,
   csrf,
   disabled,
   total,
@@ -571,7 +566,7 @@ export const FailedPage: FC<{ csrf: string; disabled: boolean; total: number; it
 }) => {
   const tokenIds = [...new Map(items.map((item) => [item.tokenId, item.tokenName])).entries()];
   return (
-    <Layout title="Failed deliveries" csrf={csrf} disabled={disabled} notice={notice}>
+    <Layout paths={paths} title="Failed deliveries" csrf={csrf} disabled={disabled} notice={notice}>
       {total === 0 ? (
         <p>No failed deliveries.</p>
       ) : (
@@ -582,7 +577,7 @@ export const FailedPage: FC<{ csrf: string; disabled: boolean; total: number; it
           </p>
           <div class="actions">
             {tokenIds.map(([id, name]) => (
-              <form method="post" action={tokenPath(id, 'retry')}>
+              <form method="post" action={paths.token(id, 'retry')}>
                 <Csrf token={csrf} />
                 <input type="hidden" name="back" value="failed" />
                 <button type="submit" class="secondary">
@@ -621,10 +616,10 @@ export const FailedPage: FC<{ csrf: string; disabled: boolean; total: number; it
 };
 
 /** A refusal or an error, as a page. */
-export const ErrorPage: FC<{ status: number; message: string; loggedIn: boolean }> = ({ status, message, loggedIn }) => (
-  <Layout title={status === 404 ? 'Not found' : status === 403 ? 'Refused' : 'Something went wrong'} error={message}>
+export const ErrorPage: FC<PageProps & { status: number; message: string; loggedIn: boolean }> = ({ paths, status, message, loggedIn }) => (
+  <Layout paths={paths} title={status === 404 ? 'Not found' : status === 403 ? 'Refused' : 'Something went wrong'} error={message}>
     <p>
-      {loggedIn ? <a href={TOKENS_PATH}>Back to the tokens</a> : <a href={LOGIN_PATH}>Log in</a>}
+      {loggedIn ? <a href={paths.tokens}>Back to the tokens</a> : <a href={paths.login}>Log in</a>}
     </p>
   </Layout>
 );

@@ -77,16 +77,19 @@ export interface AdminBrowser {
   csrf: string;
 }
 
-/** Logs in through the login form, as a browser does. */
-export async function login(app: Hono, token: string = ADMIN_TOKEN): Promise<AdminBrowser> {
-  const form = await app.request('/admin/login');
+/**
+ * Logs in through the login form, as a browser does. `base` is where the admin is reached: `/admin` when
+ * the app is served at the root, `<prefix>/admin` when a host mounts it under a prefix.
+ */
+export async function login(app: Hono, token: string = ADMIN_TOKEN, base: string = '/admin'): Promise<AdminBrowser> {
+  const form = await app.request(`${base}/login`);
   expect(form.status).toBe(200);
   const loginCookie = cookiesOf(form).analytics_admin_login ?? '';
-  const res = await postForm(app, '/admin/login', { _csrf: csrfOf(await form.text()), token }, loginCookie);
+  const res = await postForm(app, `${base}/login`, { _csrf: csrfOf(await form.text()), token }, loginCookie);
   expect(res.status).toBe(303);
   const cookie = cookiesOf(res).analytics_admin_session;
   if (!cookie) throw new Error('no session cookie');
-  const list = await app.request('/admin/analytics/analyticstokens/', { headers: { cookie } });
+  const list = await app.request(`${base}/analytics/analyticstokens/`, { headers: { cookie } });
   expect(list.status).toBe(200);
   return { cookie, csrf: csrfOf(await list.text()) };
 }
@@ -101,4 +104,9 @@ export function postForm(app: Hono, path: string, fields: Record<string, string>
 /** GETs a page with a cookie. */
 export function getPage(app: Hono, path: string, cookie?: string): Promise<Response> {
   return Promise.resolve(app.request(path, { headers: cookie ? { cookie } : {} }));
+}
+
+/** Every link and form target on a page (`href` and `action` values, entities decoded). */
+export function urlsOf(html: string): string[] {
+  return [...html.matchAll(/\s(?:href|action)="([^"]*)"/g)].map((m) => (m[1] ?? '').replaceAll('&amp;', '&'));
 }
