@@ -154,7 +154,7 @@ export class Outbox {
     return { tokenIds: due.map((d) => d.tokenId), nextDueAt: next?.at ?? undefined };
   }
 
-  /** Up to `limit` due events of one token, oldest first. */
+  /** Up to `limit` due events of one token, those due longest first. */
   due(tokenId: number, now: number, limit: number): OutboxRow[] {
     return this.queries().dueRows.all({ tokenId, now, limit });
   }
@@ -218,7 +218,8 @@ export class Outbox {
     this.db
       .update(outbox)
       .set({ nextAttemptAt: at })
-      .where(and(eq(outbox.status, 'pending'), eq(outbox.tokenId, tokenId), lte(outbox.nextAttemptAt, at)))
+      // Only rows due before `at`: the held-back backlog is not rewritten on every call.
+      .where(and(eq(outbox.status, 'pending'), eq(outbox.tokenId, tokenId), lt(outbox.nextAttemptAt, at)))
       .run();
   }
 
@@ -325,7 +326,9 @@ function prepareQueries(db: Db) {
       .select()
       .from(outbox)
       .where(and(eq(outbox.status, 'pending'), eq(outbox.tokenId, sql.placeholder('tokenId')), lte(outbox.nextAttemptAt, sql.placeholder('now'))))
-      .orderBy(asc(outbox.id))
+      // The index (status, token_id, next_attempt_at, then the row id) yields this order without sorting
+      // the whole backlog.
+      .orderBy(asc(outbox.nextAttemptAt), asc(outbox.id))
       .limit(sql.placeholder('limit'))
       .prepare(),
     deleteIds: db.delete(outbox).where(sql`${outbox.id} IN ${ids}`).prepare(),

@@ -48,6 +48,8 @@ export class Relay {
   private started = false;
   private lastExpireAt = 0;
   private failedRounds = 0;
+  /** Tokens GA is failing for: nothing is sent to them before `until`, new events included. */
+  private readonly holds = new Map<number, { until: number; failures: number }>();
   private readonly loggedSkips = new Set<string>();
   private readonly stopController = new AbortController();
 
@@ -176,6 +178,12 @@ export class Relay {
       outbox.postponeToken(token.id, now + SKIPPED_TOKEN_RECHECK_MS);
       return false;
     }
+    const hold = this.holds.get(token.id);
+    if (hold && hold.until > now) {
+      // Events that arrived during the hold wait for its end too, rather than each probing GA.
+      outbox.postponeToken(token.id, hold.until);
+      return false;
+    }
     const taken = outbox.due(token.id, now, this.options.batchRows);
     // A feature switched off after its events were queued (or put back by a retry): they are not sent.
     const switchedOff = taken.filter((row) => !featureOn(token, featureOfEvent(row.name)));
@@ -192,13 +200,18 @@ export class Relay {
         const outcome = await this.send(token, request);
         this.services.metrics.gaRequests.inc({ token: String(token.id), outcome: outcome.kind });
         if (outcome.kind === 'delivered') {
+          this.holds.delete(token.id);
           outbox.delivered(token.id, request.ids);
         } else if (outcome.kind === 'failed') {
           outbox.failed(token.id, request.ids, outcome.error);
         } else {
-          const attempts = Math.max(...request.ids.map((id) => attemptsById.get(id) ?? 0));
+          // The back-off grows with the events' own tries and with the token's failures in a row, so
+          // fresh events during an outage do not restart it from one second.
+          const failures = (this.holds.get(token.id)?.failures ?? 0) + 1;
+          const attempts = Math.max(failures - 1, ...request.ids.map((id) => attemptsById.get(id) ?? 0));
           // GA's Retry-After is a floor: a `0` must not make the relay retry at once, in a loop.
           const at = this.services.clock() + Math.max(outcome.retryAfter ?? 0, retryDelay(attempts, this.options.random));
+          this.holds.set(token.id, { until: at, failures });
           outbox.retryLater(token.id, request.ids, at, outcome.error);
           // GA is failing for this token: hold back the rest of its queue too, rather than hammer it.
           outbox.postponeToken(token.id, at);

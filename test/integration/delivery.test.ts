@@ -65,7 +65,7 @@ describe('delivery to GA', () => {
     await ga.waitFor(() => ga.delivered().length === 200);
     expect(ga.accepted().length).toBeLessThanOrEqual(10);
     expect(pathsByToken(ga)).toEqual({ [a.measurementId]: paths(100), [b.measurementId]: paths(100) });
-    expect(services.outbox.depth()).toBe(0);
+    await ga.waitFor(() => services.outbox.depth() === 0); // GA's answer to the last request may still be on its way
   });
 
   it('holds events through a GA outage and delivers each once when GA is back', async () => {
@@ -86,14 +86,33 @@ describe('delivery to GA', () => {
     expect(pathsByToken(ga)).toEqual({ [token.measurementId]: paths(30) });
   });
 
+  it('holds a failing token back for the whole back-off, new events included, and the back-off grows', async () => {
+    const { services, relay, post } = setup({}, { random: () => 0 });
+    const token = addTestToken(services);
+    ga.setMode({ kind: 'status', status: 503 });
+    relay.start();
+    // A hit every 100 ms for 1.4 s: fresh events keep arriving during the outage.
+    for (const path of paths(14)) {
+      await post(path);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    // Back-off 0.5 s, then 1 s: two tries at most in that time, however many events arrived.
+    expect(ga.requests.length).toBeGreaterThanOrEqual(1);
+    expect(ga.requests.length).toBeLessThanOrEqual(2);
+    ga.setMode({ kind: 'ok' });
+    await ga.waitFor(() => ga.delivered().length === 14, 10_000);
+    expect(pathsByToken(ga)).toEqual({ [token.measurementId]: paths(14) });
+  });
+
   it('retries after timeouts and connection resets', async () => {
     const { services, relay, post } = setup({}, { timeoutMs: 200 });
     const token = addTestToken(services);
+    const pastTheHold = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
     ga.setMode({ kind: 'hang' });
     for (const path of paths(5)) await post(path);
     await relay.drain();
     ga.setMode({ kind: 'reset' });
-    services.db.update(outbox).set({ nextAttemptAt: 0 }).run();
+    await pastTheHold(600); // back-off after a first failure: 0.5 s
     await relay.drain();
     expect(ga.requests.map((r) => r.answer)).toEqual(['hang', 'reset']);
     const rows = services.db.select().from(outbox).all();
@@ -103,7 +122,7 @@ describe('delivery to GA', () => {
       expect(r.lastError).toMatch(/^network error/);
     }
     ga.setMode({ kind: 'ok' });
-    services.db.update(outbox).set({ nextAttemptAt: 0 }).run();
+    await pastTheHold(1100); // after a second failure in a row: 1 s
     await relay.drain();
     expect(pathsByToken(ga)).toEqual({ [token.measurementId]: paths(5) });
   });
@@ -121,7 +140,7 @@ describe('delivery to GA', () => {
     expect(row?.nextAttemptAt).toBeGreaterThanOrEqual(before + 500);
 
     ga.setMode({ kind: 'status', status: 503, headers: { 'Retry-After': '120' } });
-    services.db.update(outbox).set({ nextAttemptAt: 0 }).run();
+    await new Promise((resolve) => setTimeout(resolve, 600)); // past the first back-off
     const second = Date.now();
     await relay.drain();
     const [later] = services.db.select().from(outbox).all();
