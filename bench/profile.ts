@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { startFakeGa } from '../test/helpers/fake-ga.ts';
 import { runLoad } from './load.ts';
-import { HIT_HEADERS, ROOT, collectorEnv, hitBody, prepareDatabase, startScript } from './support.ts';
+import { COLLECTOR_NODE_FLAGS, HIT_HEADERS, ROOT, collectorEnv, hitBody, prepareDatabase, startScript } from './support.ts';
 
 interface ProfileNode {
   id: number;
@@ -67,7 +67,7 @@ const ga = await startFakeGa();
 const collector = await startScript(
   'server/main.ts',
   collectorEnv(dbPath, ga.url),
-  ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+  [...COLLECTOR_NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${dir}`],
 );
 const load = await runLoad({ url: `${collector.url}/collect`, connections: 50, durationS: seconds, headers: HIT_HEADERS, body: hitBody('/docs/getting-started') });
 console.log(`${Math.round(load.requestsPerSecond)} req/s, p50 ${load.p50} ms, p99 ${load.p99} ms`);

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { snippetSize, SNIPPET_PATH } from '../scripts/snippet-size.ts';
 import { startFakeGa, type FakeGa, type FakeGaMode } from '../test/helpers/fake-ga.ts';
 import { runLoad, type LoadResult } from './load.ts';
-import { HIT_HEADERS, ROOT, collectorEnv, cpuTimeOf, hitBody, memoryOf, metricSum, prepareDatabase, readMetrics, startScript, until, type ServerProcess } from './support.ts';
+import { COLLECTOR_NODE_FLAGS, HIT_HEADERS, ROOT, collectorEnv, cpuTimeOf, hitBody, memoryOf, metricSum, prepareDatabase, readMetrics, startScript, until, type ServerProcess } from './support.ts';
 
 const { values: options } = parseArgs({
   options: {
@@ -58,7 +58,7 @@ async function withCollector<T>(name: string, gaMode: FakeGaMode, fn: (collector
     ga.setMode(gaMode);
     const dbPath = join(work, `${name}.db`);
     prepareDatabase(dbPath, TOKENS);
-    const collector = await startScript('server/main.ts', collectorEnv(dbPath, ga.url));
+    const collector = await startScript('server/main.ts', collectorEnv(dbPath, ga.url), COLLECTOR_NODE_FLAGS);
     try {
       return await fn(collector, ga);
     } finally {

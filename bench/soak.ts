@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { startFakeGa, validateMpBody, type FakeGa, type FakeGaMode } from '../test/helpers/fake-ga.ts';
-import { HIT_HEADERS, collectorEnv, hitBody, metricSum, prepareDatabase, readMetrics, sleep, startScript, until, type ServerProcess } from './support.ts';
+import { COLLECTOR_NODE_FLAGS, HIT_HEADERS, collectorEnv, hitBody, metricSum, prepareDatabase, readMetrics, sleep, startScript, until, type ServerProcess } from './support.ts';
 
 const { values: options } = parseArgs({
   options: {
@@ -132,7 +132,7 @@ const shown = (list: string[]) => `${list.slice(0, SHOWN_IDS).join(', ')}${list.
 async function main(): Promise<boolean> {
   prepareDatabase(dbPath, [...ENABLED.map((measurementId) => ({ measurementId })), { measurementId: PAGE_VIEWS_OFF, sendPageViews: false }]);
   const ga = await startFakeGa();
-  let collector: ServerProcess = await startScript('server/main.ts', collectorEnv(dbPath, ga.url));
+  let collector: ServerProcess = await startScript('server/main.ts', collectorEnv(dbPath, ga.url), COLLECTOR_NODE_FLAGS);
   const port = new URL(collector.url).port;
   const url = collector.url;
   const explained = new Set<string>();
@@ -159,7 +159,7 @@ async function main(): Promise<boolean> {
       log(`collector killed; ${window.size} event(s) GA took but the collector had not recorded`);
       await sleep(DOWNTIME_MS);
       // The same port, so the load goes on to the same address.
-      collector = await startScript('server/main.ts', collectorEnv(dbPath, ga.url, port));
+      collector = await startScript('server/main.ts', collectorEnv(dbPath, ga.url, port), COLLECTOR_NODE_FLAGS);
       log('collector restarted');
     }
     await load;

@@ -9,6 +9,8 @@ import { ensureIdentity } from '../server/identity.ts';
 /** The repository root (the working directory of every process started here). */
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
+export { COLLECTOR_NODE_FLAGS } from '../test/helpers/collector-process.ts';
+
 /** A current desktop Chrome on Windows, the most common browser a collector sees. */
 export const CHROME_UA =
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';

@@ -15,6 +15,9 @@ import type { Services } from './services.ts';
  */
 export function createApp(services: Services): Hono {
   const app = new Hono();
+  // The beacon endpoint and the snippet come first, so the page-oriented headers below are not computed
+  // for every hit (the hot path answers an empty 204); they set the few headers that matter to them.
+  app.route('/', collectRoutes(services));
   app.use(
     secureHeaders({
       contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
@@ -25,7 +28,6 @@ export function createApp(services: Services): Hono {
     }),
   );
   app.route('/', healthRoutes(services));
-  app.route('/', collectRoutes(services));
   app.route('/api', eventsRoutes(services));
   app.route('/api/admin', adminApiRoutes(services));
   app.route('/admin', adminRoutes(services));

@@ -1,3 +1,4 @@
+import type { Statement } from 'better-sqlite3';
 import type { Db } from './db/database.ts';
 import { tokens, type Token } from './db/schema.ts';
 import { compilePathPattern, type PathPattern } from './ignore-paths.ts';
@@ -40,6 +41,8 @@ export interface ActiveToken {
 export class TokenDirectory {
   private cache: ActiveToken[] | undefined;
   private dataVersion = -1;
+  // Prepared once: every page view asks, and preparing it each time cost more than the rest of the lookup.
+  private versionQuery: Statement | undefined;
 
   constructor(private readonly db: Db) {}
 
@@ -52,7 +55,8 @@ export class TokenDirectory {
   all(): ActiveToken[] {
     // data_version moves when another connection (another process on the same file) commits: its
     // token changes count too. Our own changes call invalidate().
-    const version = this.db.$client.pragma('data_version', { simple: true }) as number;
+    this.versionQuery ??= this.db.$client.prepare('PRAGMA data_version').pluck();
+    const version = this.versionQuery.get() as number;
     if (version !== this.dataVersion) {
       this.dataVersion = version;
       this.cache = undefined;

@@ -66,6 +66,7 @@ function collectCors(): MiddlewareHandler {
     if (c.req.method === 'OPTIONS') return preflight(c, next);
     c.header('Access-Control-Allow-Origin', '*');
     c.header('Access-Control-Expose-Headers', 'X-Analytics-Ignored');
+    c.header('X-Content-Type-Options', 'nosniff');
     await next();
   };
 }
@@ -83,6 +84,7 @@ export function collectRoutes(services: Services): Hono {
     // The URL carries no version, so a day of caching plus revalidation by ETag.
     c.header('Cache-Control', 'public, max-age=86400, stale-while-revalidate=604800');
     c.header('Cross-Origin-Resource-Policy', 'cross-origin');
+    c.header('X-Content-Type-Options', 'nosniff');
     if (c.req.header('if-none-match') === snippet.etag) return c.body(null, 304);
     return c.body(snippet.body, 200, { 'Content-Type': 'text/javascript; charset=utf-8' });
   });

@@ -1,8 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const MAIN = fileURLToPath(new URL('../../server/main.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The Node flags `npm start` runs the collector with (package.json `config.nodeFlags`): tests run it the same way. */
+export const COLLECTOR_NODE_FLAGS: string[] = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { config: { nodeFlags: string } }
+).config.nodeFlags
+  .split(/\s+/)
+  .filter(Boolean);
 
 /** A collector running as its own process (`node --import tsx server/main.ts`). */
 export interface CollectorProcess {
@@ -16,7 +24,7 @@ export interface CollectorProcess {
 
 /** Spawns `server/main.ts` with `env` on top of a clean environment, collecting what it prints. */
 function spawnCollector(env: Record<string, string>): { child: ChildProcess; output(): string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
+  const child = spawn(process.execPath, [...COLLECTOR_NODE_FLAGS, '--import', 'tsx', MAIN], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -137,6 +137,7 @@ describe('POST /collect', () => {
     addTestToken(services);
     const res = await post(hit(), { Origin: 'https://site.example' });
     expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     const preflight = await app.request('/collect', {
       method: 'OPTIONS',
       headers: { Origin: 'https://site.example', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type' },

@@ -1,0 +1,42 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { eq } from 'drizzle-orm';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../server/db/database.ts';
+import { tokens } from '../../server/db/schema.ts';
+import { ensureIdentity } from '../../server/identity.ts';
+import { featureOfEvent, TokenDirectory } from '../../server/tokens.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'analytics-tokens-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('the token directory', () => {
+  it('sees token changes made by another process on the same database file', () => {
+    const path = join(dir, 'shared.db');
+    const mine = openDatabase(path);
+    ensureIdentity(mine);
+    const other = openDatabase(path); // stands for a second process: its own connection
+    const directory = new TokenDirectory(mine);
+    expect(directory.recipients('pageViews')).toEqual([]); // only the placeholder token 1
+
+    const now = Date.now();
+    const added = other.insert(tokens).values({ name: 'Other', measurementId: 'G-OTHER', apiSecret: 's', createdAt: now, updatedAt: now }).returning().get();
+    expect(directory.recipients('pageViews').map((t) => t.token.id)).toEqual([added.id]);
+
+    other.update(tokens).set({ sendPageViews: false }).where(eq(tokens.id, added.id)).run();
+    expect(directory.recipients('pageViews')).toEqual([]);
+    expect(directory.recipients('taskEvents').map((t) => t.token.id)).toEqual([added.id]);
+    mine.$client.close();
+    other.$client.close();
+  });
+
+  it('maps each GA event to the switch that governs it', () => {
+    expect(['page_view', 'task_event', 'daily_stats', 'installed_app'].map(featureOfEvent)).toEqual([
+      'pageViews',
+      'taskEvents',
+      'dailyStats',
+      'dailyStats',
+    ]);
+  });
+});
