@@ -41,10 +41,14 @@ export interface ActiveToken {
 export class TokenDirectory {
   private cache: ActiveToken[] | undefined;
   private dataVersion = -1;
-  // Prepared once: every page view asks, and preparing it each time cost more than the rest of the lookup.
   private versionQuery: Statement | undefined;
+  private checkedAt = -Infinity;
 
-  constructor(private readonly db: Db) {}
+  /** @param recheckMs how often to look for changes made by other processes (0: on every read) */
+  constructor(
+    private readonly db: Db,
+    private readonly recheckMs: number = 1000,
+  ) {}
 
   /** Forget the cached tokens: call after any insert, update or delete of a token. */
   invalidate(): void {
@@ -53,13 +57,18 @@ export class TokenDirectory {
 
   /** Every token, ignore paths compiled (an invalid stored pattern matches nothing). */
   all(): ActiveToken[] {
-    // data_version moves when another connection (another process on the same file) commits: its
-    // token changes count too. Our own changes call invalidate().
-    this.versionQuery ??= this.db.$client.prepare('PRAGMA data_version').pluck();
-    const version = this.versionQuery.get() as number;
-    if (version !== this.dataVersion) {
-      this.dataVersion = version;
-      this.cache = undefined;
+    // data_version moves when another connection (another process on the same file) commits: its token
+    // changes count too, within `recheckMs` (asking on every page view was a real share of its cost).
+    // Our own changes call invalidate().
+    const now = Date.now();
+    if (now - this.checkedAt >= this.recheckMs) {
+      this.checkedAt = now;
+      this.versionQuery ??= this.db.$client.prepare('PRAGMA data_version').pluck();
+      const version = this.versionQuery.get() as number;
+      if (version !== this.dataVersion) {
+        this.dataVersion = version;
+        this.cache = undefined;
+      }
     }
     this.cache ??= this.db
       .select()

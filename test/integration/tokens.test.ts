@@ -17,7 +17,7 @@ describe('the token directory', () => {
     const mine = openDatabase(path);
     ensureIdentity(mine);
     const other = openDatabase(path); // stands for a second process: its own connection
-    const directory = new TokenDirectory(mine);
+    const directory = new TokenDirectory(mine, 0); // look for outside changes on every read
     expect(directory.recipients('pageViews')).toEqual([]); // only the placeholder token 1
 
     const now = Date.now();
@@ -27,6 +27,22 @@ describe('the token directory', () => {
     other.update(tokens).set({ sendPageViews: false }).where(eq(tokens.id, added.id)).run();
     expect(directory.recipients('pageViews')).toEqual([]);
     expect(directory.recipients('taskEvents').map((t) => t.token.id)).toEqual([added.id]);
+    mine.$client.close();
+    other.$client.close();
+  });
+
+  it('looks for outside changes at most once per interval', () => {
+    const path = join(dir, 'interval.db');
+    const mine = openDatabase(path);
+    ensureIdentity(mine);
+    const other = openDatabase(path);
+    const directory = new TokenDirectory(mine, 60_000);
+    expect(directory.all()).toHaveLength(1);
+    const now = Date.now();
+    other.insert(tokens).values({ name: 'Other', measurementId: 'G-LATER', apiSecret: 's', createdAt: now, updatedAt: now }).run();
+    expect(directory.all()).toHaveLength(1); // not yet: next look in a minute
+    directory.invalidate();
+    expect(directory.all()).toHaveLength(2);
     mine.$client.close();
     other.$client.close();
   });
