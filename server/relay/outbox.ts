@@ -1,4 +1,4 @@
-import { and, asc, count, eq, gte, inArray, lt, lte, sql } from 'drizzle-orm';
+import { and, asc, count, eq, gt, gte, inArray, lt, lte, sql } from 'drizzle-orm';
 import type { Clock } from '../clock.ts';
 import type { Db } from '../db/database.ts';
 import { outbox, tokens, type DeviceFields, type EventParams, type OutboxRow } from '../db/schema.ts';
@@ -19,10 +19,11 @@ export interface NewEvent {
 /** Default bound: past it the oldest waiting events are dropped, so an outage cannot fill the disk. */
 export const DEFAULT_OUTBOX_MAX = 100_000;
 
-// The columns of `outbox` (db/schema.ts) a new event sets; the rest take their defaults. A token deleted
+// The columns of `outbox` (db/schema.ts) a new event sets; the rest take their defaults. A new event is due
+// from when it happened, so due rows taken in next-attempt order come oldest first, held-back ones included. A token deleted
 // between choosing the recipients and this commit gets nothing, rather than failing the whole group commit.
 const INSERT_EVENT = `INSERT INTO outbox (token_id, name, params, device, device_key, occurred_at, next_attempt_at)
-  SELECT @tokenId, @name, @params, @device, @deviceKey, @occurredAt, 0 WHERE EXISTS (SELECT 1 FROM tokens WHERE id = @tokenId)`;
+  SELECT @tokenId, @name, @params, @device, @deviceKey, @occurredAt, @occurredAt WHERE EXISTS (SELECT 1 FROM tokens WHERE id = @tokenId)`;
 // Counts per token and hour for the admin; a token deleted while its request was in flight is not counted.
 const COUNT_OUTCOME = `INSERT INTO delivery_stats (token_id, hour, delivered, failed)
   SELECT @tokenId, @hour, @delivered, @failed WHERE EXISTS (SELECT 1 FROM tokens WHERE id = @tokenId)
@@ -43,6 +44,7 @@ export class Outbox {
   private flushScheduled = false;
   private pending: number;
   private listeners: Array<() => void> = [];
+  private retryListeners: Array<(tokenId: number) => void> = [];
   private prepared: ReturnType<typeof prepareQueries> | undefined;
 
   constructor(
@@ -63,6 +65,11 @@ export class Outbox {
   /** Calls `listener` after events were written (the relay wakes up). */
   onAdded(listener: () => void): void {
     this.listeners.push(listener);
+  }
+
+  /** Calls `listener` after the admin put a token's failed events back in the queue. */
+  onRetried(listener: (tokenId: number) => void): void {
+    this.retryListeners.push(listener);
   }
 
   /**
@@ -223,6 +230,15 @@ export class Outbox {
       .run();
   }
 
+  /** Makes all of a token's waiting events due at `at` at the latest (the hold on it was lifted). */
+  releaseToken(tokenId: number, at: number): void {
+    this.db
+      .update(outbox)
+      .set({ nextAttemptAt: at })
+      .where(and(eq(outbox.status, 'pending'), eq(outbox.tokenId, tokenId), gt(outbox.nextAttemptAt, at)))
+      .run();
+  }
+
   /** Marks waiting events that happened before `cutoff` as failed: GA no longer accepts them. */
   expire(cutoff: number): number {
     const changed = this.db
@@ -277,7 +293,7 @@ export class Outbox {
       .where(where)
       .run().changes;
     this.pending += changed;
-    if (changed > 0) for (const listener of this.listeners) listener();
+    if (changed > 0) for (const listener of this.retryListeners) listener(tokenId);
     return changed;
   }
 

@@ -77,6 +77,12 @@ export class Relay {
       if (reason) this.noteSkipped(token, reason);
     }
     this.services.outbox.onAdded(() => this.wake());
+    // The admin's retry is a request to try now: it lifts the token's hold, for what waited behind it too.
+    this.services.outbox.onRetried((tokenId) => {
+      this.holds.delete(tokenId);
+      this.services.outbox.releaseToken(tokenId, this.services.clock());
+      this.wake();
+    });
     this.schedule(0);
   }
 
@@ -138,7 +144,7 @@ export class Relay {
     } catch (error) {
       // Something beside GA failed (the database?): the events stay queued; look again later, not at once.
       this.services.log.error('delivery round failed', error);
-      this.schedule(retryDelay(this.failedRounds++, this.options.random));
+      if (this.started) this.schedule(retryDelay(this.failedRounds++, this.options.random));
       return;
     }
     if (!this.started) return;
@@ -192,7 +198,10 @@ export class Relay {
     const requests = buildRequests(rows, this.services.identity.uuid, this.services.config.appVersion);
     const attemptsById = new Map(rows.map((row: OutboxRow) => [row.id, row.attempts]));
     let blocked = false;
+    let delivered = false;
     let next = 0;
+    // Counted once per round: several requests failing together are one failure of the token, not four.
+    const failures = (hold?.failures ?? 0) + 1;
     const worker = async () => {
       // A worker that throws (a database error) stops taking requests; the others finish theirs.
       while (!blocked && next < requests.length) {
@@ -200,17 +209,18 @@ export class Relay {
         const outcome = await this.send(token, request);
         this.services.metrics.gaRequests.inc({ token: String(token.id), outcome: outcome.kind });
         if (outcome.kind === 'delivered') {
-          this.holds.delete(token.id);
+          delivered = true;
           outbox.delivered(token.id, request.ids);
         } else if (outcome.kind === 'failed') {
           outbox.failed(token.id, request.ids, outcome.error);
         } else {
           // The back-off grows with the events' own tries and with the token's failures in a row, so
           // fresh events during an outage do not restart it from one second.
-          const failures = (this.holds.get(token.id)?.failures ?? 0) + 1;
           const attempts = Math.max(failures - 1, ...request.ids.map((id) => attemptsById.get(id) ?? 0));
           // GA's Retry-After is a floor: a `0` must not make the relay retry at once, in a loop.
-          const at = this.services.clock() + Math.max(outcome.retryAfter ?? 0, retryDelay(attempts, this.options.random));
+          const delay = Math.max(outcome.retryAfter ?? 0, retryDelay(attempts, this.options.random));
+          // The longest wait asked for in this round wins (a Retry-After beside a network error's back-off).
+          const at = Math.max(this.services.clock() + delay, blocked ? (this.holds.get(token.id)?.until ?? 0) : 0);
           this.holds.set(token.id, { until: at, failures });
           outbox.retryLater(token.id, request.ids, at, outcome.error);
           // GA is failing for this token: hold back the rest of its queue too, rather than hammer it.
@@ -220,6 +230,9 @@ export class Relay {
       }
     };
     const workers = await Promise.allSettled(Array.from({ length: Math.min(this.options.concurrency, requests.length) }, worker));
+    // GA took something and refused nothing passing-ly this round: the token is healthy again. A success that
+    // overlapped a failure does not lift the hold.
+    if (delivered && !blocked) this.holds.delete(token.id);
     const failure = workers.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
     return !blocked && taken.length === this.options.batchRows;
