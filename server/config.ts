@@ -82,7 +82,7 @@ function plainHttpUrl(value: string): URL | undefined {
   }
   // A user name or password would end up in logs; a query or fragment would break the paths added to it.
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
-  if (url.username || url.password || url.search || url.hash) return undefined;
+  if (url.username || url.password || url.search || url.hash || /[?#]/.test(value)) return undefined;
   return url;
 }
 
@@ -130,10 +130,11 @@ export function loadConfig(env: Env, version: string = packageVersion()): Config
 }
 
 /**
- * Checks a config built in code (library use) as start-up checks the environment; throws a
- * {@link ConfigError} naming the field.
+ * Checks a config built in code (library use) as start-up checks the environment, and returns it with its
+ * URLs in the same form (GA base without a trailing slash, page origin only); throws a {@link ConfigError}
+ * naming the field.
  */
-export function checkConfig(config: Config): void {
+export function checkConfig(config: Config): Config {
   const fail = (field: keyof Config, message: string) => {
     throw new ConfigError(`${field} ${message}`);
   };
@@ -146,4 +147,14 @@ export function checkConfig(config: Config): void {
   }
   if (config.eventsKey !== undefined && config.eventsKey.length === 0) fail('eventsKey', 'must not be empty');
   if (!Number.isInteger(config.rateLimitPerMinute) || config.rateLimitPerMinute < 1) fail('rateLimitPerMinute', 'must be a whole number of 1 or more');
+  return {
+    ...config,
+    gaUrl: (plainHttpUrl(config.gaUrl) as URL).href.replace(/\/+$/, ''),
+    pageOrigin: (plainHttpUrl(config.pageOrigin) as URL).origin,
+  };
+}
+
+/** Whether `env` asks for the full opt-out (`ANALYTICS_DISABLED`); a bad value counts as a ConfigError. */
+export function disabledIn(env: Env): boolean {
+  return parseBoolean(env, 'ANALYTICS_DISABLED');
 }

@@ -1,7 +1,7 @@
 import type { Hono } from 'hono';
 import { createApp } from './app.ts';
 import type { Clock } from './clock.ts';
-import { checkConfig, loadConfig, type Config } from './config.ts';
+import { checkConfig, disabledIn, loadConfig, type Config } from './config.ts';
 import { DailyStats, type StatsSource } from './daily-stats.ts';
 import { openDatabase, type Db } from './db/database.ts';
 import { analyticsEvent, trackTask, type AnalyticsEventOptions } from './events.ts';
@@ -64,14 +64,14 @@ export function createAnalytics(options: AnalyticsOptions = {}): Analytics {
   // The environment is read here too, not only by the collector: ANALYTICS_DISABLED is an opt-out
   // the site owner sets once, and it has to hold in library use as well.
   const fromEnv = loadConfig(options.env ?? process.env);
-  const config: Config = {
+  const config: Config = checkConfig({
     ...fromEnv,
     ...options.config,
     ...(options.dbPath !== undefined ? { dbPath: options.dbPath } : {}),
-    // An opt-out wins wherever it is said: code cannot turn back on what the site owner turned off.
-    disabled: fromEnv.disabled || options.config?.disabled === true,
-  };
-  checkConfig(config);
+    // An opt-out wins wherever it is said: code cannot turn back on what the site owner turned off, not
+    // even by handing in an environment of its own.
+    disabled: fromEnv.disabled || disabledIn(process.env) || options.config?.disabled === true,
+  });
   const ownsDb = options.db === undefined;
   const db = options.db ?? openDatabase(config.dbPath);
   let services: Services;

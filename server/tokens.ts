@@ -55,7 +55,7 @@ export class TokenDirectory {
     this.cache = undefined;
   }
 
-  /** Every token, ignore paths compiled (an invalid stored pattern matches nothing). */
+  /** Every token, ignore paths compiled (an invalid stored pattern matches every path). */
   all(): ActiveToken[] {
     // data_version moves when another connection (another process on the same file) commits: its token
     // changes count too, within `recheckMs` (asking on every page view was a real share of its cost).
@@ -84,10 +84,15 @@ export class TokenDirectory {
   }
 }
 
+/** Matches every path: what a stored ignore path that no longer compiles stands for. */
+const IGNORE_EVERYTHING: PathPattern = { test: () => true };
+
 function compileOrSkip(source: string): PathPattern[] {
   try {
     return [compilePathPattern(source)];
   } catch {
-    return [];
+    // Fail closed: the owner meant to keep some paths from this token, so an unusable pattern keeps all of
+    // them rather than none (the admin refuses to save it again until it is fixed).
+    return [IGNORE_EVERYTHING];
   }
 }

@@ -19,6 +19,9 @@ export type IgnoreReason = 'disabled' | 'bot' | 'ignored-path' | 'no-token';
 /** The `reason` label of `analytics_hits_refused_total`, by the status a hit was refused with. */
 const REFUSED: Partial<Record<number, string>> = { 400: 'invalid', 413: 'too-large', 429: 'rate-limited' };
 
+/** As the app-wide security headers send it; these two routes set their own headers. */
+const HSTS = 'max-age=15552000; includeSubDomains';
+
 const SNIPPET_PATH = new URL('../../dist/analytics.js', import.meta.url);
 
 interface Snippet {
@@ -67,6 +70,7 @@ function collectCors(): MiddlewareHandler {
     c.header('Access-Control-Allow-Origin', '*');
     c.header('Access-Control-Expose-Headers', 'X-Analytics-Ignored');
     c.header('X-Content-Type-Options', 'nosniff');
+    c.header('Strict-Transport-Security', HSTS);
     await next();
   };
 }
@@ -85,6 +89,7 @@ export function collectRoutes(services: Services): Hono {
     c.header('Cache-Control', 'public, max-age=86400, stale-while-revalidate=604800');
     c.header('Cross-Origin-Resource-Policy', 'cross-origin');
     c.header('X-Content-Type-Options', 'nosniff');
+    c.header('Strict-Transport-Security', HSTS);
     if (c.req.header('if-none-match') === snippet.etag) return c.body(null, 304);
     return c.body(snippet.body, 200, { 'Content-Type': 'text/javascript; charset=utf-8' });
   });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Hono } from 'hono';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { openDatabase } from '../../server/db/database.ts';
 import { tokens } from '../../server/db/schema.ts';
 import { ensureIdentity } from '../../server/identity.ts';
@@ -107,6 +107,15 @@ describe('createAnalytics', () => {
     expect(ga.requests).toEqual([]);
   });
 
+  it('keeps the opt-out of the process environment even when handed an environment of its own', () => {
+    vi.stubEnv('ANALYTICS_DISABLED', 'true');
+    try {
+      expect(create({ env: {} }).services.config.disabled).toBe(true);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
   it('lets config override the environment except an opt-out, and refuses bad values from either', () => {
     const analytics = create({ env: { ANALYTICS_APP_VERSION: '4.0.0' }, config: { appVersion: '5.0.0' } });
     expect(analytics.services.config).toMatchObject({ disabled: false, appVersion: '5.0.0' });
@@ -116,6 +125,9 @@ describe('createAnalytics', () => {
     expect(() => create({ env: { ANALYTICS_DISABLED: 'maybe' } })).toThrow(ConfigError);
     expect(() => create({ config: { adminToken: 'short' } })).toThrow(/adminToken must be at least 16 characters/);
     expect(() => create({ config: { gaUrl: 'ftp://x' } })).toThrow(/gaUrl must be an http\(s\) URL/);
+    expect(() => create({ config: { gaUrl: 'https://ga.example/?' } })).toThrow(/gaUrl must be an http\(s\) URL/);
+    const tidied = create({ config: { gaUrl: 'https://region1.google-analytics.com/', pageOrigin: 'https://auth.example.org/some/page' } });
+    expect(tidied.services.config).toMatchObject({ gaUrl: 'https://region1.google-analytics.com', pageOrigin: 'https://auth.example.org' });
   });
 
   it('leaves a database it was handed open', async () => {

@@ -47,6 +47,16 @@ describe('the token directory', () => {
     other.$client.close();
   });
 
+  it('treats a stored ignore path that does not compile as matching every path (fail closed)', () => {
+    const db = openDatabase(':memory:');
+    ensureIdentity(db);
+    const now = Date.now();
+    db.insert(tokens).values({ name: 'Old', measurementId: 'G-OLD', apiSecret: 's', ignorePaths: ['^/(?!public)'], createdAt: now, updatedAt: now }).run();
+    const [active] = new TokenDirectory(db).recipients('pageViews');
+    expect(active?.ignore.some((pattern) => pattern.test('/public/page'))).toBe(true);
+    db.$client.close();
+  });
+
   it('maps each GA event to the switch that governs it', () => {
     expect(['page_view', 'task_event', 'daily_stats', 'installed_app'].map(featureOfEvent)).toEqual([
       'pageViews',
