@@ -1,11 +1,22 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { runCollectorToExit, startCollector } from '../helpers/collector-process.ts';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { runCollectorToExit, startCollector as start, type CollectorProcess } from '../helpers/collector-process.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'analytics-start-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+// Every collector a test starts is stopped after it, even when an assertion failed first.
+const started: CollectorProcess[] = [];
+async function startCollector(env: Record<string, string>): Promise<CollectorProcess> {
+  const collector = await start(env);
+  started.push(collector);
+  return collector;
+}
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((collector) => collector.stop('SIGKILL')));
+});
 
 describe('the collector process', () => {
   it('starts, says where it listens and what is on, serves /healthz, and closes the database on SIGTERM', async () => {
