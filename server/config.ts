@@ -110,10 +110,11 @@ function parseSecret(env: Env, name: string, minLength: number): string | undefi
 }
 
 /**
- * Parses the environment into a {@link Config}; throws a {@link ConfigError} naming the bad variable.
+ * Parses the environment (the process's unless given) into a {@link Config}; throws a {@link ConfigError}
+ * naming the bad variable. This file is the only reader of `process.env`.
  * @example loadConfig({ PORT: '8080' }).port // 8080
  */
-export function loadConfig(env: Env, version: string = packageVersion()): Config {
+export function loadConfig(env: Env = process.env, version: string = packageVersion()): Config {
   return {
     port: parsePort(env, 'PORT', 3000),
     host: read(env, 'HOST') ?? '127.0.0.1',
@@ -134,7 +135,7 @@ export function loadConfig(env: Env, version: string = packageVersion()): Config
  * URLs in the same form (GA base without a trailing slash, page origin only); throws a {@link ConfigError}
  * naming the field.
  */
-export function checkConfig(config: Config): Config {
+function checkConfig(config: Config): Config {
   const fail = (field: keyof Config, message: string) => {
     throw new ConfigError(`${field} ${message}`);
   };
@@ -154,7 +155,16 @@ export function checkConfig(config: Config): Config {
   };
 }
 
-/** Whether `env` asks for the full opt-out (`ANALYTICS_DISABLED`); a bad value counts as a ConfigError. */
-export function disabledIn(env: Env): boolean {
-  return parseBoolean(env, 'ANALYTICS_DISABLED');
+/**
+ * The config of library use: `env` (the process's unless given) with `overrides` on top, checked like the
+ * environment. An opt-out wins wherever it is said: code cannot turn back on what the site owner turned off
+ * in the process's environment, not even by handing in an environment of its own.
+ */
+export function resolveConfig(overrides: Partial<Config> = {}, env: Env = process.env): Config {
+  const fromEnv = loadConfig(env);
+  return checkConfig({
+    ...fromEnv,
+    ...overrides,
+    disabled: fromEnv.disabled || parseBoolean(process.env, 'ANALYTICS_DISABLED') || overrides.disabled === true,
+  });
 }

@@ -1,7 +1,7 @@
 import type { Hono } from 'hono';
 import { createApp } from './app.ts';
 import type { Clock } from './clock.ts';
-import { checkConfig, disabledIn, loadConfig, type Config } from './config.ts';
+import { resolveConfig, type Config } from './config.ts';
 import { DailyStats, type StatsSource } from './daily-stats.ts';
 import { openDatabase, type Db } from './db/database.ts';
 import { analyticsEvent, trackTask, type AnalyticsEventOptions } from './events.ts';
@@ -24,7 +24,7 @@ export interface AnalyticsOptions {
   dbPath?: string;
   /** Settings over those of `env`. */
   config?: Partial<Config>;
-  /** The environment to read `ANALYTICS_*` settings from; `process.env` when omitted. */
+  /** The environment to read `ANALYTICS_*` settings from; the process's when omitted. */
   env?: Record<string, string | undefined>;
   /** The host's numbers for the daily stats; without it, the latest `PUT /api/stats`. */
   stats?: StatsSource;
@@ -61,17 +61,10 @@ export interface Analytics {
  * await analytics.trackTask('billing', 'send_invoices', sendInvoices);
  */
 export function createAnalytics(options: AnalyticsOptions = {}): Analytics {
-  // The environment is read here too, not only by the collector: ANALYTICS_DISABLED is an opt-out
-  // the site owner sets once, and it has to hold in library use as well.
-  const fromEnv = loadConfig(options.env ?? process.env);
-  const config: Config = checkConfig({
-    ...fromEnv,
-    ...options.config,
-    ...(options.dbPath !== undefined ? { dbPath: options.dbPath } : {}),
-    // An opt-out wins wherever it is said: code cannot turn back on what the site owner turned off, not
-    // even by handing in an environment of its own.
-    disabled: fromEnv.disabled || disabledIn(process.env) || options.config?.disabled === true,
-  });
+  const config: Config = resolveConfig(
+    { ...options.config, ...(options.dbPath !== undefined ? { dbPath: options.dbPath } : {}) },
+    options.env,
+  );
   const ownsDb = options.db === undefined;
   const db = options.db ?? openDatabase(config.dbPath);
   let services: Services;

@@ -11,7 +11,7 @@ function fail(message: string): never {
 
 let analytics: Analytics;
 try {
-  analytics = createAnalytics({ env: process.env, log });
+  analytics = createAnalytics({ log });
 } catch (error) {
   if (error instanceof ConfigError || error instanceof DatabaseError) fail(error.message);
   throw error;

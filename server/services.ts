@@ -38,7 +38,7 @@ export interface ServiceOptions {
 
 /**
  * Opens the database (applying migrations), makes sure the install identity exists, and builds the outbox.
- * @example const services = createServices({ config: loadConfig(process.env) });
+ * @example const services = createServices({ config: loadConfig() });
  */
 export function createServices(options: ServiceOptions): Services {
   const clock = options.clock ?? systemClock;
