@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import { ZodError } from 'zod';
+import { describeZodError } from './http.ts';
 import { adminApiRoutes } from './routes/admin-api.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { collectRoutes } from './routes/collect.ts';
@@ -43,12 +44,4 @@ export function createApp(services: Services): Hono {
     return c.json({ error: 'internal error' }, 500);
   });
   return app;
-}
-
-/** One readable line from a validation failure: the first problem and where it is. */
-export function describeZodError(error: ZodError): string {
-  const issue = error.issues[0];
-  if (!issue) return 'invalid body';
-  const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-  return `${where}${issue.message}`;
 }

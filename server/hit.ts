@@ -1,5 +1,6 @@
 import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
+import { describeZodError, parseJsonBody } from './http.ts';
 import { MAX_LANGUAGE_LENGTH, MAX_TITLE_LENGTH, type PageViewHit } from '../shared/wire.ts';
 
 // Control characters never belong in a path, title or language; in a title they are cleaned to spaces.
@@ -31,18 +32,8 @@ const hitSchema = z.object({
  * @example parseHit('{"path":"/a?x=1","title":"A","language":"en"}') // { path: '/a', title: 'A', language: 'en' }
  */
 export function parseHit(body: string): PageViewHit {
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    throw new HTTPException(400, { message: 'body must be JSON: {"path", "title", "language"}' });
-  }
-  const result = hitSchema.safeParse(json);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
-    throw new HTTPException(400, { message: `${where}${issue?.message ?? 'invalid hit'}` });
-  }
+  const result = hitSchema.safeParse(parseJsonBody(body, 'body must be JSON: {"path", "title", "language"}'));
+  if (!result.success) throw new HTTPException(400, { message: describeZodError(result.error) });
   const { path, title, language } = result.data;
   return {
     path: redactEmails(path.replace(/[?#].*$/s, '')),

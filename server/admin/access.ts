@@ -2,7 +2,7 @@ import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import type { FailedLogins } from './failed-login.ts';
-import { sameSecret } from './secrets.ts';
+import { bearerToken, sameSecret } from '../http.ts';
 
 /**
  * Hides the admin entirely while no admin token is configured: every route answers the app's usual 404,
@@ -29,9 +29,7 @@ export function bearerAuth(options: BearerAuthOptions): MiddlewareHandler {
   const { adminToken, failedLogin } = options;
   const challenge = { 'WWW-Authenticate': 'Bearer realm="analytics admin"' };
   return async function adminBearer(c, next) {
-    const header = c.req.header('authorization') ?? '';
-    // Parsed without a backtracking pattern: this runs before authentication, on any header an attacker sends.
-    const given = header.slice(0, 7).toLowerCase() === 'bearer ' ? header.slice(7).trim() : '';
+    const given = bearerToken(c.req.header('authorization'));
     if (given === '') {
       return c.json({ error: 'send the admin token as "Authorization: Bearer <ANALYTICS_ADMIN_TOKEN>"' }, 401, challenge);
     }

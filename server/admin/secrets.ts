@@ -1,15 +1,4 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-
-/**
- * Compares a submitted secret with the expected one in constant time.
- * Both sides are hashed first, so neither the content nor the length leaks through timing.
- * @example sameSecret(bearer, config.adminToken)
- */
-export function sameSecret(submitted: string, expected: string): boolean {
-  const a = createHash('sha256').update(submitted, 'utf8').digest();
-  const b = createHash('sha256').update(expected, 'utf8').digest();
-  return timingSafeEqual(a, b);
-}
+import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
  * A key for one purpose, derived from the admin token with HMAC: whatever it signs stops being valid

@@ -9,6 +9,7 @@ import { createToken, deleteToken, listTokens, parseNewToken, parseTokenPatch, t
 import { validateToken, validationBlocker } from '../admin/validate.ts';
 import type { Token } from '../db/schema.ts';
 import type { Services } from '../services.ts';
+import { parseJsonBody } from '../http.ts';
 
 const retrySchema = z.strictObject({ ids: z.array(z.number().int().positive()).max(10_000).optional() });
 
@@ -29,7 +30,7 @@ export function adminApiRoutes(services: Services): Hono {
   app.get('/tokens', (c) => c.json({ tokens: listTokens(services).map(tokenJson) }));
 
   app.post('/tokens', async (c) => {
-    const token = createToken(services, parseNewToken(await readJson(c)));
+    const token = createToken(services, parseNewToken(parseJsonBody(await c.req.text())));
     services.log.info(`admin: token ${token.id} added`);
     return c.json(tokenJson(token), 201, { Location: `/api/admin/tokens/${token.id}` });
   });
@@ -38,7 +39,7 @@ export function adminApiRoutes(services: Services): Hono {
 
   app.patch('/tokens/:id', async (c) => {
     const current = tokenOf(c);
-    const patch = parseTokenPatch(await readJson(c), current);
+    const patch = parseTokenPatch(parseJsonBody(await c.req.text()), current);
     if (patch.id !== undefined && patch.id !== current.id) throw new HTTPException(400, { message: 'id: a token id cannot change' });
     const token = updateToken(services, current.id, patch);
     if (!token) throw new HTTPException(404, { message: 'There is no such token (it may have been deleted).' });
@@ -63,7 +64,7 @@ export function adminApiRoutes(services: Services): Hono {
   app.post('/tokens/:id/retry', async (c) => {
     const token = tokenOf(c);
     const raw = await c.req.text();
-    const { ids } = retrySchema.parse(raw.trim() === '' ? {} : parseJson(raw));
+    const { ids } = retrySchema.parse(raw.trim() === '' ? {} : parseJsonBody(raw));
     return c.json({ retried: services.outbox.retryFailed(token.id, ids) });
   });
 
@@ -80,17 +81,4 @@ export function adminApiRoutes(services: Services): Hono {
   });
 
   return app;
-}
-
-/** The request's JSON body; a body that is not JSON is a 400, not a 500. */
-async function readJson(c: Context): Promise<unknown> {
-  return parseJson(await c.req.text());
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new HTTPException(400, { message: 'the body must be JSON' });
-  }
 }

@@ -9,7 +9,6 @@ import { adminBodyLimit, adminEnabled } from '../admin/access.ts';
 import { failedLogins } from '../admin/failed-login.ts';
 import { readForm } from '../admin/form.ts';
 import { adminLocation, safeNext, type AdminPathVariables } from '../admin/paths.ts';
-import { sameSecret } from '../admin/secrets.ts';
 import { AdminSessions, CSRF_FIELD, requireSession, type SessionVariables } from '../admin/session.ts';
 import { deliveryStatuses, failedDeliveries, installInfo, runDailyStatsNow } from '../admin/status.ts';
 import { fieldErrors, tokenBodyFromForm } from '../admin/token-input.ts';
@@ -30,6 +29,7 @@ import {
   ValidatePage,
 } from '../admin/views.tsx';
 import type { Token } from '../db/schema.ts';
+import { sameSecret } from '../http.ts';
 import type { Services } from '../services.ts';
 
 type Env = { Variables: SessionVariables & AdminPathVariables };

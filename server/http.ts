@@ -1,0 +1,42 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { HTTPException } from 'hono/http-exception';
+import type { ZodError } from 'zod';
+
+/** One readable line from a validation failure: the first problem and where it is. */
+export function describeZodError(error: ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'invalid body';
+  const where = issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+  return `${where}${issue.message}`;
+}
+
+/**
+ * A request body as JSON, whatever its Content-Type (a beacon says text/plain, curl's `-d` form data);
+ * text that is not JSON is a 400 saying `message`.
+ */
+export function parseJsonBody(text: string, message = 'the body must be JSON'): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new HTTPException(400, { message });
+  }
+}
+
+/**
+ * The token of an `Authorization: Bearer <token>` header, or '' when there is none. Read without a
+ * backtracking pattern: it runs before authentication, on any header anybody sends.
+ */
+export function bearerToken(header: string | undefined): string {
+  return header !== undefined && header.slice(0, 7).toLowerCase() === 'bearer ' ? header.slice(7).trim() : '';
+}
+
+/**
+ * Compares a submitted secret with the expected one in constant time.
+ * Both sides are hashed first, so neither the content nor the length leaks through timing.
+ * @example sameSecret(bearerToken(header), config.eventsKey)
+ */
+export function sameSecret(submitted: string, expected: string): boolean {
+  const a = createHash('sha256').update(submitted, 'utf8').digest();
+  const b = createHash('sha256').update(expected, 'utf8').digest();
+  return timingSafeEqual(a, b);
+}
