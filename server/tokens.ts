@@ -40,6 +40,7 @@ export interface ActiveToken {
  */
 export class TokenDirectory {
   private cache: ActiveToken[] | undefined;
+  private readonly byFeature = new Map<Feature, ActiveToken[]>();
   private dataVersion = -1;
   private versionQuery: Statement | undefined;
   private checkedAt = -Infinity;
@@ -70,17 +71,27 @@ export class TokenDirectory {
         this.cache = undefined;
       }
     }
-    this.cache ??= this.db
-      .select()
-      .from(tokens)
-      .all()
-      .map((token) => ({ token, ignore: token.ignorePaths.flatMap(compileOrSkip) }));
+    if (!this.cache) {
+      this.cache = this.db
+        .select()
+        .from(tokens)
+        .all()
+        .map((token) => ({ token, ignore: token.ignorePaths.flatMap(compileOrSkip) }));
+      this.byFeature.clear();
+    }
     return this.cache;
   }
 
   /** Tokens that have `feature` on and can be sent to (not the placeholder, a secret set). */
   recipients(feature: Feature): ActiveToken[] {
-    return this.all().filter((t) => featureOn(t.token, feature) && skipReason(t.token) === undefined);
+    const all = this.all();
+    // Every page view asks: filtered once per change of the tokens, not once per hit.
+    let list = this.byFeature.get(feature);
+    if (!list) {
+      list = all.filter((t) => featureOn(t.token, feature) && skipReason(t.token) === undefined);
+      this.byFeature.set(feature, list);
+    }
+    return list;
   }
 }
 

@@ -153,12 +153,14 @@ export class Outbox {
     return result.changes;
   }
 
-  /** Token ids with events due now, and the earliest time anything else falls due. */
-  dueTokens(now: number): { tokenIds: number[]; nextDueAt: number | undefined } {
-    const { dueTokenIds, nextDue } = this.queries();
-    const due = dueTokenIds.all({ now });
-    const next = nextDue.get();
-    return { tokenIds: due.map((d) => d.tokenId), nextDueAt: next?.at ?? undefined };
+  /** Token ids with events due at `now`. */
+  dueTokenIds(now: number): number[] {
+    return this.queries().dueTokenIds.all({ now }).map((d) => d.tokenId);
+  }
+
+  /** When the earliest waiting event falls due, or undefined when nothing waits. */
+  nextDueAt(): number | undefined {
+    return this.queries().nextDue.get()?.at ?? undefined;
   }
 
   /** Up to `limit` due events of one token, those due longest first. */

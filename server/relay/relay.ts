@@ -152,7 +152,7 @@ export class Relay {
       this.schedule(0);
       return;
     }
-    const { nextDueAt } = this.services.outbox.dueTokens(Number.MAX_SAFE_INTEGER);
+    const nextDueAt = this.services.outbox.nextDueAt();
     if (nextDueAt !== undefined) this.schedule(nextDueAt - this.services.clock());
   }
 
@@ -165,7 +165,7 @@ export class Relay {
       outbox.expire(now - GA_LIMITS.maxEventAgeMs);
       outbox.pruneFailed(now);
     }
-    const { tokenIds } = outbox.dueTokens(now);
+    const tokenIds = outbox.dueTokenIds(now);
     if (tokenIds.length === 0) return false;
     const due = db.select().from(tokens).where(inArray(tokens.id, tokenIds)).all();
     // Every token's delivery settles before the round ends: a round that ended early would let the next
@@ -192,11 +192,15 @@ export class Relay {
     }
     const taken = outbox.due(token.id, now, this.options.batchRows);
     // A feature switched off after its events were queued (or put back by a retry): they are not sent.
-    const switchedOff = taken.filter((row) => !featureOn(token, featureOfEvent(row.name)));
-    outbox.discard(switchedOff.map((row) => row.id), 'switched-off');
-    const rows = switchedOff.length === 0 ? taken : taken.filter((row) => featureOn(token, featureOfEvent(row.name)));
+    const rows: OutboxRow[] = [];
+    const switchedOff: number[] = [];
+    for (const row of taken) {
+      if (featureOn(token, featureOfEvent(row.name))) rows.push(row);
+      else switchedOff.push(row.id);
+    }
+    outbox.discard(switchedOff, 'switched-off');
     const requests = buildRequests(rows, this.services.identity.uuid, this.services.config.appVersion);
-    const attemptsById = new Map(rows.map((row: OutboxRow) => [row.id, row.attempts]));
+    const attemptsById = new Map(rows.map((row) => [row.id, row.attempts]));
     let blocked = false;
     let delivered = false;
     let next = 0;

@@ -59,7 +59,7 @@ function hitBodyLimit(): MiddlewareHandler {
 }
 
 /**
- * CORS for `/collect`: any origin may post, and read `X-Analytics-Ignored`. Preflights get hono's `cors`;
+ * CORS for `/collect`: every origin may post, and read `X-Analytics-Ignored`. Preflights get hono's `cors`;
  * other requests get the same two headers it would set, but as prepared headers: hono's `cors` sets them on
  * `c.res` before the handler runs, which builds a Response early and merges it into the handler's again.
  */
