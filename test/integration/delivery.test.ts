@@ -2,14 +2,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../server/db/database.ts';
 import { outbox, tokens } from '../../server/db/schema.ts';
 import { ensureIdentity } from '../../server/identity.ts';
 import { Relay } from '../../server/relay/relay.ts';
 import { addTestToken, fakeClock, makeTestApp } from '../helpers/app.ts';
 import { startCollector } from '../helpers/collector-process.ts';
-import { startFakeGa, type FakeGa } from '../helpers/fake-ga.ts';
+import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
+import type { FakeGa } from '../helpers/fake-ga.ts';
 
 const CHROME =
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
@@ -17,20 +18,12 @@ const dir = mkdtempSync(join(tmpdir(), 'analytics-delivery-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 let ga: FakeGa;
-let relays: Relay[] = [];
-beforeEach(async () => {
-  ga = await startFakeGa();
-});
-afterEach(async () => {
-  await Promise.all(relays.map((r) => r.stop()));
-  relays = [];
-  await ga.close();
-});
+const stopAfterTest = fakeGaPerTest((started) => (ga = started));
 
 function setup(options: Parameters<typeof makeTestApp>[0] = {}, relayOptions: ConstructorParameters<typeof Relay>[1] = {}) {
   const made = makeTestApp({ dbPath: join(dir, `${Math.random().toString(36).slice(2)}.db`), ...options, config: { gaUrl: ga.url, ...options.config } });
   const relay = new Relay(made.services, { lingerMs: 20, random: () => 0, ...relayOptions });
-  relays.push(relay);
+  stopAfterTest(relay);
   const post = (path: string) =>
     made.app.request('/collect', {
       method: 'POST',

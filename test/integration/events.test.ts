@@ -1,30 +1,23 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Config } from '../../server/config.ts';
 import { hostStats, outbox } from '../../server/db/schema.ts';
 import { trackTask } from '../../server/events.ts';
 import { Relay } from '../../server/relay/relay.ts';
 import { MAX_EVENTS_BODY_BYTES } from '../../server/routes/events.ts';
 import { addTestToken, makeTestApp } from '../helpers/app.ts';
-import { startFakeGa, type FakeGa } from '../helpers/fake-ga.ts';
+import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
+import type { FakeGa } from '../helpers/fake-ga.ts';
 import { validationMessages } from '../helpers/ga-validation.ts';
 
 const KEY = 'events-key: with spaces & symbols!';
 
 let ga: FakeGa;
-let relays: Relay[] = [];
-beforeEach(async () => {
-  ga = await startFakeGa();
-});
-afterEach(async () => {
-  await Promise.all(relays.map((r) => r.stop()));
-  relays = [];
-  await ga.close();
-});
+const stopAfterTest = fakeGaPerTest((started) => (ga = started));
 
 function setup(config: Partial<Config> = {}) {
   const made = makeTestApp({ config: { gaUrl: ga.url, eventsKey: KEY, appVersion: '9.8.7', ...config } });
   const relay = new Relay(made.services, { lingerMs: 10, random: () => 0 });
-  relays.push(relay);
+  stopAfterTest(relay);
   const send = (method: 'POST' | 'PUT', path: string, body: unknown, key: string | null = KEY, headers: Record<string, string> = {}) =>
     made.app.request(path, {
       method,

@@ -4,14 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Hono } from 'hono';
-import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { openDatabase } from '../../server/db/database.ts';
 import { tokens } from '../../server/db/schema.ts';
 import { ensureIdentity } from '../../server/identity.ts';
 import { ConfigError, createAnalytics, type Analytics } from '../../server/index.ts';
 import { silentLogger } from '../../server/log.ts';
 import { addTestToken } from '../helpers/app.ts';
-import { startFakeGa, type FakeGa } from '../helpers/fake-ga.ts';
+import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
+import type { FakeGa } from '../helpers/fake-ga.ts';
 import { validationMessages } from '../helpers/ga-validation.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -20,16 +21,8 @@ const dir = mkdtempSync(join(tmpdir(), 'analytics-library-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 let ga: FakeGa;
-let instances: Analytics[] = [];
+const stopAfterTest = fakeGaPerTest((started) => (ga = started));
 let fileCounter = 0;
-beforeEach(async () => {
-  ga = await startFakeGa();
-});
-afterEach(async () => {
-  await Promise.all(instances.map((a) => a.stop()));
-  instances = [];
-  await ga.close();
-});
 
 function create(options: Parameters<typeof createAnalytics>[0] = {}): Analytics {
   const analytics = createAnalytics({
@@ -40,7 +33,7 @@ function create(options: Parameters<typeof createAnalytics>[0] = {}): Analytics 
     dailyStatsStartDelayMs: 0,
     ...options,
   });
-  instances.push(analytics);
+  stopAfterTest(analytics);
   return analytics;
 }
 
