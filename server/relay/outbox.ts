@@ -222,22 +222,17 @@ export class Outbox {
     this.metrics.eventsFailed.inc({ token: String(tokenId) }, changed);
   }
 
-  /** Holds back all of a token's waiting events until `at` (GA is failing for it; try again then, not sooner). */
-  postponeToken(tokenId: number, at: number): void {
+  /**
+   * Makes a token's waiting events due at `at`: `'not-before'` holds back those due sooner (GA is failing for
+   * it), `'not-after'` brings forward those due later (the hold was lifted). Rows already right are left
+   * alone, so a held-back backlog is not rewritten on every call.
+   */
+  retimeToken(tokenId: number, at: number, bound: 'not-before' | 'not-after'): void {
+    const wrong = bound === 'not-before' ? lt(outbox.nextAttemptAt, at) : gt(outbox.nextAttemptAt, at);
     this.db
       .update(outbox)
       .set({ nextAttemptAt: at })
-      // Only rows due before `at`: the held-back backlog is not rewritten on every call.
-      .where(and(eq(outbox.status, 'pending'), eq(outbox.tokenId, tokenId), lt(outbox.nextAttemptAt, at)))
-      .run();
-  }
-
-  /** Makes all of a token's waiting events due at `at` at the latest (the hold on it was lifted). */
-  releaseToken(tokenId: number, at: number): void {
-    this.db
-      .update(outbox)
-      .set({ nextAttemptAt: at })
-      .where(and(eq(outbox.status, 'pending'), eq(outbox.tokenId, tokenId), gt(outbox.nextAttemptAt, at)))
+      .where(and(eq(outbox.status, 'pending'), eq(outbox.tokenId, tokenId), wrong))
       .run();
   }
 

@@ -80,7 +80,7 @@ export class Relay {
     // The admin's retry is a request to try now: it lifts the token's hold, for what waited behind it too.
     this.services.outbox.onRetried((tokenId) => {
       this.holds.delete(tokenId);
-      this.services.outbox.releaseToken(tokenId, this.services.clock());
+      this.services.outbox.retimeToken(tokenId, this.services.clock(), 'not-after');
       this.wake();
     });
     this.schedule(0);
@@ -181,13 +181,13 @@ export class Relay {
     const reason = skipReason(token);
     if (reason) {
       this.noteSkipped(token, reason);
-      outbox.postponeToken(token.id, now + SKIPPED_TOKEN_RECHECK_MS);
+      outbox.retimeToken(token.id, now + SKIPPED_TOKEN_RECHECK_MS, 'not-before');
       return false;
     }
     const hold = this.holds.get(token.id);
     if (hold && hold.until > now) {
       // Events that arrived during the hold wait for its end too, rather than each probing GA.
-      outbox.postponeToken(token.id, hold.until);
+      outbox.retimeToken(token.id, hold.until, 'not-before');
       return false;
     }
     const taken = outbox.due(token.id, now, this.options.batchRows);
@@ -228,7 +228,7 @@ export class Relay {
           this.holds.set(token.id, { until: at, failures });
           outbox.retryLater(token.id, request.ids, at, outcome.error);
           // GA is failing for this token: hold back the rest of its queue too, rather than hammer it.
-          outbox.postponeToken(token.id, at);
+          outbox.retimeToken(token.id, at, 'not-before');
           blocked = true;
         }
       }
