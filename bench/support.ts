@@ -66,8 +66,18 @@ export function prepareDatabase(path: string, list: BenchToken[]): void {
  * The environment of a collector under test: loopback, the given database and fake GA, and the rate limit out
  * of the way (it counts per client address, and all load comes from one).
  */
+/** The metrics token of benchmarked collectors. */
+export const BENCH_METRICS_TOKEN = 'bench-metrics-token-0123456789';
+
 export function collectorEnv(dbPath: string, gaUrl: string, port = '0'): Record<string, string> {
-  return { HOST: '127.0.0.1', PORT: port, ANALYTICS_DB: dbPath, ANALYTICS_GA_URL: gaUrl, ANALYTICS_RATE_LIMIT: '1000000000' };
+  return {
+    HOST: '127.0.0.1',
+    PORT: port,
+    ANALYTICS_DB: dbPath,
+    ANALYTICS_GA_URL: gaUrl,
+    ANALYTICS_RATE_LIMIT: '1000000000',
+    ANALYTICS_METRICS_TOKEN: BENCH_METRICS_TOKEN,
+  };
 }
 
 /** A server under test running as its own process. */
@@ -142,7 +152,7 @@ export type MetricSamples = Map<string, number>;
 
 /** Reads `GET /metrics` into samples keyed by `name{labels}` (or `name` alone). */
 export async function readMetrics(baseUrl: string): Promise<MetricSamples> {
-  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const text = await (await fetch(`${baseUrl}/metrics`, { headers: { authorization: `Bearer ${BENCH_METRICS_TOKEN}` } })).text();
   const samples: MetricSamples = new Map();
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;

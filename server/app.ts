@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import { ZodError } from 'zod';
+import { CredentialGuard } from './credential-guard.ts';
 import { describeZodError } from './http.ts';
 import { adminApiRoutes } from './routes/admin-api.ts';
 import { adminRoutes } from './routes/admin.ts';
@@ -16,6 +17,8 @@ import type { Services } from './services.ts';
  */
 export function createApp(services: Services): Hono {
   const app = new Hono();
+  // One failed-attempt budget for every credential the app takes.
+  const guard = new CredentialGuard(services);
   // The beacon endpoint and the snippet come first, so the page-oriented headers below are not computed
   // for every hit (the hot path answers an empty 204); they set the few headers that matter to them.
   app.route('/', collectRoutes(services));
@@ -28,10 +31,10 @@ export function createApp(services: Services): Hono {
       overwrite: false,
     }),
   );
-  app.route('/', healthRoutes(services));
-  app.route('/api', eventsRoutes(services));
-  app.route('/api/admin', adminApiRoutes(services));
-  app.route('/admin', adminRoutes(services));
+  app.route('/', healthRoutes(services, guard));
+  app.route('/api', eventsRoutes(services, guard));
+  app.route('/api/admin', adminApiRoutes(services, guard));
+  app.route('/admin', adminRoutes(services, guard));
   app.notFound((c) => c.json({ error: 'not found' }, 404));
   app.onError((error, c) => {
     if (error instanceof HTTPException) {

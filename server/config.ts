@@ -17,6 +17,8 @@ export interface Config {
   adminToken: string | undefined;
   /** Bearer secret for `POST /api/events` and `PUT /api/stats`; `undefined` turns them off. */
   eventsKey: string | undefined;
+  /** Bearer secret for `GET /metrics`; `undefined` turns it off (404). */
+  metricsToken: string | undefined;
   /** Take the client address from `X-Forwarded-For`. */
   trustProxy: boolean;
   /** Page-view hits accepted per client address per minute at `POST /collect`. */
@@ -28,8 +30,15 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-/** The smallest admin secret accepted: shorter ones are guessable. */
-export const MIN_ADMIN_TOKEN_LENGTH = 16;
+/** The smallest secret accepted (admin token, events key, metrics token): shorter ones are guessable. */
+export const MIN_SECRET_LENGTH = 16;
+
+/** The secrets of the config, by the variable that sets each; no two may be the same. */
+const SECRETS = [
+  ['adminToken', 'ANALYTICS_ADMIN_TOKEN'],
+  ['eventsKey', 'ANALYTICS_EVENTS_KEY'],
+  ['metricsToken', 'ANALYTICS_METRICS_TOKEN'],
+] as const;
 
 type Env = Record<string, string | undefined>;
 
@@ -115,7 +124,7 @@ function parseSecret(env: Env, name: string, minLength: number): string | undefi
  * @example loadConfig({ PORT: '8080' }).port // 8080
  */
 export function loadConfig(env: Env = process.env, version: string = packageVersion()): Config {
-  return {
+  const config: Config = {
     port: parsePort(env, 'PORT', 3000),
     host: read(env, 'HOST') ?? '127.0.0.1',
     dbPath: read(env, 'ANALYTICS_DB') ?? './data/analytics.db',
@@ -123,11 +132,29 @@ export function loadConfig(env: Env = process.env, version: string = packageVers
     gaUrl: parseHttpUrl(env, 'ANALYTICS_GA_URL', 'https://www.google-analytics.com', false),
     appVersion: read(env, 'ANALYTICS_APP_VERSION') ?? version,
     pageOrigin: parseHttpUrl(env, 'ANALYTICS_PAGE_ORIGIN', 'https://app.invalid', true),
-    adminToken: parseSecret(env, 'ANALYTICS_ADMIN_TOKEN', MIN_ADMIN_TOKEN_LENGTH),
-    eventsKey: parseSecret(env, 'ANALYTICS_EVENTS_KEY', 1),
+    adminToken: parseSecret(env, 'ANALYTICS_ADMIN_TOKEN', MIN_SECRET_LENGTH),
+    eventsKey: parseSecret(env, 'ANALYTICS_EVENTS_KEY', MIN_SECRET_LENGTH),
+    metricsToken: parseSecret(env, 'ANALYTICS_METRICS_TOKEN', MIN_SECRET_LENGTH),
     trustProxy: parseBoolean(env, 'ANALYTICS_TRUST_PROXY'),
     rateLimitPerMinute: parseCount(env, 'ANALYTICS_RATE_LIMIT', 1200),
   };
+  distinctSecrets(config, (_field, variable) => variable);
+  return config;
+}
+
+/**
+ * Refuses a config where two secrets are the same: each credential opens one door only, so an events key
+ * that is also the admin token would open the admin.
+ */
+function distinctSecrets(config: Config, nameOf: (field: string, variable: string) => string): void {
+  for (const [i, [field, variable]] of SECRETS.entries()) {
+    for (const [otherField, otherVariable] of SECRETS.slice(i + 1)) {
+      const secret = config[field];
+      if (secret !== undefined && secret === config[otherField]) {
+        throw new ConfigError(`${nameOf(field, variable)} and ${nameOf(otherField, otherVariable)} must be different secrets`);
+      }
+    }
+  }
 }
 
 /**
@@ -143,10 +170,11 @@ function checkConfig(config: Config): Config {
   for (const field of ['gaUrl', 'pageOrigin'] as const) {
     if (!plainHttpUrl(config[field])) fail(field, URL_RULE);
   }
-  if (config.adminToken !== undefined && config.adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
-    fail('adminToken', `must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters long`);
+  for (const [field] of SECRETS) {
+    const secret = config[field];
+    if (secret !== undefined && secret.length < MIN_SECRET_LENGTH) fail(field, `must be at least ${MIN_SECRET_LENGTH} characters long`);
   }
-  if (config.eventsKey !== undefined && config.eventsKey.length === 0) fail('eventsKey', 'must not be empty');
+  distinctSecrets(config, (field) => field);
   if (!Number.isInteger(config.rateLimitPerMinute) || config.rateLimitPerMinute < 1) fail('rateLimitPerMinute', 'must be a whole number of 1 or more');
   return {
     ...config,

@@ -24,6 +24,7 @@ const server: ServerType = serve({ fetch: analytics.app.fetch, hostname: config.
   log.info(config.disabled ? 'ANALYTICS_DISABLED is on: nothing is queued or sent' : `relaying to ${config.gaUrl}`);
   log.info(config.adminToken ? 'admin on at /admin/' : 'admin off (ANALYTICS_ADMIN_TOKEN is unset)');
   log.info(config.eventsKey ? 'events API on' : 'events API off (ANALYTICS_EVENTS_KEY is unset)');
+  log.info(config.metricsToken ? 'metrics on at /metrics' : 'metrics off (ANALYTICS_METRICS_TOKEN is unset)');
   analytics.start();
   log.info(`listening on http://${info.family === 'IPv6' ? `[${info.address}]` : info.address}:${info.port}`);
 });

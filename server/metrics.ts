@@ -13,6 +13,8 @@ export interface Metrics {
   eventsDropped: Counter<'reason'>;
   gaRequests: Counter<'token' | 'outcome'>;
   outboxDepth: Gauge<string>;
+  /** Wrong credentials tried, by surface (page, api, events, metrics). */
+  credentialFailures: Counter<'surface'>;
   /** Read when scraped: the number of events waiting in the outbox (the outbox sets it). */
   depth: () => number;
 }
@@ -71,6 +73,12 @@ export function createMetrics(): Metrics {
       name: 'analytics_ga_requests_total',
       help: 'Requests to GA, by token id and outcome',
       labelNames: ['token', 'outcome'],
+      registers,
+    }),
+    credentialFailures: new Counter({
+      name: 'analytics_credential_failures_total',
+      help: 'Wrong credentials tried: admin login form (page), admin API (api), events API (events), /metrics (metrics)',
+      labelNames: ['surface'],
       registers,
     }),
     outboxDepth: new Gauge({

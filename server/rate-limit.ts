@@ -1,4 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono';
+import { isIPv6 } from 'node:net';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { HTTPException } from 'hono/http-exception';
 
@@ -26,6 +27,23 @@ export function clientAddress(c: Context, trustProxy: boolean): string {
     // Requests made in-process (app.request) have no socket.
     return 'unknown';
   }
+}
+
+/**
+ * The unit an address is counted by: an IPv4 address as it is (also when written IPv4-mapped), an IPv6
+ * address by its /64, since one host commonly holds a whole /64 and could otherwise step through it.
+ * @example addressGroup('2001:db8:1:2:aaaa::1') // '2001:db8:1:2::/64'
+ */
+export function addressGroup(address: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  if (mapped?.[1]) return mapped[1];
+  if (!isIPv6(address)) return address;
+  const [head = '', tail = ''] = address.split('%')[0]!.split('::') as [string, string?];
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === '' ? [] : tail.split(':');
+  const groups = address.includes('::') ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left;
+  const prefix = groups.slice(0, 4).map((g) => (Number.parseInt(g, 16) || 0).toString(16));
+  return `${prefix.join(':')}::/64`;
 }
 
 /**

@@ -1,8 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
-import type { FailedLogins } from './failed-login.ts';
-import { bearerToken, sameSecret } from '../http.ts';
 
 /**
  * Hides the admin entirely while no admin token is configured: every route answers the app's usual 404,
@@ -12,31 +10,6 @@ export function adminEnabled(options: { adminToken: string | undefined }): Middl
   const on = options.adminToken !== undefined;
   return async function adminOff(c, next) {
     if (!on) return c.json({ error: 'not found' }, 404);
-    await next();
-  };
-}
-
-export interface BearerAuthOptions {
-  adminToken: string;
-  failedLogin: FailedLogins;
-}
-
-/**
- * Requires `Authorization: Bearer <admin token>`, compared in constant time.
- * A wrong token is counted and answered slowly; a missing one is simply refused.
- */
-export function bearerAuth(options: BearerAuthOptions): MiddlewareHandler {
-  const { adminToken, failedLogin } = options;
-  const challenge = { 'WWW-Authenticate': 'Bearer realm="analytics admin"' };
-  return async function adminBearer(c, next) {
-    const given = bearerToken(c.req.header('authorization'));
-    if (given === '') {
-      return c.json({ error: 'send the admin token as "Authorization: Bearer <ANALYTICS_ADMIN_TOKEN>"' }, 401, challenge);
-    }
-    if (!sameSecret(given, adminToken)) {
-      await failedLogin('api');
-      return c.json({ error: 'wrong admin token' }, 401, challenge);
-    }
     await next();
   };
 }

@@ -37,7 +37,16 @@ export function isMaskOf(value: string, secret: string): boolean {
   return value !== '' && value === maskSecret(secret);
 }
 
-/** `text` with every occurrence of `secret` blanked out (GA's error texts are shown to the admin). */
+/**
+ * `text` with every occurrence of `secret` blanked out, as it is and URL-encoded (GA may echo the request URL).
+ * Applied before anything GA said is stored, so no page, API answer or log shows a secret, old or current.
+ * @example redactSecret('bad api_secret=a%2Fb', 'a/b') // 'bad api_secret=••••'
+ */
 export function redactSecret(text: string, secret: string): string {
-  return secret === '' ? text : text.split(secret).join(MASK);
+  if (secret === '') return text;
+  let out = text;
+  for (const form of new Set([secret, encodeURIComponent(secret), new URLSearchParams({ s: secret }).toString().slice(2)])) {
+    out = out.split(form).join(MASK);
+  }
+  return out;
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { deleteCookie, getSignedCookie, setSignedCookie } from 'hono/cookie';
 import { HTTPException } from 'hono/http-exception';
@@ -7,7 +7,7 @@ import { formField } from './form.ts';
 import type { AdminPathVariables } from './paths.ts';
 import { deriveKey, sign, verifySignature } from './secrets.ts';
 
-/** A logged-in admin: a random id (never stored) and when the login runs out. */
+/** A logged-in admin: a random id (only its hash is stored) and when the login runs out. */
 export interface Session {
   id: string;
   expiresAt: number;
@@ -20,9 +20,19 @@ export interface SessionVariables {
   csrf: string;
 }
 
+/** Where logged-in sessions are kept, so that a logout holds across restarts and processes. */
+export interface SessionStore {
+  /** Remembers a new session (by the hash of its id) until `expiresAt`; forgets expired ones. */
+  add(idHash: string, expiresAt: number, now: number): void;
+  /** True while the session is stored and not expired. */
+  has(idHash: string, now: number): boolean;
+  remove(idHash: string): void;
+}
+
 export interface SessionOptions {
   adminToken: string;
   clock: Clock;
+  store: SessionStore;
   /** Believe `X-Forwarded-Proto` (only behind a proxy the operator runs). */
   trustProxy: boolean;
   /** How long a login lasts; default 8 hours. */
@@ -33,6 +43,8 @@ export interface SessionOptions {
 export const SESSION_COOKIE = 'analytics_admin_session';
 /** A short-lived cookie that binds the login form's CSRF token to the browser that asked for it. */
 export const LOGIN_COOKIE = 'analytics_admin_login';
+/** Every cookie the admin sets, for tests that present each one in every other place. */
+export const ADMIN_COOKIES = [SESSION_COOKIE, LOGIN_COOKIE] as const;
 /** The form field that carries the CSRF token. */
 export const CSRF_FIELD = '_csrf';
 
@@ -40,30 +52,54 @@ const DEFAULT_LIFETIME_MS = 8 * 3_600_000;
 const LOGIN_FORM_LIFETIME_MS = 30 * 60_000;
 
 /**
- * Signed, expiring admin sessions without server-side storage. The signing keys are derived from the
- * admin token, so changing the token logs everyone out; a logout is remembered (in memory) until the
- * session would have run out anyway.
+ * What each signed value is for. The purpose is inside what is signed and each is signed with a key of its
+ * own, so a value minted for one place (the login form's cookie, say) is refused in every other.
+ */
+const PURPOSE = {
+  session: 'admin-session',
+  loginForm: 'admin-login-form',
+  sessionCsrf: 'admin-session-csrf',
+  loginCsrf: 'admin-login-csrf',
+} as const;
+
+/** `<purpose>.<24 base64url characters>.<ms since epoch>`: the shape of both cookies' values. */
+function parseCookieValue(value: string | false | undefined, purpose: string): { id: string; expiresAt: number } | undefined {
+  if (!value || !value.startsWith(`${purpose}.`)) return undefined;
+  const match = /^([A-Za-z0-9_-]{24})\.(\d{1,16})$/.exec(value.slice(purpose.length + 1));
+  if (!match?.[1] || !match[2]) return undefined;
+  return { id: match[1], expiresAt: Number(match[2]) };
+}
+
+/**
+ * Signed, expiring admin sessions, kept in the database by the hash of their id: a logout deletes the row, so
+ * a kept copy of the cookie stays refused after a restart. The signing keys are derived from the admin token,
+ * so changing the token ends every session.
  */
 export class AdminSessions {
-  private readonly cookieKey: Uint8Array<ArrayBuffer>;
-  private readonly csrfKey: Buffer;
+  private readonly sessionKey: Uint8Array<ArrayBuffer>;
+  private readonly loginFormKey: Uint8Array<ArrayBuffer>;
+  private readonly sessionCsrfKey: Buffer;
+  private readonly loginCsrfKey: Buffer;
   private readonly lifetimeMs: number;
-  private readonly revoked = new Map<string, number>();
 
   constructor(private readonly options: SessionOptions) {
     // Web Crypto (which signs hono's cookies) wants a plain ArrayBuffer-backed view.
-    this.cookieKey = new Uint8Array(deriveKey(options.adminToken, 'session-cookie'));
-    this.csrfKey = deriveKey(options.adminToken, 'csrf');
+    this.sessionKey = new Uint8Array(deriveKey(options.adminToken, PURPOSE.session));
+    this.loginFormKey = new Uint8Array(deriveKey(options.adminToken, PURPOSE.loginForm));
+    this.sessionCsrfKey = deriveKey(options.adminToken, PURPOSE.sessionCsrf);
+    this.loginCsrfKey = deriveKey(options.adminToken, PURPOSE.loginCsrf);
     this.lifetimeMs = options.lifetimeMs ?? DEFAULT_LIFETIME_MS;
   }
 
   /**
-   * Starts a session: sets the HttpOnly, SameSite=Strict cookie and forgets the login form's cookie.
+   * Starts a session: stores it, sets the HttpOnly, SameSite=Strict cookie and forgets the login form's cookie.
    * `cookiePath` is the admin base the request came through; the cookies are sent nowhere else.
    */
   async start(c: Context, cookiePath: string): Promise<Session> {
-    const session = { id: randomBytes(18).toString('base64url'), expiresAt: this.options.clock() + this.lifetimeMs };
-    await setSignedCookie(c, SESSION_COOKIE, `${session.id}.${session.expiresAt}`, this.cookieKey, {
+    const now = this.options.clock();
+    const session = { id: randomBytes(18).toString('base64url'), expiresAt: now + this.lifetimeMs };
+    this.options.store.add(hashId(session.id), session.expiresAt, now);
+    await setSignedCookie(c, SESSION_COOKIE, `${PURPOSE.session}.${session.id}.${session.expiresAt}`, this.sessionKey, {
       ...this.cookieOptions(c, cookiePath),
       maxAge: Math.floor(this.lifetimeMs / 1000),
     });
@@ -73,56 +109,54 @@ export class AdminSessions {
 
   /** The request's session, or undefined when the cookie is missing, tampered with, expired or logged out. */
   async read(c: Context): Promise<Session | undefined> {
-    const value = await getSignedCookie(c, this.cookieKey, SESSION_COOKIE);
-    if (!value) return undefined;
-    const match = /^([A-Za-z0-9_-]{24})\.(\d{1,16})$/.exec(value);
-    if (!match?.[1] || !match[2]) return undefined;
-    const session = { id: match[1], expiresAt: Number(match[2]) };
-    if (session.expiresAt <= this.options.clock() || this.revoked.has(session.id)) return undefined;
+    const session = parseCookieValue(await getSignedCookie(c, this.sessionKey, SESSION_COOKIE), PURPOSE.session);
+    const now = this.options.clock();
+    if (!session || session.expiresAt <= now || !this.options.store.has(hashId(session.id), now)) return undefined;
     return session;
   }
 
-  /** Ends a session: the cookie is cleared and the id refused from now on, even if a copy is replayed. */
+  /** Ends a session: the cookie is cleared and the stored session deleted, so a replayed copy is refused. */
   end(c: Context, session: Session | undefined, cookiePath: string): void {
-    const now = this.options.clock();
-    for (const [id, expiresAt] of this.revoked) if (expiresAt <= now) this.revoked.delete(id);
-    if (session) this.revoked.set(session.id, session.expiresAt);
+    if (session) this.options.store.remove(hashId(session.id));
     deleteCookie(c, SESSION_COOKIE, this.cookieOptions(c, cookiePath));
   }
 
   /** The CSRF token of a session: an HMAC of its id, so it needs no storage and dies with the session. */
   csrfFor(session: Session): string {
-    return sign(this.csrfKey, `session:${session.id}`);
+    return sign(this.sessionCsrfKey, `${PURPOSE.sessionCsrf}.${session.id}`);
   }
 
   /** True when `token` is the session's CSRF token. */
   checkCsrf(session: Session, token: string | undefined): boolean {
-    return token !== undefined && verifySignature(this.csrfKey, `session:${session.id}`, token);
+    return token !== undefined && verifySignature(this.sessionCsrfKey, `${PURPOSE.sessionCsrf}.${session.id}`, token);
   }
 
   /** Gives the login form a CSRF token, bound to a fresh short-lived cookie of this browser. */
   async loginFormToken(c: Context, cookiePath: string): Promise<string> {
     const nonce = randomBytes(18).toString('base64url');
     const expiresAt = this.options.clock() + LOGIN_FORM_LIFETIME_MS;
-    await setSignedCookie(c, LOGIN_COOKIE, `${nonce}.${expiresAt}`, this.cookieKey, {
+    await setSignedCookie(c, LOGIN_COOKIE, `${PURPOSE.loginForm}.${nonce}.${expiresAt}`, this.loginFormKey, {
       ...this.cookieOptions(c, cookiePath),
       maxAge: Math.floor(LOGIN_FORM_LIFETIME_MS / 1000),
     });
-    return sign(this.csrfKey, `login:${nonce}.${expiresAt}`);
+    return sign(this.loginCsrfKey, `${PURPOSE.loginCsrf}.${nonce}.${expiresAt}`);
   }
 
   /** True when `token` came with the login form this browser was given, and that form has not expired. */
   async checkLoginForm(c: Context, token: string | undefined): Promise<boolean> {
-    const value = await getSignedCookie(c, this.cookieKey, LOGIN_COOKIE);
-    if (!value || token === undefined) return false;
-    const match = /^[A-Za-z0-9_-]{24}\.(\d{1,16})$/.exec(value);
-    if (!match?.[1] || Number(match[1]) <= this.options.clock()) return false;
-    return verifySignature(this.csrfKey, `login:${value}`, token);
+    const form = parseCookieValue(await getSignedCookie(c, this.loginFormKey, LOGIN_COOKIE), PURPOSE.loginForm);
+    if (!form || token === undefined || form.expiresAt <= this.options.clock()) return false;
+    return verifySignature(this.loginCsrfKey, `${PURPOSE.loginCsrf}.${form.id}.${form.expiresAt}`, token);
   }
 
   private cookieOptions(c: Context, path: string): { path: string; httpOnly: true; sameSite: 'Strict'; secure: boolean } {
     return { path, httpOnly: true, sameSite: 'Strict', secure: isHttps(c, this.options.trustProxy) };
   }
+}
+
+/** Sessions are stored by this hash of their id: a copy of the database holds no usable session. */
+function hashId(id: string): string {
+  return createHash('sha256').update(id).digest('base64url');
 }
 
 /** True when the browser reached us over https (directly, or through a trusted proxy that says so). */

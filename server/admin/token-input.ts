@@ -50,7 +50,8 @@ const apiSecret = z
   .string()
   .trim()
   .max(200, 'the API secret is at most 200 characters')
-  .regex(/^[\x21-\x7e]*$/, 'the API secret must be letters, digits and punctuation, without spaces');
+  // GA's own alphabet: a secret outside it is a paste error, and it could not be blanked reliably in GA's texts.
+  .regex(/^[A-Za-z0-9_-]*$/, 'the API secret may hold only letters, digits, _ and - (as GA makes them)');
 
 const ignorePath = z
   .string()

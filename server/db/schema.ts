@@ -102,3 +102,12 @@ export const hostStats = sqliteTable(
 export type Token = typeof tokens.$inferSelect;
 export type NewToken = typeof tokens.$inferInsert;
 export type OutboxRow = typeof outbox.$inferSelect;
+
+/**
+ * Admin sessions that are logged in: a session cookie counts only while its row is here, so a logout
+ * (which deletes the row) holds across restarts and processes. Only a hash of the session id is stored.
+ */
+export const adminSessions = sqliteTable('admin_sessions', {
+  idHash: text('id_hash').primaryKey(),
+  expiresAt: integer('expires_at').notNull(),
+});

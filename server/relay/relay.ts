@@ -1,6 +1,7 @@
 import { inArray } from 'drizzle-orm';
 import { tokens, type OutboxRow, type Token } from '../db/schema.ts';
 import type { Services } from '../services.ts';
+import { redactSecret } from '../admin/secrets.ts';
 import { skipReason } from '../team-token.ts';
 import { featureOfEvent, featureOn } from '../tokens.ts';
 import { retryAfterMs, retryDelay } from './backoff.ts';
@@ -194,6 +195,8 @@ export class Relay {
     // A feature switched off after its events were queued (or put back by a retry): they are not sent.
     const rows: OutboxRow[] = [];
     const switchedOff: number[] = [];
+    // GA's texts can echo the request (and with it the secret): blanked before they are stored anywhere.
+    const clean = (error: string) => redactSecret(error, token.apiSecret);
     for (const row of taken) {
       if (featureOn(token, featureOfEvent(row.name))) rows.push(row);
       else switchedOff.push(row.id);
@@ -216,7 +219,7 @@ export class Relay {
           delivered = true;
           outbox.delivered(token.id, request.ids);
         } else if (outcome.kind === 'failed') {
-          outbox.failed(token.id, request.ids, outcome.error);
+          outbox.failed(token.id, request.ids, clean(outcome.error));
         } else {
           // The back-off grows with the events' own tries and with the token's failures in a row, so
           // fresh events during an outage do not restart it from one second.
@@ -226,7 +229,7 @@ export class Relay {
           // The longest wait asked for in this round wins (a Retry-After beside a network error's back-off).
           const at = Math.max(this.services.clock() + delay, blocked ? (this.holds.get(token.id)?.until ?? 0) : 0);
           this.holds.set(token.id, { until: at, failures });
-          outbox.retryLater(token.id, request.ids, at, outcome.error);
+          outbox.retryLater(token.id, request.ids, at, clean(outcome.error));
           // GA is failing for this token: hold back the rest of its queue too, rather than hammer it.
           outbox.retimeToken(token.id, at, 'not-before');
           blocked = true;

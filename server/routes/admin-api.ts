@@ -1,8 +1,8 @@
 import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
-import { adminBodyLimit, adminEnabled, bearerAuth } from '../admin/access.ts';
-import { failedLogins } from '../admin/failed-login.ts';
+import { adminBodyLimit, adminEnabled } from '../admin/access.ts';
+import { requireBearer, type CredentialGuard } from '../credential-guard.ts';
 import { deliveryStatuses, failedDeliveries, installInfo, runDailyStatsNow } from '../admin/status.ts';
 import { tokenJson } from '../admin/token-input.ts';
 import { createToken, deleteToken, listTokens, parseNewToken, parseTokenPatch, tokenOr404, updateToken } from '../admin/token-store.ts';
@@ -17,13 +17,24 @@ const retrySchema = z.strictObject({ ids: z.array(z.number().int().positive()).m
  * The JSON admin API under `/api/admin` (`Authorization: Bearer <ANALYTICS_ADMIN_TOKEN>`): token management,
  * validation against GA's debug endpoint, delivery status and retry of failed deliveries.
  */
-export function adminApiRoutes(services: Services): Hono {
+export function adminApiRoutes(services: Services, guard: CredentialGuard): Hono {
   const app = new Hono();
   const { adminToken } = services.config;
   app.use('*', adminEnabled({ adminToken }));
   app.use('*', adminBodyLimit());
   if (adminToken === undefined) return app;
-  app.use('*', bearerAuth({ adminToken, failedLogin: failedLogins(services.metrics) }));
+  app.use(
+    '*',
+    requireBearer({
+      secret: adminToken,
+      guard,
+      surface: 'api',
+      trustProxy: services.config.trustProxy,
+      realm: 'analytics admin',
+      missing: 'send the admin token as "Authorization: Bearer <ANALYTICS_ADMIN_TOKEN>"',
+      wrong: 'wrong admin token',
+    }),
+  );
 
   const tokenOf = (c: Context): Token => tokenOr404(services, c.req.param('id'));
 

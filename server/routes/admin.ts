@@ -6,10 +6,11 @@ import { appendTrailingSlash } from 'hono/trailing-slash';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ZodError } from 'zod';
 import { adminBodyLimit, adminEnabled } from '../admin/access.ts';
-import { failedLogins } from '../admin/failed-login.ts';
 import { readForm } from '../admin/form.ts';
 import { adminLocation, safeNext, type AdminPathVariables } from '../admin/paths.ts';
 import { AdminSessions, CSRF_FIELD, requireSession, type SessionVariables } from '../admin/session.ts';
+import { databaseSessionStore } from '../admin/session-store.ts';
+import { refuseOverBudget, type CredentialGuard } from '../credential-guard.ts';
 import { deliveryStatuses, failedDeliveries, installInfo, runDailyStatsNow } from '../admin/status.ts';
 import { fieldErrors, tokenBodyFromForm } from '../admin/token-input.ts';
 import { createToken, deleteToken, listTokens, parseNewToken, parseTokenPatch, tokenOr404, updateToken } from '../admin/token-store.ts';
@@ -50,7 +51,7 @@ const NOTICES: Record<string, (n: number) => string> = {
  * A host that mounts the app under a prefix gets them under `<prefix>/admin`: every link, form action,
  * redirect and cookie path is built per request from where the admin was reached.
  */
-export function adminRoutes(services: Services): Hono<Env> {
+export function adminRoutes(services: Services, guard: CredentialGuard): Hono<Env> {
   const app = new Hono<Env>();
   const { adminToken, disabled } = services.config;
   app.use('*', adminEnabled({ adminToken }));
@@ -58,10 +59,15 @@ export function adminRoutes(services: Services): Hono<Env> {
   app.use('*', adminBodyLimit());
   if (adminToken === undefined) return app;
 
-  const sessions = new AdminSessions({ adminToken, clock: services.clock, trustProxy: services.config.trustProxy });
-  const failedLogin = failedLogins(services.metrics);
+  const { trustProxy } = services.config;
+  const sessions = new AdminSessions({ adminToken, clock: services.clock, store: databaseSessionStore(services.db), trustProxy });
 
   app.use('*', pageHeaders());
+  // An address that has used up the shared budget of wrong credentials gets 429, whatever it sends.
+  app.use('*', async function credentialBudget(c, next) {
+    refuseOverBudget(c, guard, trustProxy);
+    await next();
+  });
   app.use('*', async function adminIndex(c, next) {
     if (c.var.pathInAdmin === '/') return c.redirect(c.var.paths.tokens, 303);
     await next();
@@ -95,8 +101,7 @@ export function adminRoutes(services: Services): Hono<Env> {
       return page(c, LoginPage({ paths, csrf: await sessions.loginFormToken(c, paths.base), next, error }), 403);
     }
     if (!sameSecret(fields.token ?? '', adminToken)) {
-      await failedLogin('page');
-      services.log.warn('admin: failed login');
+      await guard.failed(guard.addressOf(c, trustProxy), 'page');
       const error = 'That is not the admin token.';
       return page(c, LoginPage({ paths, csrf: await sessions.loginFormToken(c, paths.base), next, error }), 401);
     }

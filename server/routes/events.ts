@@ -1,10 +1,11 @@
-import { Hono, type MiddlewareHandler } from 'hono';
+import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
 import { parseHostStats, saveHostStats } from '../daily-stats.ts';
 import { analyticsEvents, InvalidEventError } from '../events.ts';
-import { bearerToken, parseJsonBody, sameSecret } from '../http.ts';
+import { requireBearer, type CredentialGuard } from '../credential-guard.ts';
+import { parseJsonBody } from '../http.ts';
 import type { Services } from '../services.ts';
 
 /** Bodies of `POST /api/events` and `PUT /api/stats` are small; anything bigger is refused unread. */
@@ -21,15 +22,26 @@ const eventBodySchema = z.strictObject({
 });
 
 /** `POST /api/events` and `PUT /api/stats`: the host's task events and numbers, behind `ANALYTICS_EVENTS_KEY`. */
-export function eventsRoutes(services: Services): Hono {
+export function eventsRoutes(services: Services, guard: CredentialGuard): Hono {
   const app = new Hono();
   const key = services.config.eventsKey;
   // No key, no routes: they answer 404 like any unknown path.
   if (key === undefined) return app;
 
-  const guard = [requireBearer(key), bodyLimit({ maxSize: MAX_EVENTS_BODY_BYTES, onError: tooLarge })] as const;
+  // Only these two routes: the app is mounted at /api, beside the admin API.
+  const guarded = [
+    requireBearer({
+      secret: key,
+      guard,
+      surface: 'events',
+      trustProxy: services.config.trustProxy,
+      missing: 'missing or wrong bearer key',
+      wrong: 'missing or wrong bearer key',
+    }),
+    bodyLimit({ maxSize: MAX_EVENTS_BODY_BYTES, onError: tooLarge }),
+  ] as const;
 
-  app.post('/events', ...guard, async (c) => {
+  app.post('/events', ...guarded, async (c) => {
     const body = eventBodySchema.parse(parseJsonBody(await c.req.text(), 'body must be JSON'));
     const events = hostInput(() =>
       analyticsEvents(services, {
@@ -45,27 +57,13 @@ export function eventsRoutes(services: Services): Hono {
     return c.json({ queued: events.length }, 202);
   });
 
-  app.put('/stats', ...guard, async (c) => {
+  app.put('/stats', ...guarded, async (c) => {
     const json = parseJsonBody(await c.req.text(), 'body must be JSON');
     saveHostStats(services, hostInput(() => parseHostStats(json)));
     return c.body(null, 204);
   });
 
   return app;
-}
-
-/**
- * Lets a request through only with `Authorization: Bearer <secret>` (compared in constant time);
- * anything else is a 401.
- */
-export function requireBearer(secret: string): MiddlewareHandler {
-  return async function requireBearer(c, next) {
-    const given = bearerToken(c.req.header('Authorization'));
-    if (given === '' || !sameSecret(given, secret)) {
-      return c.json({ error: 'missing or wrong bearer key' }, 401, { 'WWW-Authenticate': 'Bearer' });
-    }
-    await next();
-  };
 }
 
 function tooLarge(): never {

@@ -7,6 +7,7 @@ import { openDatabase } from '../../server/db/database.ts';
 import { tokens } from '../../server/db/schema.ts';
 import { ensureIdentity } from '../../server/identity.ts';
 import { DESKTOP_CHROME_UA, launchChromium } from '../helpers/browser.ts';
+import { METRICS_TOKEN } from '../helpers/app.ts';
 import { startCollector, type CollectorProcess } from '../helpers/collector-process.ts';
 import { startFakeGa, type FakeGa } from '../helpers/fake-ga.ts';
 import { startStaticSite } from '../helpers/static-site.ts';
@@ -29,7 +30,7 @@ beforeAll(async () => {
   db.$client.close();
 
   ga = await startFakeGa();
-  collector = await startCollector({ ANALYTICS_DB: dbPath, ANALYTICS_GA_URL: ga.url, ANALYTICS_APP_VERSION: '3.1.4' });
+  collector = await startCollector({ ANALYTICS_DB: dbPath, ANALYTICS_GA_URL: ga.url, ANALYTICS_APP_VERSION: '3.1.4', ANALYTICS_METRICS_TOKEN: METRICS_TOKEN });
   // The page lives on another port (another origin) than the collector, as on a real site.
   site = await startStaticSite(
     `<!doctype html><html><head><title>Home</title>` +
@@ -45,7 +46,7 @@ afterAll(async () => {
 });
 
 async function metric(name: string): Promise<number> {
-  const text = await (await fetch(`${collector.url}/metrics`)).text();
+  const text = await (await fetch(`${collector.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
   const match = new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\d+)$`, 'm').exec(text);
   return match ? Number(match[1]) : 0;
 }

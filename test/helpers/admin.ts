@@ -27,6 +27,8 @@ export interface AdminAppOptions {
   clock?: Clock;
   fetch?: typeof fetch;
   log?: Logger;
+  /** A SQLite file; in memory when omitted. */
+  dbPath?: string;
 }
 
 /** An app with the admin on (unless the config says otherwise), over an in-memory database. */
@@ -35,7 +37,7 @@ export function makeAdminApp(options: AdminAppOptions = {}): { app: Hono; servic
   const config = testConfig({ adminToken: ADMIN_TOKEN, ...options.config });
   const services = createServices({
     config,
-    db: openDatabase(':memory:'),
+    db: openDatabase(options.dbPath ?? ':memory:'),
     clock: options.clock,
     fetch: options.fetch,
     log: options.log ?? log,
@@ -44,8 +46,15 @@ export function makeAdminApp(options: AdminAppOptions = {}): { app: Hono; servic
 }
 
 /** A request to the admin API with the bearer token (or `token`, or none when null). */
-export function api(app: Hono, method: string, path: string, body?: unknown, token: string | null = ADMIN_TOKEN): Promise<Response> {
-  const headers: Record<string, string> = {};
+export function api(
+  app: Hono,
+  method: string,
+  path: string,
+  body?: unknown,
+  token: string | null = ADMIN_TOKEN,
+  extraHeaders: Record<string, string> = {},
+): Promise<Response> {
+  const headers: Record<string, string> = { ...extraHeaders };
   if (token !== null) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
   return Promise.resolve(

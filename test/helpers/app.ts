@@ -7,9 +7,19 @@ import { tokens, type NewToken, type Token } from '../../server/db/schema.ts';
 import { silentLogger, type Logger } from '../../server/log.ts';
 import { createServices, type Services } from '../../server/services.ts';
 
-/** A config as start-up would parse it from an empty environment, with `overrides` on top. */
+/** The metrics token of test apps. */
+export const METRICS_TOKEN = 'metrics-token-for-tests-0123';
+
+/** A config as start-up would parse it from an empty environment (plus a metrics token), with `overrides` on top. */
 export function testConfig(overrides: Partial<Config> = {}): Config {
-  return { ...loadConfig({ ANALYTICS_DB: ':memory:' }), ...overrides };
+  return { ...loadConfig({ ANALYTICS_DB: ':memory:' }), metricsToken: METRICS_TOKEN, ...overrides };
+}
+
+/** The app's `/metrics` text, read with the test metrics token. */
+export async function metricsText(app: Hono): Promise<string> {
+  const res = await app.request('/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
+  return res.text();
 }
 
 export interface TestAppOptions {

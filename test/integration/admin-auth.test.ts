@@ -1,9 +1,8 @@
 import type { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
-import { LOGIN_FAILURES_METRIC } from '../../server/admin/failed-login.ts';
 import { tokens } from '../../server/db/schema.ts';
 import type { Services } from '../../server/services.ts';
-import { fakeClock } from '../helpers/app.ts';
+import { fakeClock, metricsText } from '../helpers/app.ts';
 import { ADMIN_TOKEN, api, cookiesOf, csrfOf, getPage, login, makeAdminApp, postForm } from '../helpers/admin.ts';
 
 const PAGE_GETS = [
@@ -41,7 +40,7 @@ const API_CALLS: Array<[string, string, unknown]> = [
 const snapshot = (services: Services) => JSON.stringify(services.db.select().from(tokens).all());
 
 async function failuresCounted(services: Services, surface: 'page' | 'api'): Promise<number> {
-  const metric = await services.metrics.registry.getSingleMetric(LOGIN_FAILURES_METRIC)?.get();
+  const metric = await services.metrics.credentialFailures.get();
   return metric?.values.find((v) => v.labels.surface === surface)?.value ?? 0;
 }
 
@@ -80,14 +79,17 @@ describe('admin off (no ANALYTICS_ADMIN_TOKEN)', () => {
 
 describe('admin API authentication', () => {
   it('refuses a missing, wrong or differently-schemed token on every route, changing nothing', async () => {
-    const { app, services, log } = makeAdminApp();
+    // Each wrong guess from an address of its own, so the shared failed-attempt budget (tested below) stays out of it.
+    const { app, services, log } = makeAdminApp({ config: { trustProxy: true } });
+    let address = 0;
+    const from = () => ({ 'x-forwarded-for': `192.0.2.${++address}` });
     const before = snapshot(services);
     for (const [method, path, body] of API_CALLS) {
       const missing = await api(app, method, path, body, null);
       expect(missing.status, `${method} ${path}`).toBe(401);
       expect(missing.headers.get('www-authenticate')).toMatch(/^Bearer/);
       const wrongs = [`${ADMIN_TOKEN}x`, ADMIN_TOKEN.slice(0, -1), 'admin-token-for-tests-0123456780'];
-      const answers = await Promise.all(wrongs.map((wrong) => api(app, method, path, body, wrong)));
+      const answers = await Promise.all(wrongs.map((wrong) => api(app, method, path, body, wrong, from())));
       for (const res of answers) {
         expect(res.status, `${method} ${path}`).toBe(401);
         const text = await res.text();
@@ -181,8 +183,8 @@ describe('admin pages: login and session', () => {
     expect(html).toContain('That is not the admin token.');
     expect(html).not.toContain('my-guess');
     expect(await failuresCounted(services, 'page')).toBe(1);
-    const metrics = await (await app.request('/metrics')).text();
-    expect(metrics).toMatch(/analytics_admin_login_failures_total\{surface="page"\} 1/);
+    const metrics = await metricsText(app);
+    expect(metrics).toMatch(/analytics_credential_failures_total\{surface="page"\} 1/);
     // A near miss (the right token plus a character) is just as wrong.
     const near = await postForm(app, '/admin/login', { _csrf: csrf, token: `${ADMIN_TOKEN} ` }, cookie);
     expect(near.status).toBe(401);
@@ -231,12 +233,13 @@ describe('admin pages: login and session', () => {
     const browser = await login(app);
     const [name, value] = browser.cookie.split('=') as [string, string];
     const decoded = decodeURIComponent(value);
-    const [id, expiresAt, signature] = decoded.split('.') as [string, string, string];
+    const [purpose, id, expiresAt, signature] = decoded.split('.') as [string, string, string, string];
     const tampered = [
-      `${name}=${encodeURIComponent(`${id}.${Number(expiresAt) + 86_400_000}.${signature}`)}`,
-      `${name}=${encodeURIComponent(`${id.slice(0, -1)}${id.endsWith('A') ? 'B' : 'A'}.${expiresAt}.${signature}`)}`,
-      `${name}=${encodeURIComponent(`${id}.${expiresAt}.${signature.slice(0, 10)}${signature[10] === 'A' ? 'B' : 'A'}${signature.slice(11)}`)}`,
-      `${name}=${encodeURIComponent(`${id}.${expiresAt}`)}`,
+      `${name}=${encodeURIComponent(`${purpose}.${id}.${Number(expiresAt) + 86_400_000}.${signature}`)}`,
+      `${name}=${encodeURIComponent(`${purpose}.${id.slice(0, -1)}${id.endsWith('A') ? 'B' : 'A'}.${expiresAt}.${signature}`)}`,
+      `${name}=${encodeURIComponent(`${purpose}.${id}.${expiresAt}.${signature.slice(0, 10)}${signature[10] === 'A' ? 'B' : 'A'}${signature.slice(11)}`)}`,
+      `${name}=${encodeURIComponent(`${purpose}.${id}.${expiresAt}`)}`,
+      `${name}=${encodeURIComponent(`${id}.${expiresAt}.${signature}`)}`,
       `${name}=garbage`,
     ];
     // A cookie made by an install with another admin token (or before the token was changed).

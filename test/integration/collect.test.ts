@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { outbox } from '../../server/db/schema.ts';
 import { Relay } from '../../server/relay/relay.ts';
-import { addTestToken, makeTestApp } from '../helpers/app.ts';
+import { addTestToken, makeTestApp, metricsText } from '../helpers/app.ts';
 import { startFakeGa, type FakeGa } from '../helpers/fake-ga.ts';
 
 const CHROME =
@@ -126,7 +126,7 @@ describe('POST /collect', () => {
     addTestToken(services);
     await post(hit());
     await post(hit(), { 'User-Agent': 'Googlebot/2.1' });
-    const text = await (await app.request('/metrics')).text();
+    const text = await metricsText(app);
     expect(text).toMatch(/^analytics_hits_received_total 2$/m);
     expect(text).toMatch(/^analytics_hits_ignored_total\{reason="bot"\} 1$/m);
     expect(text).toMatch(/^analytics_outbox_depth 1$/m);
@@ -179,7 +179,7 @@ describe('POST /collect with bad input', () => {
     expect(res.status).toBe(status);
     expect((await res.json()) as unknown).toEqual({ error: expect.any(String) });
     expect(queued()).toEqual([]);
-    const metrics = await (await app.request('/metrics')).text();
+    const metrics = await metricsText(app);
     expect(metrics).toMatch(/^analytics_hits_received_total 0$/m);
   });
 
@@ -228,7 +228,7 @@ describe('POST /collect with bad input', () => {
     expect(limited.status).toBe(429);
     expect(limited.headers.get('access-control-allow-origin')).toBe('*');
     expect(queued()).toHaveLength(2);
-    const metrics = await (await app.request('/metrics')).text();
+    const metrics = await metricsText(app);
     expect(metrics).toMatch(/^analytics_hits_refused_total\{reason="too-large"\} 1$/m);
     expect(metrics).toMatch(/^analytics_hits_refused_total\{reason="invalid"\} 1$/m);
     expect(metrics).toMatch(/^analytics_hits_refused_total\{reason="rate-limited"\} 1$/m);

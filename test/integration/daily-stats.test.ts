@@ -11,7 +11,7 @@ import { addTestToken, fakeClock, makeTestApp, makeTestServices } from '../helpe
 import { startFakeGa, type FakeGa } from '../helpers/fake-ga.ts';
 import { validationMessages } from '../helpers/ga-validation.ts';
 
-const KEY = 'stats-key';
+const KEY = 'stats-events-key-0123';
 const HOUR = 3_600_000;
 const dir = mkdtempSync(join(tmpdir(), 'analytics-daily-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -7,7 +7,7 @@ import { openDatabase } from '../../server/db/database.ts';
 import { outbox, tokens } from '../../server/db/schema.ts';
 import { ensureIdentity } from '../../server/identity.ts';
 import { Relay } from '../../server/relay/relay.ts';
-import { addTestToken, fakeClock, makeTestApp } from '../helpers/app.ts';
+import { addTestToken, fakeClock, makeTestApp, metricsText } from '../helpers/app.ts';
 import { startCollector } from '../helpers/collector-process.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
 import type { FakeGa } from '../helpers/fake-ga.ts';
@@ -204,7 +204,7 @@ describe('delivery to GA', () => {
     expect(services.outbox.depth()).toBe(10);
     const kept = services.db.select().from(outbox).all().map((r) => new URL(String(r.params.page_location)).pathname);
     expect(kept.sort()).toEqual(paths(15).slice(5).sort()); // paths(15) is sorted as text; the last five queued are /p10../p14
-    const metrics = await (await app.request('/metrics')).text();
+    const metrics = await metricsText(app);
     expect(metrics).toMatch(/^analytics_events_dropped_total\{reason="outbox-full"\} 5$/m);
   });
 

@@ -16,7 +16,7 @@ import type { FakeGa } from '../helpers/fake-ga.ts';
 import { validationMessages } from '../helpers/ga-validation.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const KEY = 'library-key';
+const KEY = 'library-events-key-0123';
 const dir = mkdtempSync(join(tmpdir(), 'analytics-library-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -25,6 +25,7 @@ describe('the collector process', () => {
     expect(collector.output()).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+/);
     expect(collector.output()).toContain('admin off');
     expect(collector.output()).toContain('events API off');
+    expect(collector.output()).toContain('metrics off (ANALYTICS_METRICS_TOKEN is unset)');
     expect((await fetch(`${collector.url}/healthz`)).status).toBe(200);
     expect(existsSync(db)).toBe(true);
 
@@ -50,6 +51,7 @@ describe('the collector process', () => {
     [{ ANALYTICS_DISABLED: 'maybe' }, /ANALYTICS_DISABLED must be true, 1, false or 0/],
     [{ ANALYTICS_GA_URL: 'gopher://x' }, /ANALYTICS_GA_URL must be an http\(s\) URL/],
     [{ ANALYTICS_ADMIN_TOKEN: 'too-short' }, /ANALYTICS_ADMIN_TOKEN must be at least 16 characters/],
+    [{ ANALYTICS_EVENTS_KEY: 'short-events' }, /ANALYTICS_EVENTS_KEY must be at least 16 characters/],
   ])('refuses to start with %o', async (env, message) => {
     const { code, output } = await runCollectorToExit({ ANALYTICS_DB: ':memory:', ...env });
     expect(code).toBe(1);

@@ -14,6 +14,7 @@ describe('loadConfig', () => {
       pageOrigin: 'https://app.invalid',
       adminToken: undefined,
       eventsKey: undefined,
+      metricsToken: undefined,
       trustProxy: false,
       rateLimitPerMinute: 1200,
     });
@@ -33,7 +34,8 @@ describe('loadConfig', () => {
       ANALYTICS_APP_VERSION: '4.0.0',
       ANALYTICS_PAGE_ORIGIN: 'https://auth.example.org/ignored/path',
       ANALYTICS_ADMIN_TOKEN: 'a-long-enough-admin-secret',
-      ANALYTICS_EVENTS_KEY: 'k',
+      ANALYTICS_EVENTS_KEY: 'an-events-key-0123',
+      ANALYTICS_METRICS_TOKEN: 'a-metrics-token-0123',
       ANALYTICS_TRUST_PROXY: 'TRUE',
       ANALYTICS_RATE_LIMIT: '30',
     });
@@ -46,7 +48,8 @@ describe('loadConfig', () => {
       appVersion: '4.0.0',
       pageOrigin: 'https://auth.example.org',
       adminToken: 'a-long-enough-admin-secret',
-      eventsKey: 'k',
+      eventsKey: 'an-events-key-0123',
+      metricsToken: 'a-metrics-token-0123',
       trustProxy: true,
       rateLimitPerMinute: 30,
     });
@@ -74,14 +77,24 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ANALYTICS_GA_URL: 'https://user:hunter2@ga.example' })).toThrow(/^ANALYTICS_GA_URL must be an http\(s\) URL without user, password, query or fragment$/);
   });
 
-  it('refuses a short admin token without echoing it', () => {
+  it.each(['ANALYTICS_ADMIN_TOKEN', 'ANALYTICS_EVENTS_KEY', 'ANALYTICS_METRICS_TOKEN'])('refuses a short %s without echoing it', (name) => {
     let message = '';
     try {
-      loadConfig({ ANALYTICS_ADMIN_TOKEN: 'short-secret' });
+      loadConfig({ [name]: 'short-secret' });
     } catch (error) {
       message = (error as Error).message;
     }
-    expect(message).toMatch(/^ANALYTICS_ADMIN_TOKEN must be at least 16 characters/);
+    expect(message).toMatch(new RegExp(`^${name} must be at least 16 characters`));
     expect(message).not.toContain('short-secret');
+  });
+
+  it('refuses two secrets that are the same, naming both and echoing neither', () => {
+    const secret = 'the-same-secret-twice-0123';
+    expect(() => loadConfig({ ANALYTICS_ADMIN_TOKEN: secret, ANALYTICS_EVENTS_KEY: secret })).toThrow(
+      /^ANALYTICS_ADMIN_TOKEN and ANALYTICS_EVENTS_KEY must be different secrets$/,
+    );
+    expect(() => loadConfig({ ANALYTICS_EVENTS_KEY: secret, ANALYTICS_METRICS_TOKEN: secret })).toThrow(
+      /^ANALYTICS_EVENTS_KEY and ANALYTICS_METRICS_TOKEN must be different secrets$/,
+    );
   });
 });

@@ -1,0 +1,146 @@
+import type { Context, MiddlewareHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { Clock } from './clock.ts';
+import { bearerToken, sameSecret } from './http.ts';
+import type { Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
+import { addressGroup, clientAddress } from './rate-limit.ts';
+
+/** Where a credential was tried: the admin login form, the admin API, the events API, or `/metrics`. */
+export type CredentialSurface = 'page' | 'api' | 'events' | 'metrics';
+
+/** The limits of the shared failed-attempt budget. */
+export interface GuardLimits {
+  /** Failures one address (IPv6: its /64) may make per window; past it, everything it sends is 429. */
+  perAddress: number;
+  /** Failures from all addresses together per window; past it, any address that failed once is 429 too. */
+  total: number;
+  windowMs: number;
+  /** Addresses remembered at once; the least recently seen go first. */
+  maxAddresses: number;
+  /** A wrong credential is answered after this long: guessing gets slow, a typo barely notices. */
+  delayMs: number;
+  /** At most one log line about failures this often. */
+  logEveryMs: number;
+}
+
+export const DEFAULT_GUARD_LIMITS: GuardLimits = {
+  perAddress: 10,
+  total: 100,
+  windowMs: 60_000,
+  maxAddresses: 10_000,
+  delayMs: 300,
+  logEveryMs: 10_000,
+};
+
+interface Window {
+  start: number;
+  failures: number;
+}
+
+/**
+ * One failed-attempt budget for every credential the collector takes (admin login, admin API bearer,
+ * events key, metrics token), so that guessing at one is guessing at all. A correct credential from an
+ * address that has not failed still works during a flood from others.
+ */
+export class CredentialGuard {
+  private readonly limits: GuardLimits;
+  private readonly byAddress = new Map<string, Window>();
+  private total: Window = { start: 0, failures: 0 };
+  private lastLogAt = -Infinity;
+  private unlogged = 0;
+
+  constructor(
+    private readonly deps: { clock: Clock; log: Logger; metrics: Metrics },
+    limits: Partial<GuardLimits> = {},
+  ) {
+    this.limits = { ...DEFAULT_GUARD_LIMITS, ...limits };
+  }
+
+  /** Seconds until `address` may try again, or undefined when it may try now. */
+  refusal(address: string): number | undefined {
+    const now = this.deps.clock();
+    const own = this.current(this.byAddress.get(address), now);
+    if (!own || own.failures === 0) return undefined;
+    const total = this.current(this.total, now);
+    const flooded = total !== undefined && total.failures >= this.limits.total;
+    const overOwn = own.failures >= this.limits.perAddress;
+    if (!overOwn && !flooded) return undefined;
+    // Over its own budget it waits out its own window; caught in a flood only, whichever window ends first.
+    const until = overOwn ? own.start + this.limits.windowMs : Math.min(own.start, (total as Window).start) + this.limits.windowMs;
+    return Math.max(1, Math.ceil((until - now) / 1000));
+  }
+
+  /** Counts a wrong credential from `address`, logs at a bounded rate, then resolves after the delay. */
+  async failed(address: string, surface: CredentialSurface): Promise<void> {
+    const now = this.deps.clock();
+    const own = this.current(this.byAddress.get(address), now) ?? { start: now, failures: 0 };
+    own.failures += 1;
+    // Re-inserted so the map's order is least recently seen first.
+    this.byAddress.delete(address);
+    this.byAddress.set(address, own);
+    if (this.byAddress.size > this.limits.maxAddresses) {
+      const oldest = this.byAddress.keys().next().value;
+      if (oldest !== undefined) this.byAddress.delete(oldest);
+    }
+    this.total = this.current(this.total, now) ?? { start: now, failures: 0 };
+    this.total.failures += 1;
+    this.deps.metrics.credentialFailures.inc({ surface });
+    this.unlogged += 1;
+    if (now - this.lastLogAt >= this.limits.logEveryMs) {
+      this.deps.log.warn(`${this.unlogged} wrong ${this.unlogged === 1 ? 'credential' : 'credentials'} tried (latest at ${surface})`);
+      this.lastLogAt = now;
+      this.unlogged = 0;
+    }
+    await new Promise((resolve) => setTimeout(resolve, this.limits.delayMs));
+  }
+
+  /** The client address a request is judged by: IPv6 grouped by /64. */
+  addressOf(c: Context, trustProxy: boolean): string {
+    return addressGroup(clientAddress(c, trustProxy));
+  }
+
+  private current(window: Window | undefined, now: number): Window | undefined {
+    return window && now - window.start < this.limits.windowMs ? window : undefined;
+  }
+}
+
+/** Answers 429 with `Retry-After` when the request's address has used up its budget. */
+export function refuseOverBudget(c: Context, guard: CredentialGuard, trustProxy: boolean): void {
+  const retryAfter = guard.refusal(guard.addressOf(c, trustProxy));
+  if (retryAfter === undefined) return;
+  c.header('Retry-After', String(retryAfter));
+  throw new HTTPException(429, { message: 'too many wrong credentials from this address; try again later' });
+}
+
+/** Options of {@link requireBearer}. */
+export interface BearerOptions {
+  secret: string;
+  guard: CredentialGuard;
+  surface: CredentialSurface;
+  trustProxy: boolean;
+  /** What a missing or wrong credential is told (never the secret). */
+  missing: string;
+  wrong: string;
+  /** Named in the `WWW-Authenticate` challenge when given. */
+  realm?: string;
+}
+
+/**
+ * Lets a request through only with `Authorization: Bearer <secret>` (compared in constant time). A wrong
+ * one is counted in the shared budget and answered slowly; an address over budget gets 429 whatever it sends.
+ * @example app.use('*', requireBearer({ secret: config.eventsKey, guard, surface: 'events', ... }))
+ */
+export function requireBearer(options: BearerOptions): MiddlewareHandler {
+  const challenge = { 'WWW-Authenticate': options.realm ? `Bearer realm="${options.realm}"` : 'Bearer' };
+  return async function bearerCheck(c, next) {
+    refuseOverBudget(c, options.guard, options.trustProxy);
+    const given = bearerToken(c.req.header('authorization'));
+    if (given === '') return c.json({ error: options.missing }, 401, challenge);
+    if (!sameSecret(given, options.secret)) {
+      await options.guard.failed(options.guard.addressOf(c, options.trustProxy), options.surface);
+      return c.json({ error: options.wrong }, 401, challenge);
+    }
+    await next();
+  };
+}

@@ -1,0 +1,289 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Hono } from 'hono';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ADMIN_COOKIES, CSRF_FIELD } from '../../server/admin/session.ts';
+import { Relay } from '../../server/relay/relay.ts';
+import type { Services } from '../../server/services.ts';
+import { addTestToken, METRICS_TOKEN } from '../helpers/app.ts';
+import { ADMIN_TOKEN, api, cookiesOf, csrfOf, login, makeAdminApp, postForm, recordingLogger } from '../helpers/admin.ts';
+import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
+import type { FakeGa } from '../helpers/fake-ga.ts';
+
+const EVENTS_KEY = 'events-key-for-tests-0123456';
+const dir = mkdtempSync(join(tmpdir(), 'analytics-credentials-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let ga: FakeGa;
+const stopAfterTest = fakeGaPerTest((started) => (ga = started));
+
+/** Each request from an address of its own, so that the failed-attempt budget never answers in place of the check under test. */
+let lastAddress = 0;
+const freshAddress = () => {
+  lastAddress += 1;
+  return `10.${(lastAddress >> 16) & 255}.${(lastAddress >> 8) & 255}.${lastAddress & 255}`;
+};
+
+function appWithEverything(options: Parameters<typeof makeAdminApp>[0] = {}) {
+  return makeAdminApp({ ...options, config: { eventsKey: EVENTS_KEY, trustProxy: true, ...options.config } });
+}
+
+/** Everything a change could touch, to show that nothing did. */
+function snapshot(services: Services): string {
+  const db = services.db.$client;
+  const rows = (table: string) => db.prepare(`SELECT * FROM ${table} ORDER BY 1`).all();
+  return JSON.stringify({ tokens: rows('tokens'), outbox: rows('outbox'), hostStats: rows('host_stats'), sessions: rows('admin_sessions') });
+}
+
+/** A value found on an answer, and where: a cookie (by name) or a form field. */
+interface Found {
+  where: string;
+  value: string;
+}
+
+/** Every cookie value and every form field value in an answer. */
+async function valuesIn(res: Response, where: string): Promise<Found[]> {
+  const found: Found[] = [];
+  for (const header of res.headers.getSetCookie()) {
+    const pair = header.split(';')[0] ?? '';
+    const name = pair.slice(0, pair.indexOf('='));
+    const value = pair.slice(name.length + 1);
+    if (value !== '') found.push({ where: `${where}: cookie ${name}`, value: decodeURIComponent(value) });
+  }
+  const text = await res.text();
+  for (const match of text.matchAll(/<input[^>]*\svalue="([^"]+)"/g)) {
+    found.push({ where: `${where}: form field`, value: (match[1] ?? '').replaceAll('&amp;', '&') });
+  }
+  return found;
+}
+
+/** What an anonymous visitor can collect by visiting every route it can reach without a credential. */
+async function anonymousValues(app: Hono): Promise<Found[]> {
+  const found: Found[] = [];
+  const gets = ['/', '/admin', '/admin/', '/admin/login', '/admin/login?next=%2Fadmin%2Fanalytics%2F', '/admin/analytics/analyticstokens/', '/analytics.js', '/healthz', '/metrics'];
+  for (const path of gets) found.push(...(await valuesIn(await app.request(path), `GET ${path}`)));
+  const hit = await app.request('/collect', { method: 'POST', body: JSON.stringify({ path: '/', title: 't', language: 'en' }), headers: { 'user-agent': 'Mozilla/5.0 Firefox/120.0' } });
+  found.push(...(await valuesIn(hit, 'POST /collect')));
+  // A failed login answers with a fresh form (and cookie) too.
+  const form = await app.request('/admin/login');
+  const failed = await postForm(app, '/admin/login', { _csrf: csrfOf(await form.text()), token: 'not-the-admin-token-at-all' }, cookiesOf(form).analytics_admin_login);
+  found.push(...(await valuesIn(failed, 'POST /admin/login (wrong token)')));
+  return found.filter((f) => !['/', '', 'on'].includes(f.value));
+}
+
+/** Every cookie name anything set, and every cookie the admin declares. */
+function cookieNames(found: Found[]): string[] {
+  const names = new Set<string>(ADMIN_COOKIES);
+  for (const f of found) {
+    const match = /cookie (\S+)$/.exec(f.where);
+    if (match?.[1]) names.add(match[1]);
+  }
+  return [...names];
+}
+
+/** Presents `value` in every credential place; each must refuse it and change nothing. */
+async function expectRefusedEverywhere(app: Hono, services: Services, found: Found, names: string[], genuineCsrf?: string): Promise<void> {
+  const label = `${found.where} = ${found.value.slice(0, 40)}`;
+  const before = snapshot(services);
+  const ip = () => ({ 'x-forwarded-for': freshAddress() });
+  for (const name of names) {
+    const cookie = `${name}=${encodeURIComponent(found.value)}`;
+    const list = await app.request('/admin/analytics/analyticstokens/', { headers: { cookie, ...ip() } });
+    expect(list.status, `${label} as cookie ${name}`).toBe(303);
+    for (const csrf of [found.value, genuineCsrf].filter((v): v is string => v !== undefined)) {
+      const change = await app.request('/admin/analytics/analyticstokens/1/change/', {
+        method: 'POST',
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded', ...ip() },
+        body: new URLSearchParams({ [CSRF_FIELD]: csrf, name: 'Taken over', measurementId: 'G-ATTACKER1', apiSecret: 'x' }).toString(),
+      });
+      expect(change.status, `${label} as cookie ${name} posting a change`).toBe(403);
+    }
+  }
+  const bearer = (path: string, method: string, body?: string) =>
+    app.request(path, { method, body, headers: { authorization: `Bearer ${found.value}`, 'content-type': 'application/json', ...ip() } });
+  // At once: each wrong bearer is answered after the budget's delay.
+  const [adminList, adminPatch, events, stats, metrics] = await Promise.all([
+    bearer('/api/admin/tokens', 'GET'),
+    bearer('/api/admin/tokens/1', 'PATCH', '{"sendPageViews":false}'),
+    bearer('/api/events', 'POST', '{"namespace":"a","task":"b"}'),
+    bearer('/api/stats', 'PUT', '{"users":1,"tokens":1,"apps":[]}'),
+    bearer('/metrics', 'GET'),
+  ]);
+  expect(adminList.status, `${label} as admin bearer`).toBe(401);
+  expect(adminPatch.status, `${label} as admin bearer`).toBe(401);
+  expect(events.status, `${label} as events key`).toBe(401);
+  expect(stats.status, `${label} as events key`).toBe(401);
+  expect(metrics.status, `${label} as metrics token`).toBe(401);
+  expect(snapshot(services), label).toBe(before);
+}
+
+describe('no credential works anywhere but in its own place', () => {
+  it('refuses every value an anonymous visitor can collect, under every cookie name, as CSRF and as every bearer', async () => {
+    const { app, services } = appWithEverything();
+    const found = await anonymousValues(app);
+    // The login form's cookie and CSRF token at least; whatever else appears later is covered the same way.
+    expect(found.some((f) => f.where.includes('cookie analytics_admin_login'))).toBe(true);
+    expect(found.some((f) => f.where.includes('form field'))).toBe(true);
+    const browser = await login(app);
+    const names = cookieNames(found);
+    for (const value of found) await expectRefusedEverywhere(app, services, value, names, browser.csrf);
+  });
+
+  it('refuses what a logged-in admin holds, and the other secrets, outside their own place', async () => {
+    const { app, services } = appWithEverything();
+    const browser = await login(app);
+    const sessionValue = decodeURIComponent(browser.cookie.slice(browser.cookie.indexOf('=') + 1));
+    const names = cookieNames([]);
+    // The session cookie under every other name and as every bearer; its CSRF token likewise.
+    for (const value of [sessionValue, browser.csrf]) {
+      await expectRefusedEverywhere(app, services, { where: 'admin', value }, names.filter((n) => n !== 'analytics_admin_session' || value !== sessionValue));
+    }
+    // The session's CSRF token does not open the login form, nor does the session cookie stand in for its cookie.
+    const form = await app.request('/admin/login', { headers: { 'x-forwarded-for': freshAddress() } });
+    const asLoginForm = await postForm(app, '/admin/login', { _csrf: browser.csrf, token: ADMIN_TOKEN }, cookiesOf(form).analytics_admin_login);
+    expect(asLoginForm.status).toBe(403);
+    const loginCsrf = csrfOf(await (await app.request('/admin/login')).text());
+    const sessionAsLoginCookie = await postForm(app, '/admin/login', { _csrf: loginCsrf, token: ADMIN_TOKEN }, `analytics_admin_login=${encodeURIComponent(sessionValue)}`);
+    expect(sessionAsLoginCookie.status).toBe(403);
+    // Each configured secret opens its own door only.
+    const before = snapshot(services);
+    const as = (secret: string, path: string, method = 'GET', body?: string) =>
+      app.request(path, { method, body, headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json', 'x-forwarded-for': freshAddress() } });
+    expect((await as(EVENTS_KEY, '/api/admin/tokens')).status).toBe(401);
+    expect((await as(METRICS_TOKEN, '/api/admin/tokens')).status).toBe(401);
+    expect((await as(ADMIN_TOKEN, '/api/events', 'POST', '{"namespace":"a","task":"b"}')).status).toBe(401);
+    expect((await as(METRICS_TOKEN, '/api/events', 'POST', '{"namespace":"a","task":"b"}')).status).toBe(401);
+    expect((await as(ADMIN_TOKEN, '/metrics')).status).toBe(401);
+    expect((await as(EVENTS_KEY, '/metrics')).status).toBe(401);
+    expect(snapshot(services)).toBe(before);
+    // And each works in its own place.
+    expect((await as(ADMIN_TOKEN, '/api/admin/tokens')).status).toBe(200);
+    expect((await as(METRICS_TOKEN, '/metrics')).status).toBe(200);
+  });
+});
+
+describe('sessions', () => {
+  it('a logged-out session stays refused after a restart, and a new admin token ends every session', async () => {
+    const dbPath = join(dir, 'sessions.db');
+    const first = appWithEverything({ dbPath });
+    const loggedOut = await login(first.app);
+    const kept = await login(first.app);
+    expect((await postForm(first.app, '/admin/logout', { _csrf: loggedOut.csrf }, loggedOut.cookie)).status).toBe(303);
+    first.services.db.$client.close();
+
+    const restarted = appWithEverything({ dbPath });
+    expect((await restarted.app.request('/admin/analytics/analyticstokens/', { headers: { cookie: loggedOut.cookie } })).status).toBe(303);
+    expect((await restarted.app.request('/admin/analytics/analyticstokens/', { headers: { cookie: kept.cookie } })).status).toBe(200);
+    restarted.services.db.$client.close();
+
+    const newToken = appWithEverything({ dbPath, config: { adminToken: 'a-brand-new-admin-token-0042' } });
+    expect((await newToken.app.request('/admin/analytics/analyticstokens/', { headers: { cookie: kept.cookie } })).status).toBe(303);
+    newToken.services.db.$client.close();
+  });
+});
+
+describe('the failed-attempt budget', () => {
+  it('answers 429 to an address after 10 failures a minute, whatever it sends, while others still get in', async () => {
+    const log = recordingLogger();
+    const { app, services } = appWithEverything({ log });
+    const attacker = { 'x-forwarded-for': '2001:db8:7:7::1' };
+    // Ten wrong credentials, spread over every surface, all from one /64.
+    const wrong = (n: number) => `wrong-credential-number-${n}`;
+    const tries = [
+      () => api(app, 'GET', '/tokens', undefined, wrong(1), attacker),
+      () => app.request('/api/events', { method: 'POST', headers: { authorization: `Bearer ${wrong(2)}`, ...attacker }, body: '{}' }),
+      () => app.request('/metrics', { headers: { authorization: `Bearer ${wrong(3)}`, ...attacker } }),
+    ];
+    for (let i = 0; i < 10; i += 1) {
+      const res = await tries[i % tries.length]!();
+      expect(res.status, `failure ${i + 1}`).toBe(401);
+    }
+    // The 11th try from another address of the same /64 is refused, and so is the right credential from there.
+    const sameNetwork = { 'x-forwarded-for': '2001:db8:7:7:ffff::99' };
+    const eleventh = await api(app, 'GET', '/tokens', undefined, wrong(11), sameNetwork);
+    expect(eleventh.status).toBe(429);
+    expect(Number(eleventh.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(Number(eleventh.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+    expect((await api(app, 'GET', '/tokens', undefined, ADMIN_TOKEN, attacker)).status).toBe(429);
+    const form = await app.request('/admin/login', { headers: attacker });
+    expect(form.status).toBe(429);
+    // Another address still gets in with the right credential, on every surface.
+    const other = { 'x-forwarded-for': '198.51.100.7' };
+    expect((await api(app, 'GET', '/tokens', undefined, ADMIN_TOKEN, other)).status).toBe(200);
+    expect((await app.request('/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}`, ...other } })).status).toBe(200);
+    expect(services.metrics.credentialFailures.get !== undefined).toBe(true);
+    // Ten failures in quick succession are one log line, and never the guess itself.
+    const failureLines = log.lines.filter((line) => line.includes('wrong credential'));
+    expect(failureLines).toHaveLength(1);
+    for (const line of log.lines) expect(line).not.toContain('wrong-credential-number');
+  });
+
+  it('in a flood from many addresses, refuses those that failed, not those that did not', async () => {
+    const { app } = appWithEverything();
+    // 100 wrong guesses (the total budget), one from each of 100 addresses, all at once.
+    const addresses = Array.from({ length: 100 }, (_, i) => `198.18.0.${i}`);
+    const answers = await Promise.all(addresses.map((address) => api(app, 'GET', '/tokens', undefined, 'a-wrong-guess-0000000', { 'x-forwarded-for': address })));
+    expect(new Set(answers.map((res) => res.status))).toEqual(new Set([401]));
+    // Now an address that failed once is refused, even with a single failure of its own...
+    expect((await api(app, 'GET', '/tokens', undefined, 'a-wrong-guess-0000000', { 'x-forwarded-for': addresses[0]! })).status).toBe(429);
+    // ...while one that never failed still gets its answer checked.
+    expect((await api(app, 'GET', '/tokens', undefined, ADMIN_TOKEN, { 'x-forwarded-for': '192.0.2.200' })).status).toBe(200);
+  });
+});
+
+describe('secrets are never echoed', () => {
+  it('blanks a secret GA echoes (raw and URL-encoded) before storing it, also once the secret changed', async () => {
+    const log = recordingLogger();
+    const { app, services } = appWithEverything({ log, config: { gaUrl: ga.url } });
+    // A secret stored before the alphabet rule, with characters that URL-encode differently.
+    const old = 'legacy/secret+with=chars';
+    const token = addTestToken(services, { apiSecret: old });
+    ga.setMode({ kind: 'status', status: 400, body: `bad request: api_secret=${encodeURIComponent(old)} (${old})` });
+    const relay = stopAfterTest(new Relay(services, { lingerMs: 10, random: () => 0 }));
+    await app.request('/collect', { method: 'POST', body: JSON.stringify({ path: '/x', title: 'X', language: 'en' }), headers: { 'user-agent': 'Mozilla/5.0 Firefox/120.0' } });
+    relay.start();
+    await ga.waitFor(() => ga.requests.length >= 1);
+    await relay.stop();
+    const failedRow = services.db.$client.prepare("SELECT last_error FROM outbox WHERE status = 'failed'").pluck().get() as string;
+    expect(failedRow).toContain('bad request');
+
+    const fresh = 'NewSecret_0123-abcd';
+    expect((await api(app, 'PATCH', `/tokens/${token.id}`, { apiSecret: fresh })).status).toBe(200);
+    const browser = await login(app);
+    const seen = [
+      await (await api(app, 'GET', '/status')).text(),
+      await (await api(app, 'GET', '/failed')).text(),
+      await (await api(app, 'GET', `/tokens/${token.id}`)).text(),
+      await (await app.request('/admin/analytics/analyticstokens/', { headers: { cookie: browser.cookie } })).text(),
+      await (await app.request('/admin/analytics/failed/', { headers: { cookie: browser.cookie } })).text(),
+      JSON.stringify(services.db.$client.prepare('SELECT * FROM outbox').all()),
+      JSON.stringify(services.db.$client.prepare('SELECT last_error FROM tokens').all()),
+      log.lines.join('\n'),
+    ].join('\n');
+    expect(seen).toContain('bad request');
+    for (const form of [old, encodeURIComponent(old), fresh]) expect(seen).not.toContain(form);
+  });
+
+  it('refuses an API secret outside GA’s alphabet with a 400 saying so', async () => {
+    const { app } = appWithEverything();
+    const res = await api(app, 'POST', '/tokens', { name: 'P', measurementId: 'G-ABC123', apiSecret: 'has space' });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toMatch(/apiSecret.*letters, digits, _ and -/);
+    expect((await api(app, 'POST', '/tokens', { name: 'P', measurementId: 'G-ABC123', apiSecret: 'Ok_secret-09' })).status).toBe(201);
+  });
+});
+
+describe('/metrics', () => {
+  it('answers only with the metrics token, and not at all without one configured', async () => {
+    const { app } = appWithEverything();
+    const from = () => ({ 'x-forwarded-for': freshAddress() });
+    expect((await app.request('/metrics', { headers: from() })).status).toBe(401);
+    expect((await app.request('/metrics', { headers: { authorization: 'Bearer wrong-metrics-token-000', ...from() } })).status).toBe(401);
+    const ok = await app.request('/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}`, ...from() } });
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain('analytics_hits_received_total');
+    const off = appWithEverything({ config: { metricsToken: undefined } });
+    expect((await off.app.request('/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).status).toBe(404);
+  });
+});
