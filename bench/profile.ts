@@ -4,7 +4,7 @@
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { startFakeGa } from '../test/helpers/fake-ga.ts';
+import { startFakeGa } from '../harness/fake-ga.ts';
 import { runLoad } from './load.ts';
 import { COLLECTOR_NODE_FLAGS, HIT_HEADERS, ROOT, collectorEnv, hitBody, prepareDatabase, startScript } from './support.ts';
 

@@ -6,7 +6,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { snippetSize, SNIPPET_PATH } from '../scripts/snippet-size.ts';
-import { startFakeGa, type FakeGa, type FakeGaMode } from '../test/helpers/fake-ga.ts';
+import { startFakeGa, type FakeGa, type FakeGaMode } from '../harness/fake-ga.ts';
 import { runLoad, type LoadResult } from './load.ts';
 import { COLLECTOR_NODE_FLAGS, HIT_HEADERS, ROOT, collectorEnv, cpuTimeOf, hitBody, memoryOf, metricSum, prepareDatabase, readMetrics, startScript, until, type ServerProcess } from './support.ts';
 

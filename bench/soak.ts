@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
-import { startFakeGa, validateMpBody, type FakeGa, type FakeGaMode } from '../test/helpers/fake-ga.ts';
+import { startFakeGa, validateMpBody, type FakeGa, type FakeGaMode } from '../harness/fake-ga.ts';
 import { COLLECTOR_NODE_FLAGS, HIT_HEADERS, collectorEnv, hitBody, metricSum, prepareDatabase, readMetrics, sleep, startScript, until, type ServerProcess } from './support.ts';
 
 const { values: options } = parseArgs({

@@ -2,14 +2,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { openDatabase } from '../server/db/database.ts';
-import { tokens } from '../server/db/schema.ts';
-import { ensureIdentity } from '../server/identity.ts';
+import { openDatabase } from '../server/store/database.ts';
+import { tokens } from '../server/store/schema.ts';
+import { ensureIdentity } from '../server/store/install.ts';
 
 /** The repository root (the working directory of every process started here). */
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-export { COLLECTOR_NODE_FLAGS } from '../test/helpers/collector-process.ts';
+export { COLLECTOR_NODE_FLAGS } from '../harness/collector-process.ts';
 
 /** A current desktop Chrome on Windows, the most common browser a collector sees. */
 export const CHROME_UA =

@@ -2,12 +2,12 @@ import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import { ZodError } from 'zod';
-import { CredentialGuard } from './credential-guard.ts';
-import { describeZodError } from './http.ts';
-import { adminApiRoutes } from './routes/admin-api.ts';
-import { adminRoutes } from './routes/admin.ts';
-import { collectRoutes } from './routes/collect.ts';
-import { eventsRoutes } from './routes/events.ts';
+import { CredentialGuard } from './core/credential-guard.ts';
+import { describeZodError } from './core/http.ts';
+import { adminApiRoutes } from './admin/api-routes.ts';
+import { adminRoutes } from './admin/pages-routes.ts';
+import { collectRoutes } from './ingest/collect-route.ts';
+import { eventsRoutes } from './host-events/events-route.ts';
 import { healthRoutes } from './routes/health.ts';
 import type { Services } from './services.ts';
 

@@ -1,19 +1,19 @@
 import type { Hono } from 'hono';
 import { createApp } from './app.ts';
-import type { Clock } from './clock.ts';
-import { resolveConfig, type Config } from './config.ts';
-import { DailyStats, type StatsSource } from './daily-stats.ts';
-import { openDatabase, type Db } from './db/database.ts';
-import { analyticsEvent, trackTask, type AnalyticsEventOptions } from './events.ts';
-import type { Logger } from './log.ts';
-import { Relay, type RelayOptions } from './relay/relay.ts';
+import type { Clock } from './core/clock.ts';
+import { resolveConfig, type Config } from './core/config.ts';
+import { DailyStats, type StatsSource } from './host-events/daily-stats.ts';
+import { openDatabase, type Db } from './store/database.ts';
+import { analyticsEvent, trackTask, type AnalyticsEventOptions } from './host-events/task-events.ts';
+import type { Logger } from './core/log.ts';
+import { Relay, type RelayOptions } from './delivery/relay.ts';
 import { createServices, type Services } from './services.ts';
 
-export { ConfigError, type Config } from './config.ts';
-export { DatabaseError } from './db/database.ts';
-export { DAY_MS, type DailyStatsRun, type DailyStatsRunner, type HostStats, type StatsSource } from './daily-stats.ts';
-export { InvalidEventError, OWN_NAMESPACE, type AnalyticsEventOptions, type EventType } from './events.ts';
-export type { Logger } from './log.ts';
+export { ConfigError, type Config } from './core/config.ts';
+export { DatabaseError } from './store/database.ts';
+export { DAY_MS, type DailyStatsRun, type DailyStatsRunner, type HostStats, type StatsSource } from './host-events/daily-stats.ts';
+export { InvalidEventError, OWN_NAMESPACE, type AnalyticsEventOptions, type EventType } from './host-events/task-events.ts';
+export type { Logger } from './core/log.ts';
 export type { Services } from './services.ts';
 
 /** How a host sets up analytics; everything is optional. */

@@ -1,8 +1,8 @@
 import { serve, type ServerType } from '@hono/node-server';
-import { ConfigError } from './config.ts';
-import { DatabaseError } from './db/database.ts';
+import { ConfigError } from './core/config.ts';
+import { DatabaseError } from './store/database.ts';
 import { createAnalytics, type Analytics } from './index.ts';
-import { consoleLogger as log } from './log.ts';
+import { consoleLogger as log } from './core/log.ts';
 
 function fail(message: string): never {
   log.error(message);

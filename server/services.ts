@@ -1,12 +1,12 @@
-import { systemClock, type Clock } from './clock.ts';
-import type { Config } from './config.ts';
-import type { DailyStatsRunner } from './daily-stats.ts';
-import { openDatabase, type Db } from './db/database.ts';
-import { ensureIdentity, type Identity } from './identity.ts';
-import { consoleLogger, type Logger } from './log.ts';
-import { createMetrics, type Metrics } from './metrics.ts';
-import { DEFAULT_OUTBOX_MAX, Outbox } from './relay/outbox.ts';
-import { TokenDirectory } from './tokens.ts';
+import { systemClock, type Clock } from './core/clock.ts';
+import type { Config } from './core/config.ts';
+import type { DailyStatsRunner } from './host-events/daily-stats.ts';
+import { openDatabase, type Db } from './store/database.ts';
+import { ensureIdentity, type Identity } from './store/install.ts';
+import { consoleLogger, type Logger } from './core/log.ts';
+import { createMetrics, type Metrics } from './core/metrics.ts';
+import { DEFAULT_OUTBOX_MAX, Outbox } from './delivery/outbox.ts';
+import { TokenDirectory } from './tokens/tokens.ts';
 
 /** Everything the routes and the relay work with; built once, passed in (never a module singleton). */
 export interface Services {

@@ -1,6 +1,6 @@
 import { and, eq, gt, lte } from 'drizzle-orm';
-import type { Db } from '../db/database.ts';
-import { adminSessions } from '../db/schema.ts';
+import type { Db } from '../store/database.ts';
+import { adminSessions } from '../store/schema.ts';
 import type { SessionStore } from './session.ts';
 
 /** Admin sessions in the database's `admin_sessions` table. */

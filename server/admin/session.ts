@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Context, MiddlewareHandler } from 'hono';
 import { deleteCookie, getSignedCookie, setSignedCookie } from 'hono/cookie';
 import { HTTPException } from 'hono/http-exception';
-import type { Clock } from '../clock.ts';
+import type { Clock } from '../core/clock.ts';
 import { formField } from './form.ts';
 import type { AdminPathVariables } from './paths.ts';
 import { deriveKey, sign, verifySignature } from './secrets.ts';

@@ -1,9 +1,9 @@
 import { count, desc, eq, gte, sql } from 'drizzle-orm';
 import { HTTPException } from 'hono/http-exception';
-import type { DailyStatsRun } from '../daily-stats.ts';
-import { deliveryStats, outbox, tokens, type Token } from '../db/schema.ts';
+import type { DailyStatsRun } from '../host-events/daily-stats.ts';
+import { deliveryStats, outbox, tokens, type Token } from '../store/schema.ts';
 import type { Services } from '../services.ts';
-import { skipReason } from '../team-token.ts';
+import { skipReason } from '../tokens/team-token.ts';
 import { redactSecret } from './secrets.ts';
 
 const DAY_MS = 24 * 3_600_000;

@@ -1,9 +1,9 @@
 import { asc, eq } from 'drizzle-orm';
 import { HTTPException } from 'hono/http-exception';
-import { tokens, type Token } from '../db/schema.ts';
+import { tokens, type Token } from '../store/schema.ts';
 import type { Services } from '../services.ts';
 import { isMaskOf } from './secrets.ts';
-import { newTokenSchema, tokenPatchSchema, type NewTokenInput, type TokenPatch } from './token-input.ts';
+import { newTokenSchema, tokenPatchSchema, type NewTokenInput, type TokenPatch } from '../tokens/token-input.ts';
 
 type StoreServices = Pick<Services, 'db' | 'tokens' | 'outbox' | 'clock'>;
 

@@ -1,10 +1,10 @@
-import type { Token } from '../db/schema.ts';
-import { deviceFromUserAgent } from '../relay/device.ts';
-import { clampParams, clampText, mpUrl, pageViewParams, type MpBody } from '../relay/ga4.ts';
-import { describeNetworkError } from '../relay/relay.ts';
+import type { Token } from '../store/schema.ts';
+import { deviceFromUserAgent } from '../ingest/device.ts';
+import { clampParams, clampText, mpUrl, pageViewParams, type MpBody } from '../delivery/measurement-protocol.ts';
+import { describeNetworkError } from '../delivery/relay.ts';
 import type { Services } from '../services.ts';
-import { skipReason } from '../team-token.ts';
-import type { Feature } from '../tokens.ts';
+import { skipReason } from '../tokens/team-token.ts';
+import type { Feature } from '../tokens/tokens.ts';
 import { redactSecret } from './secrets.ts';
 
 /** One finding of GA's validation endpoint. */

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { Child, FC, PropsWithChildren } from 'hono/jsx';
-import type { Token } from '../db/schema.ts';
-import type { Feature } from '../tokens.ts';
+import type { Token } from '../store/schema.ts';
+import type { Feature } from '../tokens/tokens.ts';
 import type { AdminPaths } from './paths.ts';
 import { CSRF_FIELD } from './session.ts';
 import type { DeliveryStatus, FailedDelivery, InstallInfo } from './status.ts';
 import { maskSecret } from './secrets.ts';
-import { SWITCHES } from './token-input.ts';
+import { SWITCHES } from '../tokens/token-input.ts';
 import type { ValidationResult } from './validate.ts';
 
 /** The pages' whole style sheet; inline, allowed by its hash, so the pages need no extra request. */

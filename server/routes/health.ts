@@ -1,5 +1,5 @@
 import { Hono } from 'hono';
-import { requireBearer, type CredentialGuard } from '../credential-guard.ts';
+import { requireBearer, type CredentialGuard } from '../core/credential-guard.ts';
 import type { Services } from '../services.ts';
 
 /** `GET /healthz` (the database answers) and `GET /metrics` (Prometheus text, behind `ANALYTICS_METRICS_TOKEN`). */

@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DESKTOP_CHROME_UA, launchChromium } from '../helpers/browser.ts';
-import { startCollector, type CollectorProcess } from '../helpers/collector-process.ts';
-import { startFakeGa, type FakeGa } from '../helpers/fake-ga.ts';
+import { startCollector, type CollectorProcess } from '../../harness/collector-process.ts';
+import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 
 const ADMIN_TOKEN = 'e2e-admin-token-0123456789abcdef';
 const TEAM = { measurementId: 'G-TEAM2E2E', apiSecret: 'team-e2e-secret-abc123' };

@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../server/db/database.ts';
-import { tokens } from '../../server/db/schema.ts';
-import { ensureIdentity } from '../../server/identity.ts';
+import { openDatabase } from '../../server/store/database.ts';
+import { tokens } from '../../server/store/schema.ts';
+import { ensureIdentity } from '../../server/store/install.ts';
 import { DESKTOP_CHROME_UA, launchChromium } from '../helpers/browser.ts';
 import { METRICS_TOKEN } from '../helpers/app.ts';
-import { startCollector, type CollectorProcess } from '../helpers/collector-process.ts';
-import { startFakeGa, type FakeGa } from '../helpers/fake-ga.ts';
+import { startCollector, type CollectorProcess } from '../../harness/collector-process.ts';
+import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 import { startStaticSite } from '../helpers/static-site.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'analytics-e2e-'));

@@ -1,10 +1,10 @@
 import type { Hono } from 'hono';
 import { expect } from 'vitest';
 import { createApp } from '../../server/app.ts';
-import type { Clock } from '../../server/clock.ts';
-import type { Config } from '../../server/config.ts';
-import { openDatabase } from '../../server/db/database.ts';
-import type { Logger } from '../../server/log.ts';
+import type { Clock } from '../../server/core/clock.ts';
+import type { Config } from '../../server/core/config.ts';
+import { openDatabase } from '../../server/store/database.ts';
+import type { Logger } from '../../server/core/log.ts';
 import { createServices, type Services } from '../../server/services.ts';
 import { testConfig } from './app.ts';
 

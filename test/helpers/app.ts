@@ -1,10 +1,10 @@
 import type { Hono } from 'hono';
 import { createApp } from '../../server/app.ts';
-import type { Clock } from '../../server/clock.ts';
-import { loadConfig, type Config } from '../../server/config.ts';
-import { openDatabase } from '../../server/db/database.ts';
-import { tokens, type NewToken, type Token } from '../../server/db/schema.ts';
-import { silentLogger, type Logger } from '../../server/log.ts';
+import type { Clock } from '../../server/core/clock.ts';
+import { loadConfig, type Config } from '../../server/core/config.ts';
+import { openDatabase } from '../../server/store/database.ts';
+import { tokens, type NewToken, type Token } from '../../server/store/schema.ts';
+import { silentLogger, type Logger } from '../../server/core/log.ts';
 import { createServices, type Services } from '../../server/services.ts';
 
 /** The metrics token of test apps. */

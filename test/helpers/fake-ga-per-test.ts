@@ -1,5 +1,5 @@
 import { afterEach, beforeEach } from 'vitest';
-import { startFakeGa, type FakeGa } from './fake-ga.ts';
+import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 
 /**
  * A fresh fake GA for each test of the calling file, handed to `use` before the test. After it, whatever the

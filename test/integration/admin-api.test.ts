@@ -1,8 +1,8 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { outbox, tokens } from '../../server/db/schema.ts';
+import { outbox, tokens } from '../../server/store/schema.ts';
 import { ADMIN_TOKEN, api, makeAdminApp } from '../helpers/admin.ts';
-import { startFakeGa, type FakeGa } from '../helpers/fake-ga.ts';
+import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 
 const SECRET = 'sEcReT-api-secret-XYZ987';
 

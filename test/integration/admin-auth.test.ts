@@ -1,6 +1,6 @@
 import type { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
-import { tokens } from '../../server/db/schema.ts';
+import { tokens } from '../../server/store/schema.ts';
 import type { Services } from '../../server/services.ts';
 import { fakeClock, metricsText } from '../helpers/app.ts';
 import { ADMIN_TOKEN, api, cookiesOf, csrfOf, getPage, login, makeAdminApp, postForm } from '../helpers/admin.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { tokens } from '../../server/db/schema.ts';
+import { tokens } from '../../server/store/schema.ts';
 import { ADMIN_TOKEN, api, makeAdminApp } from '../helpers/admin.ts';
 
 describe('admin request limits', () => {

@@ -1,8 +1,8 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deliveryStats, outbox, tokens } from '../../server/db/schema.ts';
+import { deliveryStats, outbox, tokens } from '../../server/store/schema.ts';
 import { ADMIN_TOKEN, api, getPage, login, makeAdminApp, postForm } from '../helpers/admin.ts';
-import { startFakeGa, type FakeGa } from '../helpers/fake-ga.ts';
+import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 
 const LIST = '/admin/analytics/analyticstokens/';
 const SECRET = 'page-test-secret-Q1w2E3r4';

@@ -1,9 +1,9 @@
 import { eq } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { afterEach, describe, expect, it } from 'vitest';
-import { tokens } from '../../server/db/schema.ts';
+import { tokens } from '../../server/store/schema.ts';
 import { createAnalytics, type Analytics } from '../../server/index.ts';
-import { silentLogger } from '../../server/log.ts';
+import { silentLogger } from '../../server/core/log.ts';
 import type { Services } from '../../server/services.ts';
 import { ADMIN_TOKEN, cookiesOf, csrfOf, getPage, login, makeAdminApp, postForm, urlsOf } from '../helpers/admin.ts';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DailyStats } from '../../server/daily-stats.ts';
-import { install, outbox } from '../../server/db/schema.ts';
+import { DailyStats } from '../../server/host-events/daily-stats.ts';
+import { install, outbox } from '../../server/store/schema.ts';
 import { addTestToken } from '../helpers/app.ts';
 import { api, csrfOf, getPage, login, makeAdminApp, postForm } from '../helpers/admin.ts';
 

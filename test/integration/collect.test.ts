@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { outbox } from '../../server/db/schema.ts';
-import { Relay } from '../../server/relay/relay.ts';
+import { outbox } from '../../server/store/schema.ts';
+import { Relay } from '../../server/delivery/relay.ts';
 import { addTestToken, makeTestApp, metricsText } from '../helpers/app.ts';
-import { startFakeGa, type FakeGa } from '../helpers/fake-ga.ts';
+import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 
 const CHROME =
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';

@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import type { Hono } from 'hono';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ADMIN_COOKIES, CSRF_FIELD } from '../../server/admin/session.ts';
-import { Relay } from '../../server/relay/relay.ts';
+import { Relay } from '../../server/delivery/relay.ts';
 import type { Services } from '../../server/services.ts';
 import { addTestToken, METRICS_TOKEN } from '../helpers/app.ts';
 import { ADMIN_TOKEN, api, cookiesOf, csrfOf, login, makeAdminApp, postForm, recordingLogger } from '../helpers/admin.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
-import type { FakeGa } from '../helpers/fake-ga.ts';
+import type { FakeGa } from '../../harness/fake-ga.ts';
 
 const EVENTS_KEY = 'events-key-for-tests-0123456';
 const dir = mkdtempSync(join(tmpdir(), 'analytics-credentials-'));

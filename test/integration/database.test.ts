@@ -2,10 +2,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openDatabase, DatabaseError } from '../../server/db/database.ts';
-import { install, tokens } from '../../server/db/schema.ts';
-import { ensureIdentity } from '../../server/identity.ts';
-import { TEAM_TOKEN } from '../../server/team-token.ts';
+import { openDatabase, DatabaseError } from '../../server/store/database.ts';
+import { install, tokens } from '../../server/store/schema.ts';
+import { ensureIdentity } from '../../server/store/install.ts';
+import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
 
 const dirs: string[] = [];
 function tempDir(): string {

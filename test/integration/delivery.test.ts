@@ -3,14 +3,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../server/db/database.ts';
-import { outbox, tokens } from '../../server/db/schema.ts';
-import { ensureIdentity } from '../../server/identity.ts';
-import { Relay } from '../../server/relay/relay.ts';
+import { openDatabase } from '../../server/store/database.ts';
+import { outbox, tokens } from '../../server/store/schema.ts';
+import { ensureIdentity } from '../../server/store/install.ts';
+import { Relay } from '../../server/delivery/relay.ts';
 import { addTestToken, fakeClock, makeTestApp, metricsText } from '../helpers/app.ts';
-import { startCollector } from '../helpers/collector-process.ts';
+import { startCollector } from '../../harness/collector-process.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
-import type { FakeGa } from '../helpers/fake-ga.ts';
+import type { FakeGa } from '../../harness/fake-ga.ts';
 
 const CHROME =
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';

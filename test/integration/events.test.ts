@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import type { Config } from '../../server/config.ts';
-import { hostStats, outbox } from '../../server/db/schema.ts';
-import { trackTask } from '../../server/events.ts';
-import { Relay } from '../../server/relay/relay.ts';
-import { MAX_EVENTS_BODY_BYTES } from '../../server/routes/events.ts';
+import type { Config } from '../../server/core/config.ts';
+import { hostStats, outbox } from '../../server/store/schema.ts';
+import { trackTask } from '../../server/host-events/task-events.ts';
+import { Relay } from '../../server/delivery/relay.ts';
+import { MAX_EVENTS_BODY_BYTES } from '../../server/host-events/events-route.ts';
 import { addTestToken, makeTestApp } from '../helpers/app.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
-import type { FakeGa } from '../helpers/fake-ga.ts';
-import { validationMessages } from '../helpers/ga-validation.ts';
+import type { FakeGa } from '../../harness/fake-ga.ts';
+import { validationMessages } from '../../harness/ga-validation.ts';
 
 const KEY = 'events-key: with spaces & symbols!';
 

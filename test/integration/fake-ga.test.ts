@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { startFakeGa, type FakeGa } from '../helpers/fake-ga.ts';
+import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 
 let ga: FakeGa;
 beforeEach(async () => {

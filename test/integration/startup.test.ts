@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { runCollectorToExit, startCollector as start, type CollectorProcess } from '../helpers/collector-process.ts';
+import { runCollectorToExit, startCollector as start, type CollectorProcess } from '../../harness/collector-process.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'analytics-start-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

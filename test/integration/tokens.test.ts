@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eq } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../server/db/database.ts';
-import { tokens } from '../../server/db/schema.ts';
-import { ensureIdentity } from '../../server/identity.ts';
-import { featureOfEvent, TokenDirectory } from '../../server/tokens.ts';
+import { openDatabase } from '../../server/store/database.ts';
+import { tokens } from '../../server/store/schema.ts';
+import { ensureIdentity } from '../../server/store/install.ts';
+import { featureOfEvent, TokenDirectory } from '../../server/tokens/tokens.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'analytics-tokens-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../server/config.ts';
+import { ConfigError, loadConfig } from '../../server/core/config.ts';
 
 describe('loadConfig', () => {
   it('gives the documented defaults for an empty environment', () => {

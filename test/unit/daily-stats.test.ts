@@ -9,10 +9,10 @@ import {
   saveHostStats,
   START_DELAY_MS,
   type StatsSource,
-} from '../../server/daily-stats.ts';
-import { outbox } from '../../server/db/schema.ts';
-import { InvalidEventError } from '../../server/events.ts';
-import type { Logger } from '../../server/log.ts';
+} from '../../server/host-events/daily-stats.ts';
+import { outbox } from '../../server/store/schema.ts';
+import { InvalidEventError } from '../../server/host-events/task-events.ts';
+import type { Logger } from '../../server/core/log.ts';
 import type { Services } from '../../server/services.ts';
 import { addTestToken, makeTestServices } from '../helpers/app.ts';
 

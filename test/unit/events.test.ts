@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { outbox } from '../../server/db/schema.ts';
+import { outbox } from '../../server/store/schema.ts';
 import {
   analyticsEvent,
   checkText,
@@ -8,8 +8,8 @@ import {
   OWN_NAMESPACE,
   taskEventOf,
   trackTask,
-} from '../../server/events.ts';
-import type { Logger } from '../../server/log.ts';
+} from '../../server/host-events/task-events.ts';
+import type { Logger } from '../../server/core/log.ts';
 import type { Services } from '../../server/services.ts';
 import { addTestToken, fakeClock, makeTestServices } from '../helpers/app.ts';
 

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { OutboxRow } from '../../server/db/schema.ts';
-import { retryAfterMs, retryDelay } from '../../server/relay/backoff.ts';
-import { deviceFromUserAgent } from '../../server/relay/device.ts';
-import { buildRequests, clampParams, clampText, mpUrl, pageViewParams, sessionId } from '../../server/relay/ga4.ts';
-import { deviceKey } from '../../server/relay/outbox.ts';
-import { classifyStatus, describeNetworkError } from '../../server/relay/relay.ts';
-import { validateMpBody } from '../helpers/fake-ga.ts';
+import type { OutboxRow } from '../../server/store/schema.ts';
+import { retryAfterMs, retryDelay } from '../../server/delivery/backoff.ts';
+import { deviceFromUserAgent } from '../../server/ingest/device.ts';
+import { buildRequests, clampParams, clampText, mpUrl, pageViewParams, sessionId } from '../../server/delivery/measurement-protocol.ts';
+import { deviceKey } from '../../server/delivery/outbox.ts';
+import { classifyStatus, describeNetworkError } from '../../server/delivery/relay.ts';
+import { validateMpBody } from '../../harness/fake-ga.ts';
 
 const NOW = Date.UTC(2026, 10, 27, 10, 44, 12);
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compilePathPattern, pathPatternProblem } from '../../server/ignore-paths.ts';
+import { compilePathPattern, pathPatternProblem } from '../../server/tokens/ignore-paths.ts';
 
 describe('ignore paths', () => {
   it('match page paths like regular expressions do', () => {

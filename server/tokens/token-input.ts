@@ -1,7 +1,7 @@
 import { z, type ZodError } from 'zod';
-import type { Token } from '../db/schema.ts';
-import { maskSecret } from './secrets.ts';
-import { pathPatternProblem } from '../ignore-paths.ts';
+import type { Token } from '../store/schema.ts';
+import { maskSecret } from '../admin/secrets.ts';
+import { pathPatternProblem } from './ignore-paths.ts';
 
 /** A token as the admin API shows it: the API secret masked, never in full. */
 export interface TokenJson {

@@ -1,4 +1,4 @@
-import type { DeviceFields, EventParams, OutboxRow } from '../db/schema.ts';
+import type { DeviceFields, EventParams, OutboxRow } from '../store/schema.ts';
 
 /** GA4 Measurement Protocol limits that every request keeps to. */
 export const GA_LIMITS = {

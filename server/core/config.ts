@@ -44,7 +44,7 @@ type Env = Record<string, string | undefined>;
 
 /** The version in this package's package.json. */
 export function packageVersion(): string {
-  const raw = readFileSync(new URL('../package.json', import.meta.url), 'utf8');
+  const raw = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
   return (JSON.parse(raw) as { version: string }).version;
 }
 

@@ -1,11 +1,11 @@
 import { inArray } from 'drizzle-orm';
-import { tokens, type OutboxRow, type Token } from '../db/schema.ts';
+import { tokens, type OutboxRow, type Token } from '../store/schema.ts';
 import type { Services } from '../services.ts';
 import { redactSecret } from '../admin/secrets.ts';
-import { skipReason } from '../team-token.ts';
-import { featureOfEvent, featureOn } from '../tokens.ts';
+import { skipReason } from '../tokens/team-token.ts';
+import { featureOfEvent, featureOn } from '../tokens/tokens.ts';
 import { retryAfterMs, retryDelay } from './backoff.ts';
-import { buildRequests, GA_LIMITS, mpUrl, type MpRequest } from './ga4.ts';
+import { buildRequests, GA_LIMITS, mpUrl, type MpRequest } from './measurement-protocol.ts';
 
 /** Tuning of the delivery loop; the defaults suit production. */
 export interface RelayOptions {

@@ -2,10 +2,10 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
-import { parseHostStats, saveHostStats } from '../daily-stats.ts';
-import { analyticsEvents, InvalidEventError } from '../events.ts';
-import { requireBearer, type CredentialGuard } from '../credential-guard.ts';
-import { parseJsonBody } from '../http.ts';
+import { parseHostStats, saveHostStats } from './daily-stats.ts';
+import { analyticsEvents, InvalidEventError } from './task-events.ts';
+import { requireBearer, type CredentialGuard } from '../core/credential-guard.ts';
+import { parseJsonBody } from '../core/http.ts';
 import type { Services } from '../services.ts';
 
 /** Bodies of `POST /api/events` and `PUT /api/stats` are small; anything bigger is refused unread. */

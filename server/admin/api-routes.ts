@@ -1,15 +1,15 @@
 import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
-import { adminBodyLimit, adminEnabled } from '../admin/access.ts';
-import { requireBearer, type CredentialGuard } from '../credential-guard.ts';
-import { deliveryStatuses, failedDeliveries, installInfo, runDailyStatsNow } from '../admin/status.ts';
-import { tokenJson } from '../admin/token-input.ts';
-import { createToken, deleteToken, listTokens, parseNewToken, parseTokenPatch, tokenOr404, updateToken } from '../admin/token-store.ts';
-import { validateToken, validationBlocker } from '../admin/validate.ts';
-import type { Token } from '../db/schema.ts';
+import { adminBodyLimit, adminEnabled } from './access.ts';
+import { requireBearer, type CredentialGuard } from '../core/credential-guard.ts';
+import { deliveryStatuses, failedDeliveries, installInfo, runDailyStatsNow } from './status.ts';
+import { tokenJson } from '../tokens/token-input.ts';
+import { createToken, deleteToken, listTokens, parseNewToken, parseTokenPatch, tokenOr404, updateToken } from './token-store.ts';
+import { validateToken, validationBlocker } from './validate.ts';
+import type { Token } from '../store/schema.ts';
 import type { Services } from '../services.ts';
-import { parseJsonBody } from '../http.ts';
+import { parseJsonBody } from '../core/http.ts';
 
 const retrySchema = z.strictObject({ ids: z.array(z.number().int().positive()).max(10_000).optional() });
 

@@ -1,6 +1,6 @@
 import type { Statement } from 'better-sqlite3';
-import type { Db } from './db/database.ts';
-import { tokens, type Token } from './db/schema.ts';
+import type { Db } from '../store/database.ts';
+import { tokens, type Token } from '../store/schema.ts';
 import { compilePathPattern, type PathPattern } from './ignore-paths.ts';
 import { skipReason } from './team-token.ts';
 

@@ -6,11 +6,11 @@ import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { isbot } from 'isbot';
 import { MAX_HIT_BYTES } from '../../shared/wire.ts';
-import { parseHit } from '../hit.ts';
-import { rateLimit } from '../rate-limit.ts';
-import { deviceFromUserAgent } from '../relay/device.ts';
-import { pageViewParams } from '../relay/ga4.ts';
-import type { NewEvent } from '../relay/outbox.ts';
+import { parseHit } from './hit.ts';
+import { rateLimit } from './rate-limit.ts';
+import { deviceFromUserAgent } from './device.ts';
+import { pageViewParams } from '../delivery/measurement-protocol.ts';
+import type { NewEvent } from '../delivery/outbox.ts';
 import type { Services } from '../services.ts';
 
 /** Why a well-formed hit was answered 204 but not queued (the `X-Analytics-Ignored` header). */

@@ -1,8 +1,8 @@
 import { eq } from 'drizzle-orm';
 import { v4 as uuidv4 } from 'uuid';
-import type { Db } from './db/database.ts';
-import { install, tokens } from './db/schema.ts';
-import { PLACEHOLDER_MEASUREMENT_ID, TEAM_TOKEN } from './team-token.ts';
+import type { Db } from './database.ts';
+import { install, tokens } from './schema.ts';
+import { PLACEHOLDER_MEASUREMENT_ID, TEAM_TOKEN } from '../tokens/team-token.ts';
 
 /** Who this install is, as reported to GA. */
 export interface Identity {

@@ -1,9 +1,9 @@
 import { and, asc, count, eq, gt, gte, inArray, lt, lte, sql } from 'drizzle-orm';
-import type { Clock } from '../clock.ts';
-import type { Db } from '../db/database.ts';
-import { outbox, tokens, type DeviceFields, type EventParams, type OutboxRow } from '../db/schema.ts';
-import { GA_LIMITS } from './ga4.ts';
-import type { Metrics } from '../metrics.ts';
+import type { Clock } from '../core/clock.ts';
+import type { Db } from '../store/database.ts';
+import { outbox, tokens, type DeviceFields, type EventParams, type OutboxRow } from '../store/schema.ts';
+import { GA_LIMITS } from './measurement-protocol.ts';
+import type { Metrics } from '../core/metrics.ts';
 
 /** One event for one token, as the collector or the host hands it in. */
 export interface NewEvent {

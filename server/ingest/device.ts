@@ -1,6 +1,6 @@
 import UAParser from 'ua-parser-js';
-import type { DeviceFields } from '../db/schema.ts';
-import { clampText } from './ga4.ts';
+import type { DeviceFields } from '../store/schema.ts';
+import { clampText } from '../delivery/measurement-protocol.ts';
 
 const CACHE_LIMIT = 1000;
 const cache = new Map<string, Omit<DeviceFields, 'language'>>();

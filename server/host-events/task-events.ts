@@ -1,8 +1,8 @@
-import type { EventParams } from './db/schema.ts';
-import { clampText, GA_LIMITS } from './relay/ga4.ts';
-import type { NewEvent } from './relay/outbox.ts';
-import type { Services } from './services.ts';
-import type { Feature } from './tokens.ts';
+import type { EventParams } from '../store/schema.ts';
+import { clampText, GA_LIMITS } from '../delivery/measurement-protocol.ts';
+import type { NewEvent } from '../delivery/outbox.ts';
+import type { Services } from '../services.ts';
+import type { Feature } from '../tokens/tokens.ts';
 
 /** Which switch of a token an event needs: task events, or daily stats. */
 export type EventType = 'task' | 'stats';

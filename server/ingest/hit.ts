@@ -1,7 +1,7 @@
 import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
-import { describeZodError, parseJsonBody } from './http.ts';
-import { MAX_LANGUAGE_LENGTH, MAX_TITLE_LENGTH, type PageViewHit } from '../shared/wire.ts';
+import { describeZodError, parseJsonBody } from '../core/http.ts';
+import { MAX_LANGUAGE_LENGTH, MAX_TITLE_LENGTH, type PageViewHit } from '../../shared/wire.ts';
 
 // Control characters never belong in a path, title or language; in a title they are cleaned to spaces.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;

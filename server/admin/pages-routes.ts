@@ -5,16 +5,16 @@ import type { FC } from 'hono/jsx';
 import { appendTrailingSlash } from 'hono/trailing-slash';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ZodError } from 'zod';
-import { adminBodyLimit, adminEnabled } from '../admin/access.ts';
-import { readForm } from '../admin/form.ts';
-import { adminLocation, safeNext, type AdminPathVariables } from '../admin/paths.ts';
-import { AdminSessions, CSRF_FIELD, requireSession, type SessionVariables } from '../admin/session.ts';
-import { databaseSessionStore } from '../admin/session-store.ts';
-import { refuseOverBudget, type CredentialGuard } from '../credential-guard.ts';
-import { deliveryStatuses, failedDeliveries, installInfo, runDailyStatsNow } from '../admin/status.ts';
-import { fieldErrors, tokenBodyFromForm } from '../admin/token-input.ts';
-import { createToken, deleteToken, listTokens, parseNewToken, parseTokenPatch, tokenOr404, updateToken } from '../admin/token-store.ts';
-import { validateToken, validationBlocker } from '../admin/validate.ts';
+import { adminBodyLimit, adminEnabled } from './access.ts';
+import { readForm } from './form.ts';
+import { adminLocation, safeNext, type AdminPathVariables } from './paths.ts';
+import { AdminSessions, CSRF_FIELD, requireSession, type SessionVariables } from './session.ts';
+import { databaseSessionStore } from './session-store.ts';
+import { refuseOverBudget, type CredentialGuard } from '../core/credential-guard.ts';
+import { deliveryStatuses, failedDeliveries, installInfo, runDailyStatsNow } from './status.ts';
+import { fieldErrors, tokenBodyFromForm } from '../tokens/token-input.ts';
+import { createToken, deleteToken, listTokens, parseNewToken, parseTokenPatch, tokenOr404, updateToken } from './token-store.ts';
+import { validateToken, validationBlocker } from './validate.ts';
 import {
   DeletePage,
   ErrorPage,
@@ -28,9 +28,9 @@ import {
   TokenFormPage,
   TokenListPage,
   ValidatePage,
-} from '../admin/views.tsx';
-import type { Token } from '../db/schema.ts';
-import { sameSecret } from '../http.ts';
+} from './views.tsx';
+import type { Token } from '../store/schema.ts';
+import { sameSecret } from '../core/http.ts';
 import type { Services } from '../services.ts';
 
 type Env = { Variables: SessionVariables & AdminPathVariables };

@@ -1,8 +1,8 @@
 import { eq } from 'drizzle-orm';
 import { z } from 'zod';
-import { hostStats, install, type EventParams } from './db/schema.ts';
-import { checkText, eventsForRecipients, InvalidEventError } from './events.ts';
-import type { Services } from './services.ts';
+import { hostStats, install, type EventParams } from '../store/schema.ts';
+import { checkText, eventsForRecipients, InvalidEventError } from './task-events.ts';
+import type { Services } from '../services.ts';
 
 /** A day, the interval between two daily-stats runs. */
 export const DAY_MS = 24 * 3_600_000;
