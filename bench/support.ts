@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { openDatabase } from '../server/store/database.ts';
 import { tokens } from '../server/store/schema.ts';
-import { ensureIdentity } from '../server/store/install.ts';
+import { TEAM_TOKEN } from '../server/tokens/team-token.ts';
+import { ensureInstall } from '../server/store/install.ts';
 
 /** The repository root (the working directory of every process started here). */
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -44,7 +45,7 @@ export function prepareDatabase(path: string, list: BenchToken[]): void {
   const db = openDatabase(path);
   try {
     const now = Date.now();
-    ensureIdentity(db, now);
+    ensureInstall(db, TEAM_TOKEN, now);
     for (const token of list) {
       db.insert(tokens)
         .values({

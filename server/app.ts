@@ -2,13 +2,13 @@ import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import { ZodError } from 'zod';
-import { CredentialGuard } from './core/credential-guard.ts';
-import { describeZodError } from './core/http.ts';
 import { adminApiRoutes } from './admin/api-routes.ts';
 import { adminRoutes } from './admin/pages-routes.ts';
-import { collectRoutes } from './ingest/collect-route.ts';
+import { CredentialGuard, requireBearer } from './core/credential-guard.ts';
+import { describeZodError } from './core/http.ts';
 import { eventsRoutes } from './host-events/events-route.ts';
-import { healthRoutes } from './routes/health.ts';
+import { InvalidEventError } from './host-events/task-events.ts';
+import { collectRoutes } from './ingest/collect-route.ts';
 import type { Services } from './services.ts';
 
 /**
@@ -40,11 +40,45 @@ export function createApp(services: Services): Hono {
     if (error instanceof HTTPException) {
       return c.json({ error: error.message || 'request refused' }, error.status);
     }
+    // Bad input, from a schema or from the host's event, is the caller's mistake: a 400 saying what is wrong.
     if (error instanceof ZodError) {
       return c.json({ error: describeZodError(error) }, 400);
     }
+    if (error instanceof InvalidEventError) {
+      return c.json({ error: error.message }, 400);
+    }
     services.log.error(`${c.req.method} ${c.req.path} failed`, error);
     return c.json({ error: 'internal error' }, 500);
+  });
+  return app;
+}
+
+/** `GET /healthz` (the database answers) and `GET /metrics` (Prometheus text, behind `ANALYTICS_METRICS_TOKEN`). */
+function healthRoutes(services: Pick<Services, 'db' | 'config' | 'metrics'>, guard: CredentialGuard): Hono {
+  const app = new Hono();
+  app.get('/healthz', (c) => {
+    try {
+      services.db.$client.prepare('SELECT 1').get();
+      return c.json({ status: 'ok' });
+    } catch {
+      return c.json({ status: 'database unavailable' }, 503);
+    }
+  });
+  const { metricsToken, trustProxy } = services.config;
+  // No token, no route: it answers 404 like any unknown path.
+  if (metricsToken === undefined) return app;
+  const bearer = requireBearer({
+    secret: metricsToken,
+    guard,
+    surface: 'metrics',
+    trustProxy,
+    realm: 'analytics metrics',
+    missing: 'send the metrics token as "Authorization: Bearer <ANALYTICS_METRICS_TOKEN>"',
+    wrong: 'wrong metrics token',
+  });
+  app.get('/metrics', bearer, async (c) => {
+    const body = await services.metrics.registry.metrics();
+    return c.body(body, 200, { 'Content-Type': services.metrics.registry.contentType });
   });
   return app;
 }

@@ -2,19 +2,18 @@ import type { Hono } from 'hono';
 import { createApp } from './app.ts';
 import type { Clock } from './core/clock.ts';
 import { resolveConfig, type Config } from './core/config.ts';
-import { DailyStats, type StatsSource } from './host-events/daily-stats.ts';
+import type { StatsSource } from './host-events/daily-stats.ts';
 import { openDatabase, type Db } from './store/database.ts';
 import { analyticsEvent, trackTask, type AnalyticsEventOptions } from './host-events/task-events.ts';
 import type { Logger } from './core/log.ts';
-import { Relay, type RelayOptions } from './delivery/relay.ts';
-import { createServices, type Services } from './services.ts';
+import type { RelayOptions } from './delivery/relay.ts';
+import { attachServices, createServices, type Services } from './services.ts';
 
 export { ConfigError, type Config } from './core/config.ts';
 export { DatabaseError } from './store/database.ts';
 export { DAY_MS, type DailyStatsRun, type DailyStatsRunner, type HostStats, type StatsSource } from './host-events/daily-stats.ts';
 export { InvalidEventError, OWN_NAMESPACE, type AnalyticsEventOptions, type EventType } from './host-events/task-events.ts';
 export type { Logger } from './core/log.ts';
-export type { Services } from './services.ts';
 
 /** How a host sets up analytics; everything is optional. */
 export interface AnalyticsOptions {
@@ -48,7 +47,10 @@ export interface Analytics {
   start(): void;
   /** Stops both, and closes the database if it was opened here. */
   stop(): Promise<void>;
-  services: Services;
+  /** The settings in force (environment, then `config`; an opt-out anywhere wins). */
+  readonly config: Readonly<Config>;
+  /** The install's identity, as reported to GA. */
+  readonly install: { readonly uuid: string; readonly createdAt: number };
 }
 
 /**
@@ -69,20 +71,27 @@ export function createAnalytics(options: AnalyticsOptions = {}): Analytics {
   const db = options.db ?? openDatabase(config.dbPath);
   let services: Services;
   try {
-    services = createServices({ config, db, clock: options.clock, log: options.log, fetch: options.fetch });
+    services = createServices({
+      config,
+      db,
+      clock: options.clock,
+      log: options.log,
+      fetch: options.fetch,
+      relay: options.relay,
+      dailyStats: { stats: options.stats, startDelayMs: options.dailyStatsStartDelayMs },
+    });
   } catch (error) {
     if (ownsDb) db.$client.close();
     throw error;
   }
-  const dailyStats = new DailyStats(services, { stats: options.stats, startDelayMs: options.dailyStatsStartDelayMs });
-  services.dailyStats = dailyStats;
-  const relay = new Relay(services, options.relay);
+  const { relay, dailyStats } = services;
   const app = createApp(services);
   let stopped: Promise<void> | undefined;
 
-  return {
+  return attachServices<Analytics>({
     app,
-    services,
+    config,
+    install: { uuid: services.identity.uuid, createdAt: services.identity.createdAt },
     analyticsEvent: (eventOptions) => analyticsEvent(services, eventOptions),
     trackTask: (namespace, task, fn) => trackTask(services, namespace, task, fn),
     start() {
@@ -98,5 +107,5 @@ export function createAnalytics(options: AnalyticsOptions = {}): Analytics {
       })();
       return stopped;
     },
-  };
+  }, services);
 }

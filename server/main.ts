@@ -16,11 +16,10 @@ try {
   if (error instanceof ConfigError || error instanceof DatabaseError) fail(error.message);
   throw error;
 }
-const { services } = analytics;
-const { config } = services;
+const { config } = analytics;
 
 const server: ServerType = serve({ fetch: analytics.app.fetch, hostname: config.host, port: config.port }, (info) => {
-  log.info(`install ${services.identity.uuid}, version ${config.appVersion}, database ${config.dbPath}`);
+  log.info(`install ${analytics.install.uuid}, version ${config.appVersion}, database ${config.dbPath}`);
   log.info(config.disabled ? 'ANALYTICS_DISABLED is on: nothing is queued or sent' : `relaying to ${config.gaUrl}`);
   log.info(config.adminToken ? 'admin on at /admin/' : 'admin off (ANALYTICS_ADMIN_TOKEN is unset)');
   log.info(config.eventsKey ? 'events API on' : 'events API off (ANALYTICS_EVENTS_KEY is unset)');
@@ -30,10 +29,15 @@ const server: ServerType = serve({ fetch: analytics.app.fetch, hostname: config.
 });
 
 server.on('error', (error: NodeJS.ErrnoException) => {
-  services.db.$client.close();
-  if (error.code === 'EADDRINUSE') fail(`${config.host}:${config.port} is already in use (set PORT or HOST)`);
-  if (error.code === 'EACCES') fail(`no permission to listen on ${config.host}:${config.port}`);
-  fail(`cannot listen on ${config.host}:${config.port}: ${error.message}`);
+  const where = `${config.host}:${config.port}`;
+  const message =
+    error.code === 'EADDRINUSE'
+      ? `${where} is already in use (set PORT or HOST)`
+      : error.code === 'EACCES'
+        ? `no permission to listen on ${where}`
+        : `cannot listen on ${where}: ${error.message}`;
+  // The database is closed first, so no WAL file is left behind.
+  void analytics.stop().finally(() => fail(message));
 });
 
 let stopping = false;

@@ -1,60 +1,76 @@
 import { systemClock, type Clock } from './core/clock.ts';
 import type { Config } from './core/config.ts';
-import type { DailyStatsRunner } from './host-events/daily-stats.ts';
-import { openDatabase, type Db } from './store/database.ts';
-import { ensureIdentity, type Identity } from './store/install.ts';
 import { consoleLogger, type Logger } from './core/log.ts';
 import { createMetrics, type Metrics } from './core/metrics.ts';
 import { DEFAULT_OUTBOX_MAX, Outbox } from './delivery/outbox.ts';
-import { TokenDirectory } from './tokens/tokens.ts';
+import { Relay, type RelayOptions } from './delivery/relay.ts';
+import { DailyStats, type DailyStatsOptions } from './host-events/daily-stats.ts';
+import type { Db } from './store/database.ts';
+import { ensureInstall, type Identity } from './store/install.ts';
+import { TEAM_TOKEN } from './tokens/team-token.ts';
+import { Tokens } from './tokens/tokens.ts';
 
-/** Everything the routes and the relay work with; built once, passed in (never a module singleton). */
+/** Everything the routes, the relay and the schedule work with; built once by {@link createServices}, never patched. */
 export interface Services {
   config: Config;
   db: Db;
   identity: Identity;
   outbox: Outbox;
-  /** Which tokens receive what (cached; invalidate after changing tokens). */
-  tokens: TokenDirectory;
+  tokens: Tokens;
   metrics: Metrics;
   clock: Clock;
   log: Logger;
   /** Used for every request to GA; tests may hand in their own. */
   fetch: typeof fetch;
-  /** The daily-stats schedule, when one runs (the admin's "run now"); set by `createAnalytics`. */
-  dailyStats?: DailyStatsRunner;
+  /** Delivery to GA; the admin's retry goes through it. */
+  relay: Relay;
+  /** The daily-stats schedule; the admin's "run now" goes through it. */
+  dailyStats: DailyStats;
 }
 
-/** What a caller may choose when building {@link Services}; the rest has defaults. */
+/** What a caller chooses when building {@link Services}; the rest has defaults. */
 export interface ServiceOptions {
   config: Config;
-  /** An open, migrated database; otherwise `config.dbPath` is opened. */
-  db?: Db;
+  /** An open, migrated database (see `openDatabase`). */
+  db: Db;
   clock?: Clock;
   log?: Logger;
   fetch?: typeof fetch;
   outboxMax?: number;
+  relay?: RelayOptions;
+  dailyStats?: DailyStatsOptions;
 }
 
 /**
- * Opens the database (applying migrations), makes sure the install identity exists, and builds the outbox.
- * @example const services = createServices({ config: loadConfig() });
+ * Makes sure the install identity exists and builds every service over the open database, in dependency order.
+ * @example const services = createServices({ config, db: openDatabase(config.dbPath) });
  */
 export function createServices(options: ServiceOptions): Services {
+  const { config, db } = options;
   const clock = options.clock ?? systemClock;
-  const db = options.db ?? openDatabase(options.config.dbPath);
-  const identity = ensureIdentity(db, clock());
+  const log = options.log ?? consoleLogger;
+  const fetchGa = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const identity = ensureInstall(db, TEAM_TOKEN, clock());
   const metrics = createMetrics();
   const outbox = new Outbox(db, metrics, clock, options.outboxMax ?? DEFAULT_OUTBOX_MAX);
-  return {
-    config: options.config,
-    db,
-    identity,
-    outbox,
-    tokens: new TokenDirectory(db),
-    metrics,
-    clock,
-    log: options.log ?? consoleLogger,
-    fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
-  };
+  // A deleted token's events go with it (by cascade), so the outbox counts again.
+  const tokens = new Tokens(db, { clock, afterDelete: () => outbox.recount() });
+  const relay = new Relay({ config, identity, outbox, tokens, metrics, clock, log, fetch: fetchGa }, options.relay);
+  const dailyStats = new DailyStats({ config, db, outbox, tokens, clock, log }, options.dailyStats);
+  return { config, db, identity, outbox, tokens, metrics, clock, log, fetch: fetchGa, relay, dailyStats };
+}
+
+const servicesByOwner = new WeakMap<object, Services>();
+
+/** Remembers which services an object (an `Analytics`) runs on, for the entry point and tests; not public API. */
+export function attachServices<T extends object>(owner: T, services: Services): T {
+  servicesByOwner.set(owner, services);
+  return owner;
+}
+
+/** The services an object made by `createAnalytics` runs on. */
+export function servicesOf(owner: object): Services {
+  const services = servicesByOwner.get(owner);
+  if (!services) throw new Error('not made by createAnalytics');
+  return services;
 }

@@ -1,6 +1,8 @@
 import type { MiddlewareHandler } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
+import { limitBody } from '../core/http.ts';
+import { parseTokenId } from '../tokens/token-input.ts';
+import type { Token, Tokens } from '../tokens/tokens.ts';
 
 /**
  * Hides the admin entirely while no admin token is configured: every route answers the app's usual 404,
@@ -19,10 +21,13 @@ export const MAX_ADMIN_BODY_BYTES = 64 * 1024;
 
 /** Refuses admin bodies over {@link MAX_ADMIN_BODY_BYTES} with 413 (the login form is reachable without a session). */
 export function adminBodyLimit(): MiddlewareHandler {
-  return bodyLimit({
-    maxSize: MAX_ADMIN_BODY_BYTES,
-    onError: () => {
-      throw new HTTPException(413, { message: `request body over ${MAX_ADMIN_BODY_BYTES / 1024} KiB` });
-    },
-  });
+  return limitBody(MAX_ADMIN_BODY_BYTES);
+}
+
+/** The token a URL segment names; a 404 when the segment is no id or the token does not exist. */
+export function tokenOr404(tokens: Pick<Tokens, 'find'>, segment: string | undefined): Token {
+  const id = parseTokenId(segment);
+  const token = id === undefined ? undefined : tokens.find(id);
+  if (!token) throw new HTTPException(404, { message: 'There is no such token (it may have been deleted).' });
+  return token;
 }

@@ -1,15 +1,14 @@
 import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
-import { adminBodyLimit, adminEnabled } from './access.ts';
 import { requireBearer, type CredentialGuard } from '../core/credential-guard.ts';
-import { deliveryStatuses, failedDeliveries, installInfo, runDailyStatsNow } from './status.ts';
-import { tokenJson } from '../tokens/token-input.ts';
-import { createToken, deleteToken, listTokens, parseNewToken, parseTokenPatch, tokenOr404, updateToken } from './token-store.ts';
-import { validateToken, validationBlocker } from './validate.ts';
-import type { Token } from '../store/schema.ts';
-import type { Services } from '../services.ts';
 import { parseJsonBody } from '../core/http.ts';
+import type { Services } from '../services.ts';
+import { parseNewToken, parseTokenPatch, tokenJson } from '../tokens/token-input.ts';
+import type { Token } from '../tokens/tokens.ts';
+import { adminBodyLimit, adminEnabled, tokenOr404 } from './access.ts';
+import { deliveryStatuses, failedDeliveries, installInfo } from './status.ts';
+import { validateToken, validationBlocker } from './validate.ts';
 
 const retrySchema = z.strictObject({ ids: z.array(z.number().int().positive()).max(10_000).optional() });
 
@@ -36,12 +35,12 @@ export function adminApiRoutes(services: Services, guard: CredentialGuard): Hono
     }),
   );
 
-  const tokenOf = (c: Context): Token => tokenOr404(services, c.req.param('id'));
+  const tokenOf = (c: Context): Token => tokenOr404(services.tokens, c.req.param('id'));
 
-  app.get('/tokens', (c) => c.json({ tokens: listTokens(services).map(tokenJson) }));
+  app.get('/tokens', (c) => c.json({ tokens: services.tokens.list().map(tokenJson) }));
 
   app.post('/tokens', async (c) => {
-    const token = createToken(services, parseNewToken(parseJsonBody(await c.req.text())));
+    const token = services.tokens.create(parseNewToken(parseJsonBody(await c.req.text())));
     services.log.info(`admin: token ${token.id} added`);
     return c.json(tokenJson(token), 201, { Location: `/api/admin/tokens/${token.id}` });
   });
@@ -50,9 +49,7 @@ export function adminApiRoutes(services: Services, guard: CredentialGuard): Hono
 
   app.patch('/tokens/:id', async (c) => {
     const current = tokenOf(c);
-    const patch = parseTokenPatch(parseJsonBody(await c.req.text()), current);
-    if (patch.id !== undefined && patch.id !== current.id) throw new HTTPException(400, { message: 'id: a token id cannot change' });
-    const token = updateToken(services, current.id, patch);
+    const token = services.tokens.update(current.id, parseTokenPatch(parseJsonBody(await c.req.text()), current));
     if (!token) throw new HTTPException(404, { message: 'There is no such token (it may have been deleted).' });
     services.log.info(`admin: token ${token.id} changed`);
     return c.json(tokenJson(token));
@@ -60,7 +57,7 @@ export function adminApiRoutes(services: Services, guard: CredentialGuard): Hono
 
   app.delete('/tokens/:id', (c) => {
     const token = tokenOf(c);
-    deleteToken(services, token.id);
+    services.tokens.delete(token.id);
     services.log.info(`admin: token ${token.id} deleted`);
     return c.body(null, 204);
   });
@@ -76,7 +73,7 @@ export function adminApiRoutes(services: Services, guard: CredentialGuard): Hono
     const token = tokenOf(c);
     const raw = await c.req.text();
     const { ids } = retrySchema.parse(raw.trim() === '' ? {} : parseJsonBody(raw));
-    return c.json({ retried: services.outbox.retryFailed(token.id, ids) });
+    return c.json({ retried: services.relay.retryFailed(token.id, ids) });
   });
 
   app.get('/failed', (c) => {
@@ -84,10 +81,10 @@ export function adminApiRoutes(services: Services, guard: CredentialGuard): Hono
     return c.json(failedDeliveries(services, limit));
   });
 
-  app.post('/stats/run', async (c) => c.json(await runDailyStatsNow(services)));
+  app.post('/stats/run', async (c) => c.json(await services.dailyStats.runNow()));
 
   app.get('/status', (c) => {
-    const list = listTokens(services);
+    const list = services.tokens.list();
     return c.json({ install: installInfo(services), tokens: deliveryStatuses(services, list) });
   });
 

@@ -5,33 +5,25 @@ import type { FC } from 'hono/jsx';
 import { appendTrailingSlash } from 'hono/trailing-slash';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ZodError } from 'zod';
-import { adminBodyLimit, adminEnabled } from './access.ts';
+import { refuseOverBudget, type CredentialGuard } from '../core/credential-guard.ts';
+import { sameSecret } from '../core/http.ts';
+import type { Services } from '../services.ts';
+import { parseNewToken, parseTokenPatch } from '../tokens/token-input.ts';
+import type { Token } from '../tokens/tokens.ts';
+import { adminBodyLimit, adminEnabled, tokenOr404 } from './access.ts';
 import { readForm } from './form.ts';
 import { adminLocation, safeNext, type AdminPathVariables } from './paths.ts';
 import { AdminSessions, CSRF_FIELD, requireSession, type SessionVariables } from './session.ts';
 import { databaseSessionStore } from './session-store.ts';
-import { refuseOverBudget, type CredentialGuard } from '../core/credential-guard.ts';
-import { deliveryStatuses, failedDeliveries, installInfo, runDailyStatsNow } from './status.ts';
-import { fieldErrors, tokenBodyFromForm } from '../tokens/token-input.ts';
-import { createToken, deleteToken, listTokens, parseNewToken, parseTokenPatch, tokenOr404, updateToken } from './token-store.ts';
+import { deliveryStatuses, failedDeliveries, installInfo } from './status.ts';
+import { fieldErrors, formValuesFromFields, formValuesOf, NEW_TOKEN_VALUES, tokenBodyFromForm } from './token-form.ts';
 import { validateToken, validationBlocker } from './validate.ts';
-import {
-  DeletePage,
-  ErrorPage,
-  FailedPage,
-  formValuesFromFields,
-  formValuesOf,
-  LoginPage,
-  LogoutPage,
-  NEW_TOKEN_VALUES,
-  PAGE_CSP,
-  TokenFormPage,
-  TokenListPage,
-  ValidatePage,
-} from './views.tsx';
-import type { Token } from '../store/schema.ts';
-import { sameSecret } from '../core/http.ts';
-import type { Services } from '../services.ts';
+import { LoginPage, LogoutPage } from './views/auth-pages.tsx';
+import { ErrorPage } from './views/error-page.tsx';
+import { FailedPage } from './views/failed-page.tsx';
+import { PAGE_CSP } from './views/layout.tsx';
+import { DeletePage, TokenFormPage, TokenListPage } from './views/token-pages.tsx';
+import { ValidatePage } from './views/validate-page.tsx';
 
 type Env = { Variables: SessionVariables & AdminPathVariables };
 
@@ -123,7 +115,7 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
   app.get('/analytics/', (c) => c.redirect(c.var.paths.tokens, 303));
 
   app.get('/analytics/analyticstokens/', (c) => {
-    const tokens = listTokens(services);
+    const tokens = services.tokens.list();
     const statuses = deliveryStatuses(services, tokens);
     return page(
       c,
@@ -146,7 +138,7 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
   app.post('/analytics/analyticstokens/add/', async (c) => {
     const fields = await readForm(c);
     try {
-      const token = createToken(services, parseNewToken(tokenBodyFromForm(fields, 'add')));
+      const token = services.tokens.create(parseNewToken(tokenBodyFromForm(fields, 'add')));
       services.log.info(`admin: token ${token.id} added`);
       return c.redirect(`${c.var.paths.tokens}?notice=added`, 303);
     } catch (error) {
@@ -156,7 +148,7 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
     }
   });
 
-  const tokenOf = (c: Context<Env>): Token => tokenOr404(services, c.req.param('id'));
+  const tokenOf = (c: Context<Env>): Token => tokenOr404(services.tokens, c.req.param('id'));
 
   app.get('/analytics/analyticstokens/:id/change/', (c) => {
     const token = tokenOf(c);
@@ -167,7 +159,7 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
     const current = tokenOf(c);
     const fields = await readForm(c);
     try {
-      const token = updateToken(services, current.id, parseTokenPatch(tokenBodyFromForm(fields, 'change'), current));
+      const token = services.tokens.update(current.id, parseTokenPatch(tokenBodyFromForm(fields, 'change'), current));
       if (!token) throw new HTTPException(404, { message: 'There is no such token (it may have been deleted).' });
       services.log.info(`admin: token ${token.id} changed`);
       return c.redirect(`${c.var.paths.tokens}?notice=saved#token-${token.id}`, 303);
@@ -190,7 +182,7 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
 
   app.post('/analytics/analyticstokens/:id/delete/', (c) => {
     const token = tokenOf(c);
-    deleteToken(services, token.id);
+    services.tokens.delete(token.id);
     services.log.info(`admin: token ${token.id} deleted`);
     return c.redirect(`${c.var.paths.tokens}?notice=deleted`, 303);
   });
@@ -210,14 +202,14 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
 
   app.post('/analytics/analyticstokens/:id/retry/', async (c) => {
     const token = tokenOf(c);
-    const n = services.outbox.retryFailed(token.id);
+    const n = services.relay.retryFailed(token.id);
     services.log.info(`admin: ${n} failed events of token ${token.id} put back in the queue`);
     const back = (await readForm(c)).back === 'failed' ? c.var.paths.failed : c.var.paths.tokens;
     return c.redirect(`${back}?notice=retried&n=${n}`, 303);
   });
 
   app.post('/analytics/stats/run/', async (c) => {
-    const run = await runDailyStatsNow(services);
+    const run = await services.dailyStats.runNow();
     services.log.info(`admin: daily stats sent now (${run.queued} events queued)`);
     return c.redirect(`${c.var.paths.tokens}?notice=stats-sent&n=${run.queued}`, 303);
   });

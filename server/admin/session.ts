@@ -5,7 +5,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { Clock } from '../core/clock.ts';
 import { formField } from './form.ts';
 import type { AdminPathVariables } from './paths.ts';
-import { deriveKey, sign, verifySignature } from './secrets.ts';
+import { deriveKey, sign, verifySignature } from './signing.ts';
 
 /** A logged-in admin: a random id (only its hash is stored) and when the login runs out. */
 export interface Session {

@@ -1,10 +1,8 @@
 import { count, desc, eq, gte, sql } from 'drizzle-orm';
-import { HTTPException } from 'hono/http-exception';
-import type { DailyStatsRun } from '../host-events/daily-stats.ts';
 import { deliveryStats, outbox, tokens, type Token } from '../store/schema.ts';
 import type { Services } from '../services.ts';
 import { skipReason } from '../tokens/team-token.ts';
-import { redactSecret } from './secrets.ts';
+import { redactSecret } from '../core/secrets.ts';
 
 const DAY_MS = 24 * 3_600_000;
 
@@ -105,8 +103,8 @@ export interface InstallInfo {
   disabledBy: 'ANALYTICS_DISABLED' | undefined;
   /** Events waiting for GA, all tokens together. */
   outboxDepth: number;
-  /** The daily stats schedule: last and next run (ms), or undefined where no schedule runs in this process. */
-  dailyStats: { lastRunAt: number | null; nextRunAt: number } | undefined;
+  /** The daily stats: last and next run (ms since epoch). */
+  dailyStats: { lastRunAt: number | null; nextRunAt: number };
 }
 
 /** The install's identity and state. */
@@ -118,14 +116,6 @@ export function installInfo(services: Pick<Services, 'identity' | 'config' | 'ou
     disabled: services.config.disabled,
     disabledBy: services.config.disabled ? 'ANALYTICS_DISABLED' : undefined,
     outboxDepth: services.outbox.depth(),
-    dailyStats: services.dailyStats
-      ? { lastRunAt: services.dailyStats.lastRunAt(), nextRunAt: services.dailyStats.nextRunAt() }
-      : undefined,
+    dailyStats: { lastRunAt: services.dailyStats.lastRunAt(), nextRunAt: services.dailyStats.nextRunAt() },
   };
-}
-
-/** One daily-stats run now (the admin's button and `POST /api/admin/stats/run`); 503 where no schedule runs here. */
-export async function runDailyStatsNow(services: Pick<Services, 'dailyStats'>): Promise<DailyStatsRun> {
-  if (!services.dailyStats) throw new HTTPException(503, { message: 'the daily stats schedule does not run in this process' });
-  return services.dailyStats.runNow();
 }

@@ -1,11 +1,11 @@
-import type { Token } from '../store/schema.ts';
-import { deviceFromUserAgent } from '../ingest/device.ts';
+import { redactSecret } from '../core/secrets.ts';
 import { clampParams, clampText, mpUrl, pageViewParams, type MpBody } from '../delivery/measurement-protocol.ts';
 import { describeNetworkError } from '../delivery/relay.ts';
+import { deviceFromUserAgent } from '../ingest/device.ts';
 import type { Services } from '../services.ts';
+import { enabledFeatures, type Feature } from '../tokens/features.ts';
 import { skipReason } from '../tokens/team-token.ts';
-import type { Feature } from '../tokens/tokens.ts';
-import { redactSecret } from './secrets.ts';
+import type { Token } from '../tokens/tokens.ts';
 
 /** One finding of GA's validation endpoint. */
 export interface ValidationMessage {
@@ -23,12 +23,6 @@ export interface ValidationResult {
   error?: string;
 }
 
-const SWITCH_OF: Record<Feature, 'sendPageViews' | 'sendTaskEvents' | 'sendDailyStats'> = {
-  pageViews: 'sendPageViews',
-  taskEvents: 'sendTaskEvents',
-  dailyStats: 'sendDailyStats',
-};
-
 // A common desktop browser, so the sample carries device fields as a real page view does.
 const SAMPLE_USER_AGENT =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
@@ -42,11 +36,6 @@ export function validationBlocker(services: Pick<Services, 'config'>, token: Tok
   const skipped = skipReason(token);
   if (skipped) return `the relay skips this token (${skipped}); fill in its measurement id and API secret first`;
   return undefined;
-}
-
-/** The features a token has switched on. */
-export function enabledFeatures(token: Token): Feature[] {
-  return (['pageViews', 'taskEvents', 'dailyStats'] as const).filter((feature) => token[SWITCH_OF[feature]]);
 }
 
 /** One sample request of `feature`, shaped exactly as the relay sends that feature. */

@@ -4,7 +4,7 @@ import type { Clock } from './clock.ts';
 import { bearerToken, sameSecret } from './http.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
-import { addressGroup, clientAddress } from '../ingest/rate-limit.ts';
+import { addressGroup, clientAddress } from './client-address.ts';
 
 /** Where a credential was tried: the admin login form, the admin API, the events API, or `/metrics`. */
 export type CredentialSurface = 'page' | 'api' | 'events' | 'metrics';

@@ -1,4 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import type { ZodError } from 'zod';
 
@@ -39,4 +41,17 @@ export function sameSecret(submitted: string, expected: string): boolean {
   const a = createHash('sha256').update(submitted, 'utf8').digest();
   const b = createHash('sha256').update(expected, 'utf8').digest();
   return timingSafeEqual(a, b);
+}
+
+/** The 413 of a body over `maxBytes`; thrown, so the app's one error handler answers it. */
+export function bodyTooLarge(maxBytes: number): never {
+  throw new HTTPException(413, { message: `body over ${maxBytes} bytes` });
+}
+
+/**
+ * Refuses request bodies over `maxBytes` with a 413, without reading more than that.
+ * @example app.post('/api/events', limitBody(16 * 1024), handler)
+ */
+export function limitBody(maxBytes: number): MiddlewareHandler {
+  return bodyLimit({ maxSize: maxBytes, onError: () => bodyTooLarge(maxBytes) });
 }

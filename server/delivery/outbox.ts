@@ -44,7 +44,6 @@ export class Outbox {
   private flushScheduled = false;
   private pending: number;
   private listeners: Array<() => void> = [];
-  private retryListeners: Array<(tokenId: number) => void> = [];
   private prepared: ReturnType<typeof prepareQueries> | undefined;
 
   constructor(
@@ -65,11 +64,6 @@ export class Outbox {
   /** Calls `listener` after events were written (the relay wakes up). */
   onAdded(listener: () => void): void {
     this.listeners.push(listener);
-  }
-
-  /** Calls `listener` after the admin put a token's failed events back in the queue. */
-  onRetried(listener: (tokenId: number) => void): void {
-    this.retryListeners.push(listener);
   }
 
   /**
@@ -290,7 +284,6 @@ export class Outbox {
       .where(where)
       .run().changes;
     this.pending += changed;
-    if (changed > 0) for (const listener of this.retryListeners) listener(tokenId);
     return changed;
   }
 

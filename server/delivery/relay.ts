@@ -1,11 +1,28 @@
-import { inArray } from 'drizzle-orm';
-import { tokens, type OutboxRow, type Token } from '../store/schema.ts';
-import type { Services } from '../services.ts';
-import { redactSecret } from '../admin/secrets.ts';
+import type { Clock } from '../core/clock.ts';
+import type { Config } from '../core/config.ts';
+import type { Logger } from '../core/log.ts';
+import type { Metrics } from '../core/metrics.ts';
+import { redactSecret } from '../core/secrets.ts';
+import type { Identity } from '../store/install.ts';
+import type { OutboxRow } from '../store/schema.ts';
+import { featureOfEvent, featureOn } from '../tokens/features.ts';
 import { skipReason } from '../tokens/team-token.ts';
-import { featureOfEvent, featureOn } from '../tokens/tokens.ts';
+import type { Token, Tokens } from '../tokens/tokens.ts';
 import { retryAfterMs, retryDelay } from './backoff.ts';
 import { buildRequests, GA_LIMITS, mpUrl, type MpRequest } from './measurement-protocol.ts';
+import type { Outbox } from './outbox.ts';
+
+/** What the relay works with. */
+export interface RelayDeps {
+  config: Pick<Config, 'disabled' | 'gaUrl' | 'appVersion'>;
+  identity: Identity;
+  outbox: Outbox;
+  tokens: Pick<Tokens, 'all'>;
+  metrics: Metrics;
+  clock: Clock;
+  log: Logger;
+  fetch: typeof fetch;
+}
 
 /** Tuning of the delivery loop; the defaults suit production. */
 export interface RelayOptions {
@@ -55,7 +72,7 @@ export class Relay {
   private readonly stopController = new AbortController();
 
   constructor(
-    private readonly services: Services,
+    private readonly services: RelayDeps,
     options: RelayOptions = {},
   ) {
     this.options = {
@@ -78,13 +95,21 @@ export class Relay {
       if (reason) this.noteSkipped(token, reason);
     }
     this.services.outbox.onAdded(() => this.wake());
-    // The admin's retry is a request to try now: it lifts the token's hold, for what waited behind it too.
-    this.services.outbox.onRetried((tokenId) => {
-      this.holds.delete(tokenId);
-      this.services.outbox.retimeToken(tokenId, this.services.clock(), 'not-after');
-      this.wake();
-    });
     this.schedule(0);
+  }
+
+  /**
+   * Puts a token's failed events back in the queue (all, or those of `ids`) and tries now: the admin's retry
+   * lifts the token's hold, for what waited behind it too. Returns how many went back.
+   */
+  retryFailed(tokenId: number, ids?: number[]): number {
+    const { outbox, clock } = this.services;
+    const changed = outbox.retryFailed(tokenId, ids);
+    if (changed === 0) return 0;
+    this.holds.delete(tokenId);
+    outbox.retimeToken(tokenId, clock(), 'not-after');
+    this.wake();
+    return changed;
   }
 
   /** New events arrived: deliver them after the linger time. */
@@ -103,7 +128,7 @@ export class Relay {
     clearTimeout(grace);
   }
 
-  /** Delivers everything due now, round after round, until nothing due is left (tests and the admin use it). */
+  /** Delivers everything due now, round after round, until nothing due is left. */
   async drain(): Promise<void> {
     while (await this.exclusive(() => this.runRound())) {
       // keep going while full batches were taken
@@ -159,7 +184,7 @@ export class Relay {
 
   /** One round: every token's due events, one batch each. True when a full batch was taken (more may wait). */
   private async runRound(): Promise<boolean> {
-    const { outbox, clock, db } = this.services;
+    const { outbox, clock, tokens } = this.services;
     const now = clock();
     if (now - this.lastExpireAt >= EXPIRE_EVERY_MS) {
       this.lastExpireAt = now;
@@ -168,7 +193,8 @@ export class Relay {
     }
     const tokenIds = outbox.dueTokenIds(now);
     if (tokenIds.length === 0) return false;
-    const due = db.select().from(tokens).where(inArray(tokens.id, tokenIds)).all();
+    const wanted = new Set(tokenIds);
+    const due = tokens.all().flatMap(({ token }) => (wanted.has(token.id) ? [token] : []));
     // Every token's delivery settles before the round ends: a round that ended early would let the next
     // one take events still in flight and send them twice.
     const results = await Promise.allSettled(due.map((token) => this.deliverToken(token, now)));

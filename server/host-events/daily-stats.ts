@@ -1,8 +1,13 @@
 import { eq } from 'drizzle-orm';
 import { z } from 'zod';
+import type { Db } from '../store/database.ts';
 import { hostStats, install, type EventParams } from '../store/schema.ts';
-import { checkText, eventsForRecipients, InvalidEventError } from './task-events.ts';
-import type { Services } from '../services.ts';
+import { checkText, eventsForRecipients, InvalidEventError, type HostEventDeps } from './task-events.ts';
+
+/** What the schedule works with: the host-event deps, and the database where the last run is kept. */
+export interface DailyStatsDeps extends HostEventDeps {
+  db: Db;
+}
 
 /** A day, the interval between two daily-stats runs. */
 export const DAY_MS = 24 * 3_600_000;
@@ -112,7 +117,7 @@ export class DailyStats implements DailyStatsRunner {
   private readonly statsTimeoutMs: number;
 
   constructor(
-    private readonly services: Services,
+    private readonly services: DailyStatsDeps,
     options: DailyStatsOptions = {},
   ) {
     this.stats = options.stats;
@@ -232,7 +237,7 @@ function errorSummary(error: unknown): string {
  * Stores the host's latest numbers for the next daily run (`PUT /api/stats`).
  * @example saveHostStats(services, parseHostStats({ users: 3, tokens: 1, apps: [] }));
  */
-export function saveHostStats(services: Services, stats: HostStats): void {
+export function saveHostStats(services: Pick<DailyStatsDeps, 'db' | 'clock'>, stats: HostStats): void {
   const row = { id: 1, ...stats, updatedAt: services.clock() };
   services.db.insert(hostStats).values(row).onConflictDoUpdate({ target: hostStats.id, set: row }).run();
 }

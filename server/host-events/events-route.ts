@@ -1,12 +1,15 @@
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
-import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
-import { parseHostStats, saveHostStats } from './daily-stats.ts';
-import { analyticsEvents, InvalidEventError } from './task-events.ts';
+import type { Config } from '../core/config.ts';
 import { requireBearer, type CredentialGuard } from '../core/credential-guard.ts';
-import { parseJsonBody } from '../core/http.ts';
-import type { Services } from '../services.ts';
+import { limitBody, parseJsonBody } from '../core/http.ts';
+import { parseHostStats, saveHostStats, type DailyStatsDeps } from './daily-stats.ts';
+import { analyticsEvents } from './task-events.ts';
+
+/** What the two routes work with. */
+export interface EventsRouteDeps extends DailyStatsDeps {
+  config: Pick<Config, 'disabled' | 'eventsKey' | 'trustProxy'>;
+}
 
 /** Bodies of `POST /api/events` and `PUT /api/stats` are small; anything bigger is refused unread. */
 export const MAX_EVENTS_BODY_BYTES = 16 * 1024;
@@ -22,7 +25,7 @@ const eventBodySchema = z.strictObject({
 });
 
 /** `POST /api/events` and `PUT /api/stats`: the host's task events and numbers, behind `ANALYTICS_EVENTS_KEY`. */
-export function eventsRoutes(services: Services, guard: CredentialGuard): Hono {
+export function eventsRoutes(services: EventsRouteDeps, guard: CredentialGuard): Hono {
   const app = new Hono();
   const key = services.config.eventsKey;
   // No key, no routes: they answer 404 like any unknown path.
@@ -38,44 +41,28 @@ export function eventsRoutes(services: Services, guard: CredentialGuard): Hono {
       missing: 'missing or wrong bearer key',
       wrong: 'missing or wrong bearer key',
     }),
-    bodyLimit({ maxSize: MAX_EVENTS_BODY_BYTES, onError: tooLarge }),
+    limitBody(MAX_EVENTS_BODY_BYTES),
   ] as const;
 
   app.post('/events', ...guarded, async (c) => {
     const body = eventBodySchema.parse(parseJsonBody(await c.req.text(), 'body must be JSON'));
-    const events = hostInput(() =>
-      analyticsEvents(services, {
-        namespace: body.namespace,
-        task: body.task,
-        label: body.label,
-        result: body.result,
-        value: body.value,
-        eventType: body.type,
-      }),
-    );
+    const events = analyticsEvents(services, {
+      namespace: body.namespace,
+      task: body.task,
+      label: body.label,
+      result: body.result,
+      value: body.value,
+      eventType: body.type,
+    });
     await services.outbox.add(events);
     return c.json({ queued: events.length }, 202);
   });
 
   app.put('/stats', ...guarded, async (c) => {
     const json = parseJsonBody(await c.req.text(), 'body must be JSON');
-    saveHostStats(services, hostInput(() => parseHostStats(json)));
+    saveHostStats(services, parseHostStats(json));
     return c.body(null, 204);
   });
 
   return app;
-}
-
-function tooLarge(): never {
-  throw new HTTPException(413, { message: `body over ${MAX_EVENTS_BODY_BYTES} bytes` });
-}
-
-/** Runs `work`, turning an invalid event (the host's mistake) into a 400 with the reason. */
-function hostInput<T>(work: () => T): T {
-  try {
-    return work();
-  } catch (error) {
-    if (error instanceof InvalidEventError) throw new HTTPException(400, { message: error.message });
-    throw error;
-  }
 }

@@ -1,8 +1,20 @@
-import type { EventParams } from '../store/schema.ts';
+import type { Clock } from '../core/clock.ts';
+import type { Config } from '../core/config.ts';
+import type { Logger } from '../core/log.ts';
 import { clampText, GA_LIMITS } from '../delivery/measurement-protocol.ts';
-import type { NewEvent } from '../delivery/outbox.ts';
-import type { Services } from '../services.ts';
-import type { Feature } from '../tokens/tokens.ts';
+import type { NewEvent, Outbox } from '../delivery/outbox.ts';
+import type { EventParams } from '../store/schema.ts';
+import { mainEventOf, type Feature } from '../tokens/features.ts';
+import type { Tokens } from '../tokens/tokens.ts';
+
+/** What queueing a host's events needs: who receives them, and the outbox. */
+export interface HostEventDeps {
+  config: Pick<Config, 'disabled'>;
+  tokens: Pick<Tokens, 'recipients'>;
+  outbox: Pick<Outbox, 'add' | 'addNow'>;
+  clock: Clock;
+  log: Logger;
+}
 
 /** Which switch of a token an event needs: task events, or daily stats. */
 export type EventType = 'task' | 'stats';
@@ -35,7 +47,6 @@ export class InvalidEventError extends Error {
   }
 }
 
-const EVENT_NAME: Record<EventType, string> = { task: 'task_event', stats: 'daily_stats' };
 const FEATURE: Record<EventType, Feature> = { task: 'taskEvents', stats: 'dailyStats' };
 // C0 and C1 controls: they have no place in a report and usually mean the caller passed the wrong thing.
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
@@ -75,7 +86,7 @@ export function taskEventOf(options: AnalyticsEventOptions): { feature: Feature;
   }
   return {
     feature: FEATURE[eventType],
-    name: EVENT_NAME[eventType],
+    name: mainEventOf(FEATURE[eventType]),
     params: {
       namespace: checkText('namespace', options.namespace, true),
       task: checkText('task', options.task, true),
@@ -91,7 +102,7 @@ export function taskEventOf(options: AnalyticsEventOptions): { feature: Feature;
  * Every event is stamped with the same moment (services.clock()).
  */
 export function eventsForRecipients(
-  services: Services,
+  services: HostEventDeps,
   feature: Feature,
   events: Array<{ name: string; params: EventParams }>,
   occurredAt: number = services.clock(),
@@ -106,7 +117,7 @@ export function eventsForRecipients(
  * The outbox events for a host's event, one per recipient token (to queue with `outbox.add`).
  * Throws {@link InvalidEventError} before anything is queued.
  */
-export function analyticsEvents(services: Services, options: AnalyticsEventOptions): NewEvent[] {
+export function analyticsEvents(services: HostEventDeps, options: AnalyticsEventOptions): NewEvent[] {
   const { feature, name, params } = taskEventOf(options);
   // The module's own work is never reported, however it is asked: that would feed back on itself.
   if (isOwnWork(options.namespace)) return [];
@@ -117,7 +128,7 @@ export function analyticsEvents(services: Services, options: AnalyticsEventOptio
  * Queues one event for each token whose matching switch is on and returns how many; 0 when disabled.
  * @example analyticsEvent(services, { namespace: 'billing', task: 'send_invoices', value: 12 }) // 1 with one token
  */
-export function analyticsEvent(services: Services, options: AnalyticsEventOptions): number {
+export function analyticsEvent(services: HostEventDeps, options: AnalyticsEventOptions): number {
   const events = analyticsEvents(services, options);
   services.outbox.addNow(events);
   return events.length;
@@ -138,7 +149,7 @@ export function errorClassName(thrown: unknown): string {
  * thrown error's class name, after which the error is rethrown. Reporting never breaks the job.
  * @example const removed = await trackTask(services, 'jobs', 'cleanup', () => cleanup());
  */
-export async function trackTask<T>(services: Services, namespace: string, task: string, fn: () => T | Promise<T>): Promise<T> {
+export async function trackTask<T>(services: HostEventDeps, namespace: string, task: string, fn: () => T | Promise<T>): Promise<T> {
   // Checked before the job runs: a misspelt call fails on its first use rather than never reporting.
   checkText('namespace', namespace, true);
   checkText('task', task, true);

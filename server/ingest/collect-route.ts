@@ -1,17 +1,29 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { isbot } from 'isbot';
 import { MAX_HIT_BYTES } from '../../shared/wire.ts';
+import type { Clock } from '../core/clock.ts';
+import type { Config } from '../core/config.ts';
+import { bodyTooLarge, limitBody } from '../core/http.ts';
+import type { Metrics } from '../core/metrics.ts';
+import { pageViewParams } from '../delivery/measurement-protocol.ts';
+import type { NewEvent, Outbox } from '../delivery/outbox.ts';
+import type { Tokens } from '../tokens/tokens.ts';
+import { deviceFromUserAgent } from './device.ts';
 import { parseHit } from './hit.ts';
 import { rateLimit } from './rate-limit.ts';
-import { deviceFromUserAgent } from './device.ts';
-import { pageViewParams } from '../delivery/measurement-protocol.ts';
-import type { NewEvent } from '../delivery/outbox.ts';
-import type { Services } from '../services.ts';
+
+/** What `/collect` works with. */
+export interface CollectDeps {
+  config: Pick<Config, 'disabled' | 'pageOrigin' | 'rateLimitPerMinute' | 'trustProxy'>;
+  metrics: Metrics;
+  outbox: Pick<Outbox, 'add'>;
+  tokens: Pick<Tokens, 'recipients'>;
+  clock: Clock;
+}
 
 /** Why a well-formed hit was answered 204 but not queued (the `X-Analytics-Ignored` header). */
 export type IgnoreReason = 'disabled' | 'bot' | 'ignored-path' | 'no-token';
@@ -45,15 +57,12 @@ function loadSnippet(): Snippet | undefined {
  * still go through `bodyLimit`, which reads them with the cap.
  */
 function hitBodyLimit(): MiddlewareHandler {
-  const tooLarge = (): never => {
-    throw new HTTPException(413, { message: `body over ${MAX_HIT_BYTES} bytes` });
-  };
-  const streamed = bodyLimit({ maxSize: MAX_HIT_BYTES, onError: tooLarge });
+  const streamed = limitBody(MAX_HIT_BYTES);
   return async function hitBodyLimit(c, next) {
     const length = c.req.header('content-length');
     if (length === undefined || c.req.header('transfer-encoding') !== undefined) return streamed(c, next);
     // Node's parser delivers exactly Content-Length bytes, so the header is the body's size.
-    if (Number.parseInt(length, 10) > MAX_HIT_BYTES) tooLarge();
+    if (Number.parseInt(length, 10) > MAX_HIT_BYTES) bodyTooLarge(MAX_HIT_BYTES);
     await next();
   };
 }
@@ -76,7 +85,7 @@ function collectCors(): MiddlewareHandler {
 }
 
 /** `GET /analytics.js` (the snippet) and `POST /collect` (page-view hits). */
-export function collectRoutes(services: Services): Hono {
+export function collectRoutes(services: CollectDeps): Hono {
   const { config, metrics, outbox, tokens, clock } = services;
   const app = new Hono();
   let snippet: Snippet | undefined;

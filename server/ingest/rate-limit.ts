@@ -1,7 +1,6 @@
-import type { Context, MiddlewareHandler } from 'hono';
-import { isIPv6 } from 'node:net';
-import { getConnInfo } from '@hono/node-server/conninfo';
+import type { MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
+import { clientAddress } from '../core/client-address.ts';
 
 /** Options of {@link rateLimit}. */
 export interface RateLimitOptions {
@@ -12,38 +11,6 @@ export interface RateLimitOptions {
   trustProxy?: boolean;
   /** Addresses tracked at once; past it the window starts over early rather than grow without bound. */
   maxClients?: number;
-}
-
-/** The client's address: the socket's, or the last `X-Forwarded-For` entry (the proxy's own) when the proxy is trusted. */
-export function clientAddress(c: Context, trustProxy: boolean): string {
-  if (trustProxy) {
-    // The proxy appends the address it saw; entries left of it are whatever the client claimed.
-    const forwarded = c.req.header('x-forwarded-for')?.split(',').at(-1)?.trim();
-    if (forwarded) return forwarded;
-  }
-  try {
-    return getConnInfo(c).remote.address ?? 'unknown';
-  } catch {
-    // Requests made in-process (app.request) have no socket.
-    return 'unknown';
-  }
-}
-
-/**
- * The unit an address is counted by: an IPv4 address as it is (also when written IPv4-mapped), an IPv6
- * address by its /64, since one host commonly holds a whole /64 and could otherwise step through it.
- * @example addressGroup('2001:db8:1:2:aaaa::1') // '2001:db8:1:2::/64'
- */
-export function addressGroup(address: string): string {
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
-  if (mapped?.[1]) return mapped[1];
-  if (!isIPv6(address)) return address;
-  const [head = '', tail = ''] = address.split('%')[0]!.split('::') as [string, string?];
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === '' ? [] : tail.split(':');
-  const groups = address.includes('::') ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left;
-  const prefix = groups.slice(0, 4).map((g) => (Number.parseInt(g, 16) || 0).toString(16));
-  return `${prefix.join(':')}::/64`;
 }
 
 /**

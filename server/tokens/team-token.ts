@@ -1,3 +1,5 @@
+import type { FirstToken } from '../store/install.ts';
+
 /** The measurement id that stands for "not filled in yet". */
 export const PLACEHOLDER_MEASUREMENT_ID = 'G-XXXXXXXXXX';
 
@@ -5,11 +7,12 @@ export const PLACEHOLDER_MEASUREMENT_ID = 'G-XXXXXXXXXX';
  * The project team's GA4 property, preloaded as token 1 on every new install.
  * While these are the placeholder, the relay skips token 1 and the admin says so.
  */
-export const TEAM_TOKEN: { name: string; measurementId: string; apiSecret: string; ignorePaths: readonly string[] } = {
+export const TEAM_TOKEN: FirstToken = {
   name: 'Project team',
   measurementId: PLACEHOLDER_MEASUREMENT_ID,
   apiSecret: '',
   ignorePaths: ['^/admin/'],
+  placeholderId: PLACEHOLDER_MEASUREMENT_ID,
 };
 
 /** Why a token cannot be sent to (the placeholder id, no API secret), or undefined when it can. */

@@ -1,6 +1,6 @@
-import { z, type ZodError } from 'zod';
+import { z } from 'zod';
 import type { Token } from '../store/schema.ts';
-import { maskSecret } from '../admin/secrets.ts';
+import { isMaskOf, maskSecret } from '../core/secrets.ts';
 import { pathPatternProblem } from './ignore-paths.ts';
 
 /** A token as the admin API shows it: the API secret masked, never in full. */
@@ -90,35 +90,32 @@ export const tokenPatchSchema = z.strictObject({
 export type NewTokenInput = z.output<typeof newTokenSchema>;
 export type TokenPatch = Omit<z.output<typeof tokenPatchSchema>, 'id'>;
 
-/** The three switches, as form fields and JSON fields alike. */
-export const SWITCHES = ['sendPageViews', 'sendTaskEvents', 'sendDailyStats'] as const;
+/** Checks a new token's body (throws a ZodError naming the bad field). */
+export function parseNewToken(body: unknown): NewTokenInput {
+  return newTokenSchema.parse(body);
+}
 
 /**
- * The token form's fields as the API's JSON body: ticked boxes are `true`, one ignore path a line.
- * On a change, a blank API secret keeps the stored one (unless "clear" is ticked).
+ * Checks a partial update against the stored token (throws a ZodError naming the bad field).
+ * A masked secret sent back unchanged (a read, edited and sent back) keeps the stored secret; `id` may be
+ * sent back as read, never changed.
  */
-export function tokenBodyFromForm(fields: Record<string, string>, mode: 'add' | 'change'): Record<string, unknown> {
-  const body: Record<string, unknown> = {
-    name: fields.name ?? '',
-    measurementId: fields.measurementId ?? '',
-    ignorePaths: (fields.ignorePaths ?? '')
-      .split(/\r?\n/)
-      .map((line) => line.trim())
-      .filter((line) => line !== ''),
-  };
-  for (const key of SWITCHES) body[key] = fields[key] === 'on';
-  const secret = (fields.apiSecret ?? '').trim();
-  if (mode === 'add' || secret !== '') body.apiSecret = secret;
-  else if (fields.clearApiSecret === 'on') body.apiSecret = '';
-  return body;
+export function parseTokenPatch(body: unknown, current: Token): TokenPatch {
+  if (body !== null && typeof body === 'object' && 'apiSecret' in body) {
+    const { apiSecret, ...rest } = body as Record<string, unknown>;
+    if (typeof apiSecret === 'string' && isMaskOf(apiSecret, current.apiSecret)) body = rest;
+  }
+  const sameId = tokenPatchSchema.refine((patch) => patch.id === undefined || patch.id === current.id, {
+    path: ['id'],
+    message: 'a token id cannot change',
+  });
+  const { id: _sameId, ...patch } = sameId.parse(body);
+  return patch;
 }
 
-/** The first problem of each field, for showing next to it (`''` holds problems of the whole body). */
-export function fieldErrors(error: ZodError): Record<string, string> {
-  const errors: Record<string, string> = {};
-  for (const issue of error.issues) {
-    const key = typeof issue.path[0] === 'string' ? issue.path[0] : '';
-    errors[key] ??= issue.message;
-  }
-  return errors;
+/** A token id from a URL segment: a positive integer, or undefined. */
+export function parseTokenId(segment: string | undefined): number | undefined {
+  if (segment === undefined || !/^[1-9]\d{0,14}$/.test(segment)) return undefined;
+  return Number(segment);
 }
+

@@ -1,32 +1,14 @@
 import type { Statement } from 'better-sqlite3';
+import { asc, eq } from 'drizzle-orm';
+import type { Clock } from '../core/clock.ts';
 import type { Db } from '../store/database.ts';
-import { tokens, type Token } from '../store/schema.ts';
+import { tokens as tokensTable, type Token } from '../store/schema.ts';
+import { featureOn, type Feature } from './features.ts';
 import { compilePathPattern, type PathPattern } from './ignore-paths.ts';
 import { skipReason } from './team-token.ts';
+import type { NewTokenInput, TokenPatch } from './token-input.ts';
 
-/** The three things a token can receive, each switchable. */
-export type Feature = 'pageViews' | 'taskEvents' | 'dailyStats';
-
-const SWITCH: Record<Feature, 'sendPageViews' | 'sendTaskEvents' | 'sendDailyStats'> = {
-  pageViews: 'sendPageViews',
-  taskEvents: 'sendTaskEvents',
-  dailyStats: 'sendDailyStats',
-};
-
-/**
- * The feature an outbox event belongs to, by its GA event name.
- * @example featureOfEvent('installed_app') // 'dailyStats'
- */
-export function featureOfEvent(name: string): Feature {
-  if (name === 'page_view') return 'pageViews';
-  if (name === 'daily_stats' || name === 'installed_app') return 'dailyStats';
-  return 'taskEvents';
-}
-
-/** Whether `token` has `feature` switched on. */
-export function featureOn(token: Token, feature: Feature): boolean {
-  return token[SWITCH[feature]];
-}
+export type { Token } from '../store/schema.ts';
 
 /** A token as the hot path needs it: its ignore paths compiled once. */
 export interface ActiveToken {
@@ -34,33 +16,81 @@ export interface ActiveToken {
   ignore: PathPattern[];
 }
 
+/** Options of {@link Tokens}. */
+export interface TokensOptions {
+  clock: Clock;
+  /** How often to look for changes made by other processes (0: on every read). */
+  recheckMs?: number;
+  /** Called after a token was deleted (its events went with it, by cascade). */
+  afterDelete?: () => void;
+}
+
 /**
- * Which tokens receive what. Reads are cached (every page view asks); whoever changes the tokens
- * table calls {@link TokenDirectory.invalidate}.
+ * The tokens: which receive what (cached, since every page view asks) and the admin's changes to them.
+ * Every write goes through here and refreshes the cache itself; changes made by other processes on the
+ * same database are seen within `recheckMs`.
  */
-export class TokenDirectory {
+export class Tokens {
   private cache: ActiveToken[] | undefined;
   private readonly byFeature = new Map<Feature, ActiveToken[]>();
   private dataVersion = -1;
   private versionQuery: Statement | undefined;
   private checkedAt = -Infinity;
+  private readonly recheckMs: number;
 
-  /** @param recheckMs how often to look for changes made by other processes (0: on every read) */
   constructor(
     private readonly db: Db,
-    private readonly recheckMs: number = 1000,
-  ) {}
+    private readonly options: TokensOptions,
+  ) {
+    this.recheckMs = options.recheckMs ?? 1000;
+  }
 
-  /** Forget the cached tokens: call after any insert, update or delete of a token. */
-  invalidate(): void {
-    this.cache = undefined;
+  /** Every token, by id, as stored. */
+  list(): Token[] {
+    return this.db.select().from(tokensTable).orderBy(asc(tokensTable.id)).all();
+  }
+
+  /** One token, or undefined. */
+  find(id: number): Token | undefined {
+    return this.db.select().from(tokensTable).where(eq(tokensTable.id, id)).get();
+  }
+
+  /** Stores a new token (already checked by `newTokenSchema`). */
+  create(input: NewTokenInput): Token {
+    const now = this.options.clock();
+    const token = this.db
+      .insert(tokensTable)
+      .values({ ...input, createdAt: now, updatedAt: now })
+      .returning()
+      .get();
+    this.forget();
+    return token;
+  }
+
+  /** Applies a partial update (already checked by `parseTokenPatch`); undefined when the token does not exist. */
+  update(id: number, patch: TokenPatch): Token | undefined {
+    const token = this.db
+      .update(tokensTable)
+      .set({ ...patch, updatedAt: this.options.clock() })
+      .where(eq(tokensTable.id, id))
+      .returning()
+      .get();
+    this.forget();
+    return token;
+  }
+
+  /** Deletes a token and (by cascade) its waiting and failed events; false when it did not exist. */
+  delete(id: number): boolean {
+    const changed = this.db.delete(tokensTable).where(eq(tokensTable.id, id)).run().changes;
+    this.forget();
+    this.options.afterDelete?.();
+    return changed > 0;
   }
 
   /** Every token, ignore paths compiled (an invalid stored pattern matches every path). */
   all(): ActiveToken[] {
     // data_version moves when another connection (another process on the same file) commits: its token
     // changes count too, within `recheckMs` (asking on every page view was a real share of its cost).
-    // Our own changes call invalidate().
     const now = Date.now();
     if (now - this.checkedAt >= this.recheckMs) {
       this.checkedAt = now;
@@ -72,11 +102,7 @@ export class TokenDirectory {
       }
     }
     if (!this.cache) {
-      this.cache = this.db
-        .select()
-        .from(tokens)
-        .all()
-        .map((token) => ({ token, ignore: token.ignorePaths.flatMap(compileOrSkip) }));
+      this.cache = this.list().map((token) => ({ token, ignore: token.ignorePaths.flatMap(compileOrSkip) }));
       this.byFeature.clear();
     }
     return this.cache;
@@ -92,6 +118,10 @@ export class TokenDirectory {
       this.byFeature.set(feature, list);
     }
     return list;
+  }
+
+  private forget(): void {
+    this.cache = undefined;
   }
 }
 

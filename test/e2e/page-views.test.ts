@@ -5,7 +5,8 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../server/store/database.ts';
 import { tokens } from '../../server/store/schema.ts';
-import { ensureIdentity } from '../../server/store/install.ts';
+import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
+import { ensureInstall } from '../../server/store/install.ts';
 import { DESKTOP_CHROME_UA, launchChromium } from '../helpers/browser.ts';
 import { METRICS_TOKEN } from '../helpers/app.ts';
 import { startCollector, type CollectorProcess } from '../../harness/collector-process.ts';
@@ -24,7 +25,7 @@ const pageViews = () => ga.delivered().filter((event) => event.name === 'page_vi
 beforeAll(async () => {
   const dbPath = join(dir, 'analytics.db');
   const db = openDatabase(dbPath);
-  uuid = ensureIdentity(db).uuid;
+  uuid = ensureInstall(db, TEAM_TOKEN).uuid;
   const now = Date.now();
   db.insert(tokens).values({ name: 'Site property', measurementId: 'G-E2E', apiSecret: 'e2e-secret', createdAt: now, updatedAt: now }).run();
   db.$client.close();

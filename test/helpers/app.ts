@@ -3,7 +3,8 @@ import { createApp } from '../../server/app.ts';
 import type { Clock } from '../../server/core/clock.ts';
 import { loadConfig, type Config } from '../../server/core/config.ts';
 import { openDatabase } from '../../server/store/database.ts';
-import { tokens, type NewToken, type Token } from '../../server/store/schema.ts';
+import type { Token } from '../../server/store/schema.ts';
+import type { NewTokenInput } from '../../server/tokens/token-input.ts';
 import { silentLogger, type Logger } from '../../server/core/log.ts';
 import { createServices, type Services } from '../../server/services.ts';
 
@@ -65,21 +66,16 @@ export function fakeClock(start: number = Date.UTC(2026, 0, 1)): Clock & { advan
 let tokenCounter = 0;
 
 /** Adds a token that can receive events (a real-looking id and a secret), all features on unless overridden. */
-export function addTestToken(services: Services, overrides: Partial<NewToken> = {}): Token {
+export function addTestToken(services: Services, overrides: Partial<NewTokenInput> = {}): Token {
   tokenCounter += 1;
-  const now = services.clock();
-  const token = services.db
-    .insert(tokens)
-    .values({
-      name: `Test property ${tokenCounter}`,
-      measurementId: `G-TEST${tokenCounter}`,
-      apiSecret: `secret-${tokenCounter}`,
-      createdAt: now,
-      updatedAt: now,
-      ...overrides,
-    })
-    .returning()
-    .get();
-  services.tokens.invalidate();
-  return token;
+  return services.tokens.create({
+    name: `Test property ${tokenCounter}`,
+    measurementId: `G-TEST${tokenCounter}`,
+    apiSecret: `secret-${tokenCounter}`,
+    sendDailyStats: true,
+    sendTaskEvents: true,
+    sendPageViews: true,
+    ignorePaths: [],
+    ...overrides,
+  });
 }

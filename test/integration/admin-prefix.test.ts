@@ -1,3 +1,4 @@
+import { servicesOf } from '../../server/services.ts';
 import { eq } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -20,7 +21,7 @@ function hostApp(prefix: string): { app: Hono; services: Services } {
   const app = new Hono();
   app.get('/', (c) => c.text('the host’s own home page'));
   app.route(prefix, analytics.app);
-  return { app, services: analytics.services };
+  return { app, services: servicesOf(analytics) };
 }
 
 const HTML_ENTITIES: Record<string, string> = { '&amp;': '&', '&quot;': '"', '&#39;': "'", '&lt;': '<', '&gt;': '>' };

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase, DatabaseError } from '../../server/store/database.ts';
 import { install, tokens } from '../../server/store/schema.ts';
-import { ensureIdentity } from '../../server/store/install.ts';
+import { ensureInstall } from '../../server/store/install.ts';
 import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
 
 const dirs: string[] = [];
@@ -21,19 +21,19 @@ describe('database and install identity', () => {
   it('creates the folder, applies migrations and makes one UUIDv4 that survives a restart', () => {
     const path = join(tempDir(), 'nested', 'folder', 'analytics.db');
     const first = openDatabase(path);
-    const identity = ensureIdentity(first);
+    const identity = ensureInstall(first, TEAM_TOKEN);
     expect(identity.uuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     first.$client.close();
 
     const second = openDatabase(path); // migrations run again on an already migrated file
-    expect(ensureIdentity(second).uuid).toBe(identity.uuid);
+    expect(ensureInstall(second, TEAM_TOKEN).uuid).toBe(identity.uuid);
     expect(second.select().from(install).all()).toHaveLength(1);
     second.$client.close();
   });
 
   it('refuses a second identity row', () => {
     const db = openDatabase(':memory:');
-    ensureIdentity(db);
+    ensureInstall(db, TEAM_TOKEN);
     expect(() => db.insert(install).values({ id: 2, uuid: 'another', createdAt: 0 }).run()).toThrow(/CHECK constraint/);
     expect(() => db.insert(install).values({ id: 1, uuid: 'another', createdAt: 0 }).run()).toThrow(/UNIQUE|PRIMARY/);
   });
@@ -41,7 +41,7 @@ describe('database and install identity', () => {
   it('preloads token 1 with all three features on and the admin ignored, exactly once', () => {
     const path = join(tempDir(), 'analytics.db');
     const db = openDatabase(path);
-    ensureIdentity(db);
+    ensureInstall(db, TEAM_TOKEN);
     const [token] = db.select().from(tokens).all();
     expect(token).toMatchObject({
       id: 1,
@@ -55,7 +55,7 @@ describe('database and install identity', () => {
     db.$client.close();
 
     const reopened = openDatabase(path);
-    ensureIdentity(reopened);
+    ensureInstall(reopened, TEAM_TOKEN);
     expect(reopened.select().from(tokens).all()).toEqual([]); // a deleted token 1 stays deleted
     reopened.$client.close();
   });

@@ -5,7 +5,8 @@ import { eq } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../server/store/database.ts';
 import { outbox, tokens } from '../../server/store/schema.ts';
-import { ensureIdentity } from '../../server/store/install.ts';
+import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
+import { ensureInstall } from '../../server/store/install.ts';
 import { Relay } from '../../server/delivery/relay.ts';
 import { addTestToken, fakeClock, makeTestApp, metricsText } from '../helpers/app.ts';
 import { startCollector } from '../../harness/collector-process.ts';
@@ -152,7 +153,7 @@ describe('delivery to GA', () => {
     await relay.drain(); // GA asked for ten minutes: the token is held
     ga.setMode({ kind: 'ok' });
     relay.start();
-    expect(services.outbox.retryFailed(token.id)).toBe(1);
+    expect(relay.retryFailed(token.id)).toBe(1);
     await ga.waitFor(() => ga.delivered().length === 2, 5_000);
     expect(pathsByToken(ga)).toEqual({ [token.measurementId]: ['/refused-first', '/while-down'] });
   });
@@ -176,7 +177,7 @@ describe('delivery to GA', () => {
     expect(ga.requests).toHaveLength(1);
 
     ga.setMode({ kind: 'ok' });
-    expect(services.outbox.retryFailed(token.id)).toBe(1);
+    expect(relay.retryFailed(token.id)).toBe(1);
     await relay.drain();
     expect(pathsByToken(ga)).toEqual({ [token.measurementId]: ['/refused'] });
   });
@@ -188,8 +189,7 @@ describe('delivery to GA', () => {
     const noSecret = addTestToken(services);
     // Events queued while the token still had a secret; it was cleared since.
     services.outbox.addNow([{ tokenId: noSecret.id, name: 'task_event', params: { task: 'x' }, occurredAt: services.clock() }]);
-    services.db.update(tokens).set({ apiSecret: '' }).run();
-    services.tokens.invalidate();
+    services.tokens.update(noSecret.id, { apiSecret: '' });
     await relay.drain();
     await relay.drain();
     expect(ga.requests).toEqual([]);
@@ -245,9 +245,7 @@ describe('token changes while events wait or travel', () => {
     ga.setMode({ kind: 'slow', ms: 300 });
     const draining = relay.drain();
     await ga.waitFor(() => ga.requests.length === 2);
-    services.db.delete(tokens).where(eq(tokens.id, deleted.id)).run();
-    services.tokens.invalidate();
-    services.outbox.recount();
+    services.tokens.delete(deleted.id);
     await expect(draining).resolves.toBeUndefined();
     ga.setMode({ kind: 'ok' });
     await relay.drain();
@@ -261,8 +259,7 @@ describe('token changes while events wait or travel', () => {
     const token = addTestToken(services);
     await post('/queued-before');
     services.outbox.addNow([{ tokenId: token.id, name: 'task_event', params: { namespace: 'n', task: 't' }, occurredAt: services.clock() }]);
-    services.db.update(tokens).set({ sendPageViews: false }).where(eq(tokens.id, token.id)).run();
-    services.tokens.invalidate();
+    services.tokens.update(token.id, { sendPageViews: false });
     await relay.drain();
     expect(ga.delivered().map((e) => e.name)).toEqual(['task_event']);
     expect(services.db.select().from(outbox).all()).toEqual([]);
@@ -290,7 +287,7 @@ describe('durability across a crash', () => {
   it('loses nothing answered 204 when the collector is killed with SIGKILL while GA is down', async () => {
     const dbPath = join(dir, 'crash.db');
     const setupDb = openDatabase(dbPath);
-    ensureIdentity(setupDb);
+    ensureInstall(setupDb, TEAM_TOKEN);
     const now = Date.now();
     for (const n of [1, 2]) {
       setupDb.insert(tokens).values({ name: `T${n}`, measurementId: `G-CRASH${n}`, apiSecret: `s${n}`, createdAt: now, updatedAt: now }).run();

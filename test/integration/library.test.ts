@@ -1,3 +1,4 @@
+import { servicesOf } from '../../server/services.ts';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,8 @@ import { Hono } from 'hono';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { openDatabase } from '../../server/store/database.ts';
 import { tokens } from '../../server/store/schema.ts';
-import { ensureIdentity } from '../../server/store/install.ts';
+import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
+import { ensureInstall } from '../../server/store/install.ts';
 import { ConfigError, createAnalytics, type Analytics } from '../../server/index.ts';
 import { silentLogger } from '../../server/core/log.ts';
 import { addTestToken } from '../helpers/app.ts';
@@ -40,7 +42,7 @@ function create(options: Parameters<typeof createAnalytics>[0] = {}): Analytics 
 describe('createAnalytics', () => {
   it('mounts into a host app, sends task events and the daily stats, and closes its database on stop', async () => {
     const analytics = create({ stats: () => ({ users: 10, tokens: 3, apps: ['forum'] }) });
-    const token = addTestToken(analytics.services);
+    const token = addTestToken(servicesOf(analytics));
     const host = new Hono();
     host.get('/', (c) => c.text('host home'));
     host.route('/analytics', analytics.app);
@@ -75,24 +77,24 @@ describe('createAnalytics', () => {
       ].sort(),
     );
     expect(await validationMessages(ga)).toEqual([]);
-    expect(analytics.services.dailyStats?.lastRunAt()).toEqual(expect.any(Number));
+    expect(servicesOf(analytics).dailyStats.lastRunAt()).toEqual(expect.any(Number));
 
     await analytics.stop();
     await analytics.stop();
-    expect(analytics.services.db.$client.open).toBe(false);
+    expect(servicesOf(analytics).db.$client.open).toBe(false);
     expect(() => analytics.start()).toThrow(/stopped/);
   });
 
   it('gives the admin a daily-stats run on demand', async () => {
     const analytics = create();
-    addTestToken(analytics.services);
-    const run = await analytics.services.dailyStats?.runNow();
+    addTestToken(servicesOf(analytics));
+    const run = await servicesOf(analytics).dailyStats.runNow();
     expect(run).toMatchObject({ queued: 1, withNumbers: false });
   });
 
   it('honours ANALYTICS_DISABLED from the environment: nothing queued, no GA request', async () => {
     const analytics = create({ env: { ANALYTICS_GA_URL: ga.url, ANALYTICS_DISABLED: 'true' } });
-    addTestToken(analytics.services);
+    addTestToken(servicesOf(analytics));
     expect(analytics.analyticsEvent({ namespace: 'a', task: 'b' })).toBe(0);
     expect(await analytics.trackTask('a', 'b', () => 1)).toBe(1);
     analytics.start();
@@ -103,7 +105,7 @@ describe('createAnalytics', () => {
   it('keeps the opt-out of the process environment even when handed an environment of its own', () => {
     vi.stubEnv('ANALYTICS_DISABLED', 'true');
     try {
-      expect(create({ env: {} }).services.config.disabled).toBe(true);
+      expect(create({ env: {} }).config.disabled).toBe(true);
     } finally {
       vi.unstubAllEnvs();
     }
@@ -111,16 +113,16 @@ describe('createAnalytics', () => {
 
   it('lets config override the environment except an opt-out, and refuses bad values from either', () => {
     const analytics = create({ env: { ANALYTICS_APP_VERSION: '4.0.0' }, config: { appVersion: '5.0.0' } });
-    expect(analytics.services.config).toMatchObject({ disabled: false, appVersion: '5.0.0' });
+    expect(analytics.config).toMatchObject({ disabled: false, appVersion: '5.0.0' });
     const optedOut = create({ env: { ANALYTICS_DISABLED: 'true' }, config: { disabled: false } });
-    expect(optedOut.services.config.disabled).toBe(true);
-    expect(create({ config: { disabled: true } }).services.config.disabled).toBe(true);
+    expect(optedOut.config.disabled).toBe(true);
+    expect(create({ config: { disabled: true } }).config.disabled).toBe(true);
     expect(() => create({ env: { ANALYTICS_DISABLED: 'maybe' } })).toThrow(ConfigError);
     expect(() => create({ config: { adminToken: 'short' } })).toThrow(/adminToken must be at least 16 characters/);
     expect(() => create({ config: { gaUrl: 'ftp://x' } })).toThrow(/gaUrl must be an http\(s\) URL/);
     expect(() => create({ config: { gaUrl: 'https://ga.example/?' } })).toThrow(/gaUrl must be an http\(s\) URL/);
     const tidied = create({ config: { gaUrl: 'https://region1.google-analytics.com/', pageOrigin: 'https://auth.example.org/some/page' } });
-    expect(tidied.services.config).toMatchObject({ gaUrl: 'https://region1.google-analytics.com', pageOrigin: 'https://auth.example.org' });
+    expect(tidied.config).toMatchObject({ gaUrl: 'https://region1.google-analytics.com', pageOrigin: 'https://auth.example.org' });
   });
 
   it('leaves a database it was handed open', async () => {
@@ -137,7 +139,7 @@ describe('examples/host-app.ts', () => {
   it('runs: mounts the routes, reports its wrapped job, stops on SIGTERM', async () => {
     const dbPath = join(dir, 'example.db');
     const setupDb = openDatabase(dbPath);
-    const now = ensureIdentity(setupDb).createdAt;
+    const now = ensureInstall(setupDb, TEAM_TOKEN).createdAt;
     setupDb.insert(tokens).values({ name: 'Host property', measurementId: 'G-EXAMPLE', apiSecret: 's', createdAt: now, updatedAt: now }).run();
     setupDb.$client.close();
 

@@ -5,19 +5,21 @@ import { eq } from 'drizzle-orm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../server/store/database.ts';
 import { tokens } from '../../server/store/schema.ts';
-import { ensureIdentity } from '../../server/store/install.ts';
-import { featureOfEvent, TokenDirectory } from '../../server/tokens/tokens.ts';
+import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
+import { ensureInstall } from '../../server/store/install.ts';
+import { featureOfEvent } from '../../server/tokens/features.ts';
+import { Tokens } from '../../server/tokens/tokens.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'analytics-tokens-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('the token directory', () => {
+describe('the tokens module', () => {
   it('sees token changes made by another process on the same database file', () => {
     const path = join(dir, 'shared.db');
     const mine = openDatabase(path);
-    ensureIdentity(mine);
+    ensureInstall(mine, TEAM_TOKEN);
     const other = openDatabase(path); // stands for a second process: its own connection
-    const directory = new TokenDirectory(mine, 0); // look for outside changes on every read
+    const directory = new Tokens(mine, { clock: Date.now, recheckMs: 0 }); // look for outside changes on every read
     expect(directory.recipients('pageViews')).toEqual([]); // only the placeholder token 1
 
     const now = Date.now();
@@ -34,14 +36,15 @@ describe('the token directory', () => {
   it('looks for outside changes at most once per interval', () => {
     const path = join(dir, 'interval.db');
     const mine = openDatabase(path);
-    ensureIdentity(mine);
+    ensureInstall(mine, TEAM_TOKEN);
     const other = openDatabase(path);
-    const directory = new TokenDirectory(mine, 60_000);
+    const directory = new Tokens(mine, { clock: Date.now, recheckMs: 60_000 });
     expect(directory.all()).toHaveLength(1);
     const now = Date.now();
     other.insert(tokens).values({ name: 'Other', measurementId: 'G-LATER', apiSecret: 's', createdAt: now, updatedAt: now }).run();
     expect(directory.all()).toHaveLength(1); // not yet: next look in a minute
-    directory.invalidate();
+    // A change made through the module itself is seen at once, and the reload brings the outside one too.
+    directory.update(1, { name: 'Renamed here' });
     expect(directory.all()).toHaveLength(2);
     mine.$client.close();
     other.$client.close();
@@ -49,10 +52,10 @@ describe('the token directory', () => {
 
   it('treats a stored ignore path that does not compile as matching every path (fail closed)', () => {
     const db = openDatabase(':memory:');
-    ensureIdentity(db);
+    ensureInstall(db, TEAM_TOKEN);
     const now = Date.now();
     db.insert(tokens).values({ name: 'Old', measurementId: 'G-OLD', apiSecret: 's', ignorePaths: ['^/(?!public)'], createdAt: now, updatedAt: now }).run();
-    const [active] = new TokenDirectory(db).recipients('pageViews');
+    const [active] = new Tokens(db, { clock: Date.now }).recipients('pageViews');
     expect(active?.ignore.some((pattern) => pattern.test('/public/page'))).toBe(true);
     db.$client.close();
   });
