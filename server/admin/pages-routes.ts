@@ -52,7 +52,13 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
   if (adminToken === undefined) return app;
 
   const { trustProxy } = services.config;
-  const sessions = new AdminSessions({ adminToken, clock: services.clock, store: databaseSessionStore(services.db), trustProxy });
+  const sessions = new AdminSessions({
+    adminToken,
+    signingSecret: services.identity.signingSecret,
+    clock: services.clock,
+    store: databaseSessionStore(services.db),
+    trustProxy,
+  });
 
   app.use('*', pageHeaders());
   // An address that has used up the shared budget of wrong credentials gets 429, whatever it sends.
@@ -92,6 +98,9 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
       const error = 'The login form was out of date (missing or wrong CSRF token). Try again.';
       return page(c, LoginPage({ paths, csrf: await sessions.loginFormToken(c, paths.base), next, error }), 403);
     }
+    // Looked at again after reading the body: requests that passed the first look together must not each
+    // get a guess checked before any of their failures is counted.
+    refuseOverBudget(c, guard, trustProxy);
     if (!sameSecret(fields.token ?? '', adminToken)) {
       await guard.failed(guard.addressOf(c, trustProxy), 'page');
       const error = 'That is not the admin token.';

@@ -31,6 +31,8 @@ export interface SessionStore {
 
 export interface SessionOptions {
   adminToken: string;
+  /** The install's random signing secret (see `Identity`). */
+  signingSecret: string;
   clock: Clock;
   store: SessionStore;
   /** Believe `X-Forwarded-Proto` (only behind a proxy the operator runs). */
@@ -72,8 +74,8 @@ function parseCookieValue(value: string | false | undefined, purpose: string): {
 
 /**
  * Signed, expiring admin sessions, kept in the database by the hash of their id: a logout deletes the row, so
- * a kept copy of the cookie stays refused after a restart. The signing keys are derived from the admin token,
- * so changing the token ends every session.
+ * a kept copy of the cookie stays refused after a restart. The signing keys depend on the admin token (changing
+ * it ends every session) and on the install's random secret (a signed value tells nothing about the token).
  */
 export class AdminSessions {
   private readonly sessionKey: Uint8Array<ArrayBuffer>;
@@ -84,10 +86,10 @@ export class AdminSessions {
 
   constructor(private readonly options: SessionOptions) {
     // Web Crypto (which signs hono's cookies) wants a plain ArrayBuffer-backed view.
-    this.sessionKey = new Uint8Array(deriveKey(options.adminToken, PURPOSE.session));
-    this.loginFormKey = new Uint8Array(deriveKey(options.adminToken, PURPOSE.loginForm));
-    this.sessionCsrfKey = deriveKey(options.adminToken, PURPOSE.sessionCsrf);
-    this.loginCsrfKey = deriveKey(options.adminToken, PURPOSE.loginCsrf);
+    this.sessionKey = new Uint8Array(deriveKey(options.signingSecret, options.adminToken, PURPOSE.session));
+    this.loginFormKey = new Uint8Array(deriveKey(options.signingSecret, options.adminToken, PURPOSE.loginForm));
+    this.sessionCsrfKey = deriveKey(options.signingSecret, options.adminToken, PURPOSE.sessionCsrf);
+    this.loginCsrfKey = deriveKey(options.signingSecret, options.adminToken, PURPOSE.loginCsrf);
     this.lifetimeMs = options.lifetimeMs ?? DEFAULT_LIFETIME_MS;
   }
 

@@ -1,11 +1,13 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
- * A key for one purpose, derived from the admin token with HMAC: whatever it signs stops being valid
- * as soon as the admin token changes, and the token itself is never used as a key directly.
+ * A key for one purpose, from the install's random signing secret and a hash of the admin token: whatever it
+ * signs stops being valid as soon as the admin token changes, yet a signed value handed to a visitor cannot be
+ * used to test guesses of the admin token offline (the random secret never leaves the database).
  */
-export function deriveKey(adminToken: string, purpose: string): Buffer {
-  return createHmac('sha256', adminToken).update(`analytics-admin:${purpose}`).digest();
+export function deriveKey(signingSecret: string, adminToken: string, purpose: string): Buffer {
+  const tokenHash = createHash('sha256').update(adminToken, 'utf8').digest('base64url');
+  return createHmac('sha256', signingSecret).update(`analytics-admin:${purpose}:${tokenHash}`).digest();
 }
 
 /** HMAC-SHA256 of `data` under `key`, base64url (safe in a form field and a cookie). */

@@ -48,6 +48,7 @@ export class CredentialGuard {
   private readonly byAddress = new Map<string, Window>();
   private total: Window = { start: 0, failures: 0 };
   private lastLogAt = -Infinity;
+  private saturated = false;
   private unlogged = 0;
 
   constructor(
@@ -60,15 +61,18 @@ export class CredentialGuard {
   /** Seconds until `address` may try again, or undefined when it may try now. */
   refusal(address: string): number | undefined {
     const now = this.deps.clock();
-    const own = this.current(this.byAddress.get(address), now);
-    if (!own || own.failures === 0) return undefined;
     const total = this.current(this.total, now);
     const flooded = total !== undefined && total.failures >= this.limits.total;
+    const own = this.current(this.byAddress.get(address), now);
+    if (!own || own.failures === 0) {
+      // Every remembered address is locked out and all of them are guessing: an address that could not even be
+      // remembered is refused too, rather than let forgetting undo a lockout.
+      return flooded && this.saturated ? this.secondsLeft((total as Window).start, now) : undefined;
+    }
     const overOwn = own.failures >= this.limits.perAddress;
     if (!overOwn && !flooded) return undefined;
     // Over its own budget it waits out its own window; caught in a flood only, whichever window ends first.
-    const until = overOwn ? own.start + this.limits.windowMs : Math.min(own.start, (total as Window).start) + this.limits.windowMs;
-    return Math.max(1, Math.ceil((until - now) / 1000));
+    return this.secondsLeft(overOwn ? own.start : Math.min(own.start, (total as Window).start), now);
   }
 
   /** Counts a wrong credential from `address`, logs at a bounded rate, then resolves after the delay. */
@@ -79,10 +83,7 @@ export class CredentialGuard {
     // Re-inserted so the map's order is least recently seen first.
     this.byAddress.delete(address);
     this.byAddress.set(address, own);
-    if (this.byAddress.size > this.limits.maxAddresses) {
-      const oldest = this.byAddress.keys().next().value;
-      if (oldest !== undefined) this.byAddress.delete(oldest);
-    }
+    if (this.byAddress.size > this.limits.maxAddresses) this.forgetOne(now);
     this.total = this.current(this.total, now) ?? { start: now, failures: 0 };
     this.total.failures += 1;
     this.deps.metrics.credentialFailures.inc({ surface });
@@ -93,6 +94,28 @@ export class CredentialGuard {
       this.unlogged = 0;
     }
     await new Promise((resolve) => setTimeout(resolve, this.limits.delayMs));
+  }
+
+  /**
+   * Makes room in a full map: an expired entry, else the least recently seen one that is not locked out.
+   * A locked-out address is never forgotten; when every entry is locked out, the newest goes and the guard
+   * counts as saturated (see {@link refusal}).
+   */
+  private forgetOne(now: number): void {
+    this.saturated = false;
+    for (const [address, window] of this.byAddress) {
+      if (!this.current(window, now) || window.failures < this.limits.perAddress) {
+        this.byAddress.delete(address);
+        return;
+      }
+    }
+    const newest = [...this.byAddress.keys()].at(-1);
+    if (newest !== undefined) this.byAddress.delete(newest);
+    this.saturated = true;
+  }
+
+  private secondsLeft(windowStart: number, now: number): number {
+    return Math.max(1, Math.ceil((windowStart + this.limits.windowMs - now) / 1000));
   }
 
   /** The client address a request is judged by: IPv6 grouped by /64. */

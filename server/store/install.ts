@@ -1,4 +1,5 @@
 import { eq } from 'drizzle-orm';
+import { randomBytes } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
 import type { Db } from './database.ts';
 import { install, tokens } from './schema.ts';
@@ -17,6 +18,8 @@ export interface FirstToken {
 export interface Identity {
   uuid: string;
   createdAt: number;
+  /** Random, made once; keys the admin's signatures. Never sent, shown or logged. */
+  signingSecret: string;
 }
 
 /**
@@ -28,9 +31,15 @@ export function ensureInstall(db: Db, firstToken: FirstToken, now: number = Date
     const existing = tx.select().from(install).where(eq(install.id, 1)).get();
     if (existing) {
       refreshFirstToken(tx as unknown as Db, firstToken, now);
-      return { uuid: existing.uuid, createdAt: existing.createdAt };
+      let signingSecret = existing.signingSecret;
+      if (signingSecret === null) {
+        // An install made before the secret existed gets one now.
+        signingSecret = newSigningSecret();
+        tx.update(install).set({ signingSecret }).where(eq(install.id, 1)).run();
+      }
+      return { uuid: existing.uuid, createdAt: existing.createdAt, signingSecret };
     }
-    const created = { id: 1, uuid: uuidv4(), createdAt: now };
+    const created = { id: 1, uuid: uuidv4(), createdAt: now, signingSecret: newSigningSecret() };
     tx.insert(install).values(created).run();
     tx.insert(tokens)
       .values({
@@ -43,7 +52,7 @@ export function ensureInstall(db: Db, firstToken: FirstToken, now: number = Date
         updatedAt: now,
       })
       .run();
-    return { uuid: created.uuid, createdAt: now };
+    return { uuid: created.uuid, createdAt: now, signingSecret: created.signingSecret };
   });
 }
 
@@ -56,4 +65,8 @@ function refreshFirstToken(db: Db, firstToken: FirstToken, now: number): void {
     .set({ measurementId: firstToken.measurementId, apiSecret: firstToken.apiSecret, updatedAt: now })
     .where(eq(tokens.id, 1))
     .run();
+}
+
+function newSigningSecret(): string {
+  return randomBytes(32).toString('base64url');
 }

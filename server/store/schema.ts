@@ -23,6 +23,11 @@ export const install = sqliteTable(
     createdAt: integer('created_at').notNull(),
     /** When the daily stats last ran (ms since epoch); null before the first run. */
     lastDailyStatsAt: integer('last_daily_stats_at'),
+    /**
+     * A random secret of this install, mixed into every key the admin signs with: what a visitor is handed
+     * (a signed cookie, a CSRF token) then says nothing about the admin token. Null until first needed.
+     */
+    signingSecret: text('signing_secret'),
   },
   (t) => [check('install_single_row', sql`${t.id} = 1`)],
 );

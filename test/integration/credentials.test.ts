@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -163,6 +164,31 @@ describe('no credential works anywhere but in its own place', () => {
   });
 });
 
+describe('what a visitor is handed says nothing about the admin token', () => {
+  it('cannot be used to test a guess of the admin token offline, not even the right one', async () => {
+    const { app } = appWithEverything();
+    const form = await app.request('/admin/login');
+    const pair = cookiesOf(form).analytics_admin_login ?? '';
+    const raw = decodeURIComponent(pair.slice(pair.indexOf('=') + 1));
+    const cut = raw.lastIndexOf('.');
+    const [value, signature] = [raw.slice(0, cut), raw.slice(cut + 1)];
+    const csrf = csrfOf(await form.text());
+    // Everything a signature could be made of, if the keys came from the admin token alone.
+    const keysFrom = (token: string) =>
+      ['admin-login-form', 'admin-login-csrf', 'login-form', 'csrf', 'session-cookie'].flatMap((purpose) => [
+        createHmac('sha256', token).update(`analytics-admin:${purpose}`).digest(),
+        createHmac('sha256', token).update(purpose).digest(),
+        Buffer.from(token),
+      ]);
+    for (const key of keysFrom(ADMIN_TOKEN)) {
+      for (const encoding of ['base64', 'base64url'] as const) {
+        expect(createHmac('sha256', key).update(value).digest(encoding)).not.toBe(signature);
+        expect(createHmac('sha256', key).update(value).digest(encoding)).not.toBe(csrf);
+      }
+    }
+  });
+});
+
 describe('sessions', () => {
   it('a logged-out session stays refused after a restart, and a new admin token ends every session', async () => {
     const dbPath = join(dir, 'sessions.db');
@@ -229,6 +255,54 @@ describe('the failed-attempt budget', () => {
     expect((await api(app, 'GET', '/tokens', undefined, 'a-wrong-guess-0000000', { 'x-forwarded-for': addresses[0]! })).status).toBe(429);
     // ...while one that never failed still gets its answer checked.
     expect((await api(app, 'GET', '/tokens', undefined, ADMIN_TOKEN, { 'x-forwarded-for': '192.0.2.200' })).status).toBe(200);
+  });
+});
+
+describe('the failed-attempt budget under pressure', () => {
+  it('counts login guesses that arrive together: at most 10 are checked before the address is refused', async () => {
+    const { app } = appWithEverything();
+    const attacker = { 'x-forwarded-for': '203.0.113.50' };
+    const form = await app.request('/admin/login', { headers: attacker });
+    const cookie = cookiesOf(form).analytics_admin_login ?? '';
+    const csrf = csrfOf(await form.text());
+    // Every request passes the first look at the budget at once; their bodies arrive only afterwards.
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const guesses = Array.from({ length: 60 }, (_, i) => (i === 50 ? ADMIN_TOKEN : `wrong-guess-number-${i}`));
+    const answers = guesses.map((token) => {
+      const body = new URLSearchParams({ _csrf: csrf, token }).toString();
+      const stream = new ReadableStream<Uint8Array>({
+        async start(controller) {
+          await gate;
+          controller.enqueue(new TextEncoder().encode(body));
+          controller.close();
+        },
+      });
+      return app.request('/admin/login', {
+        method: 'POST',
+        body: stream,
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded', ...attacker },
+        duplex: 'half',
+      } as RequestInit);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    release();
+    const statuses = (await Promise.all(answers)).map((res) => res.status);
+    expect(statuses.filter((status) => status === 401).length).toBeLessThanOrEqual(10);
+    expect(statuses[50]).toBe(429);
+  });
+
+  it('is not reset by flooding it with other addresses: a locked-out address stays locked out', async () => {
+    const { app } = appWithEverything();
+    const attacker = { 'x-forwarded-for': '2001:db8:ffff:ffff::1' };
+    for (let i = 0; i < 10; i += 1) await api(app, 'GET', '/tokens', undefined, `wrong-${i}-000000000000`, attacker);
+    expect((await api(app, 'GET', '/tokens', undefined, 'wrong-x-000000000000', attacker)).status).toBe(429);
+    // More addresses than the guard remembers, each with one wrong guess.
+    const others = Array.from({ length: 10_050 }, (_, i) => `2001:db8:1:${i.toString(16)}::1`);
+    for (let from = 0; from < others.length; from += 2_000) {
+      await Promise.all(others.slice(from, from + 2_000).map((address) => api(app, 'GET', '/tokens', undefined, 'wrong-y-000000000000', { 'x-forwarded-for': address })));
+    }
+    expect((await api(app, 'GET', '/tokens', undefined, ADMIN_TOKEN, attacker)).status).toBe(429);
   });
 });
 
