@@ -5,6 +5,7 @@ import { openDatabase, type Db } from './db/database.ts';
 import { ensureIdentity, type Identity } from './identity.ts';
 import { consoleLogger, type Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
+import { DEFAULT_GA_TIMEOUT_MS } from './relay/ga-client.ts';
 import { DEFAULT_OUTBOX_MAX, Outbox } from './relay/outbox.ts';
 import { TokenDirectory } from './tokens.ts';
 
@@ -21,6 +22,8 @@ export interface Services {
   log: Logger;
   /** Used for every request to GA; tests may hand in their own. */
   fetch: typeof fetch;
+  /** How long any request to GA may take before it is abandoned (validation; the relay's default). */
+  gaTimeoutMs: number;
   /** The daily-stats schedule, when one runs (the admin's "run now"); set by `createAnalytics`. */
   dailyStats?: DailyStatsRunner;
 }
@@ -33,6 +36,8 @@ export interface ServiceOptions {
   clock?: Clock;
   log?: Logger;
   fetch?: typeof fetch;
+  /** Default {@link DEFAULT_GA_TIMEOUT_MS}. */
+  gaTimeoutMs?: number;
   outboxMax?: number;
 }
 
@@ -56,5 +61,6 @@ export function createServices(options: ServiceOptions): Services {
     clock,
     log: options.log ?? consoleLogger,
     fetch: options.fetch ?? globalThis.fetch.bind(globalThis),
+    gaTimeoutMs: options.gaTimeoutMs ?? DEFAULT_GA_TIMEOUT_MS,
   };
 }

@@ -1,7 +1,7 @@
 import type { Token } from '../db/schema.ts';
 import { deviceFromUserAgent } from '../relay/device.ts';
 import { clampParams, clampText, mpUrl, pageViewParams, type MpBody } from '../relay/ga4.ts';
-import { describeNetworkError } from '../relay/relay.ts';
+import { describeNetworkError, postToGa } from '../relay/ga-client.ts';
 import type { Services } from '../services.ts';
 import { skipReason } from '../team-token.ts';
 import type { Feature } from '../tokens.ts';
@@ -32,7 +32,6 @@ const SWITCH_OF: Record<Feature, 'sendPageViews' | 'sendTaskEvents' | 'sendDaily
 // A common desktop browser, so the sample carries device fields as a real page view does.
 const SAMPLE_USER_AGENT =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
-const TIMEOUT_MS = 10_000;
 const MAX_MESSAGES = 50;
 
 /** Why a token cannot be validated now (analytics disabled, or the relay skips it), or undefined. */
@@ -97,20 +96,14 @@ export function sampleBody(services: Pick<Services, 'config' | 'identity'>, feat
  * Sends one sample of each enabled feature to GA's `/debug/mp/collect` and returns what GA said.
  * The caller checks {@link validationBlocker} first. Never throws: a failure is reported per feature.
  */
-export async function validateToken(services: Pick<Services, 'config' | 'identity' | 'fetch' | 'clock'>, token: Token): Promise<ValidationResult[]> {
+export async function validateToken(services: Pick<Services, 'config' | 'identity' | 'fetch' | 'gaTimeoutMs' | 'clock'>, token: Token): Promise<ValidationResult[]> {
   const now = services.clock();
   const url = mpUrl(services.config.gaUrl, token, true);
   return Promise.all(
     enabledFeatures(token).map(async (feature): Promise<ValidationResult> => {
       try {
-        const res = await services.fetch(url, {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify(sampleBody(services, feature, now)),
-          signal: AbortSignal.timeout(TIMEOUT_MS),
-        });
-        const text = await res.text();
-        if (!res.ok) return { feature, validationMessages: [], error: `GA answered ${res.status}` };
+        const { status, text } = await postToGa(url, sampleBody(services, feature, now), { timeoutMs: services.gaTimeoutMs, fetch: services.fetch });
+        if (status < 200 || status >= 300) return { feature, validationMessages: [], error: `GA answered ${status}` };
         const messages = readValidationMessages(text);
         if (!messages) return { feature, validationMessages: [], error: 'GA answered without validationMessages' };
         // GA's texts are shown to the admin; make sure they cannot carry the secret along.

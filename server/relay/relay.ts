@@ -3,14 +3,15 @@ import { tokens, type OutboxRow, type Token } from '../db/schema.ts';
 import type { Services } from '../services.ts';
 import { skipReason } from '../team-token.ts';
 import { featureOfEvent, featureOn } from '../tokens.ts';
-import { retryAfterMs, retryDelay } from './backoff.ts';
+import { retryDelay } from './backoff.ts';
+import { describeNetworkError, postToGa } from './ga-client.ts';
 import { buildRequests, GA_LIMITS, mpUrl, type MpRequest } from './ga4.ts';
 
 /** Tuning of the delivery loop; the defaults suit production. */
 export interface RelayOptions {
   /** After new events arrive, wait this long so that more can share a request (batching). */
   lingerMs?: number;
-  /** A GA request that takes longer is abandoned and retried. */
+  /** A GA request that takes longer is abandoned and retried (default: the services' `gaTimeoutMs`). */
   timeoutMs?: number;
   /** Requests in flight at once per token. */
   concurrency?: number;
@@ -59,7 +60,7 @@ export class Relay {
   ) {
     this.options = {
       lingerMs: 500,
-      timeoutMs: 10_000,
+      timeoutMs: services.gaTimeoutMs,
       concurrency: 4,
       batchRows: 500,
       stopGraceMs: 3_000,
@@ -251,33 +252,19 @@ export class Relay {
   }
 
   private async send(token: Token, request: MpRequest): Promise<Outcome> {
-    const signal = AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.stopController.signal]);
     try {
-      const res = await this.services.fetch(mpUrl(this.services.config.gaUrl, token), {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify(request.body),
-        signal,
+      const answer = await postToGa(mpUrl(this.services.config.gaUrl, token), request.body, {
+        timeoutMs: this.options.timeoutMs,
+        signal: this.stopController.signal,
+        fetch: this.services.fetch,
       });
-      const text = await res.text().catch(() => '');
-      const kind = classifyStatus(res.status);
+      const kind = classifyStatus(answer.status);
       if (kind === 'delivered') return { kind };
-      const error = `GA answered ${res.status}${text ? `: ${text.slice(0, 200)}` : ''}`;
+      const error = `GA answered ${answer.status}${answer.text ? `: ${answer.text.slice(0, 200)}` : ''}`;
       if (kind === 'failed') return { kind, error };
-      return { kind, error, retryAfter: retryAfterMs(res.headers.get('retry-after'), Date.now()) };
+      return { kind, error, retryAfter: answer.retryAfter };
     } catch (error) {
       return { kind: 'retry', error: describeNetworkError(error) };
     }
   }
-}
-
-/** A network failure in words, without the URL (it carries the API secret). */
-export function describeNetworkError(error: unknown): string {
-  if (error instanceof Error) {
-    if (error.name === 'TimeoutError') return 'GA did not answer in time';
-    if (error.name === 'AbortError') return 'request abandoned (collector stopping)';
-    const cause = (error as Error & { cause?: { code?: string } }).cause;
-    return `network error${cause?.code ? ` (${cause.code})` : ''}`;
-  }
-  return 'network error';
 }

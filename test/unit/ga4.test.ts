@@ -4,7 +4,8 @@ import { retryAfterMs, retryDelay } from '../../server/relay/backoff.ts';
 import { deviceFromUserAgent } from '../../server/relay/device.ts';
 import { buildRequests, clampParams, clampText, mpUrl, pageViewParams, sessionId } from '../../server/relay/ga4.ts';
 import { deviceKey } from '../../server/relay/outbox.ts';
-import { classifyStatus, describeNetworkError } from '../../server/relay/relay.ts';
+import { describeNetworkError } from '../../server/relay/ga-client.ts';
+import { classifyStatus } from '../../server/relay/relay.ts';
 import { validateMpBody } from '../helpers/fake-ga.ts';
 
 const NOW = Date.UTC(2026, 10, 27, 10, 44, 12);
