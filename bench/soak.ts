@@ -1,11 +1,12 @@
-// `npm run soak`: steady page-view load while the fake GA flaps (ok, 503, hanging, resets) and the collector is
-// killed with SIGKILL and restarted twice; then GA comes back and the outbox drains. Every hit answered 204 must
-// reach each enabled token exactly once, and nothing that was not accepted may arrive. Loopback only, bounded.
+// `npm run soak`: steady page-view load while the fake GA flaps (ok, 503, hanging, resets, a black hole) and the
+// collector is killed with SIGKILL and restarted twice; then GA comes back and the outbox drains. Every hit answered
+// 204 must reach each enabled token exactly once, and nothing that was not accepted may arrive. Loopback only, bounded.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
+import { DEFAULT_GA_TIMEOUT_MS } from '../server/delivery/ga-client.ts';
 import { startFakeGa, validateMpBody, type FakeGa, type FakeGaMode } from '../harness/fake-ga.ts';
 import { COLLECTOR_NODE_FLAGS, HIT_HEADERS, collectorEnv, hitBody, metricSum, prepareDatabase, readMetrics, sleep, startScript, until, type ServerProcess } from './support.ts';
 
@@ -14,6 +15,7 @@ const { values: options } = parseArgs({
     duration: { type: 'string', default: '120' },
     rate: { type: 'string', default: '100' },
     drain: { type: 'string', default: '240' },
+    gc: { type: 'string', default: 'full' },
   },
 });
 const DURATION_S = Number(options.duration);
@@ -23,6 +25,15 @@ const MAX_IN_FLIGHT = 64;
 const HIT_TIMEOUT_MS = 5_000;
 const DOWNTIME_MS = 2_000;
 const SHOWN_IDS = 40;
+if (options.gc !== 'full' && options.gc !== 'default') throw new Error('--gc is full or default');
+// `full` (V8's --gc-global): every collection is a full one, which clears what only weak references hold at once
+// rather than now and then. With ordinary collections, a GA request timeout held that weakly got through the
+// black hole in most runs. `default` runs the collector exactly as `npm start` does.
+const SOAK_NODE_FLAGS = options.gc === 'full' ? [...COLLECTOR_NODE_FLAGS, '--gc-global'] : COLLECTOR_NODE_FLAGS;
+// A request the black hole took must be given up by the collector within its GA timeout, plus this.
+const ABANDON_GRACE_MS = 5_000;
+// After the black hole: one hung request's timeout and a few back-offs, far from a stalled relay.
+const RECOVERY_LIMIT_MS = DEFAULT_GA_TIMEOUT_MS + 20_000;
 
 const ENABLED = ['G-SOAK1', 'G-SOAK2'];
 const PAGE_VIEWS_OFF = 'G-SOAK3';
@@ -35,16 +46,27 @@ type Step = { at: number; label: string } & ({ kind: 'ga'; mode: FakeGaMode } | 
 /** The fault schedule for a 120-second run (stretched or squeezed to --duration). */
 const SCHEDULE: Step[] = [
   { at: 12, label: 'GA answers 503', kind: 'ga', mode: { kind: 'status', status: 503 } },
-  { at: 24, label: 'GA up', kind: 'ga', mode: { kind: 'ok' } },
-  { at: 34, label: 'SIGKILL while GA is up', kind: 'kill' },
-  { at: 44, label: 'GA hangs', kind: 'ga', mode: { kind: 'hang' } },
-  { at: 58, label: 'GA up', kind: 'ga', mode: { kind: 'ok' } },
-  { at: 68, label: 'GA resets connections', kind: 'ga', mode: { kind: 'reset' } },
-  { at: 78, label: 'SIGKILL while GA resets', kind: 'kill' },
+  { at: 22, label: 'GA up', kind: 'ga', mode: { kind: 'ok' } },
+  { at: 30, label: 'SIGKILL while GA is up', kind: 'kill' },
+  { at: 38, label: 'GA hangs', kind: 'ga', mode: { kind: 'hang' } },
+  { at: 50, label: 'GA up', kind: 'ga', mode: { kind: 'ok' } },
+  { at: 58, label: 'GA resets connections', kind: 'ga', mode: { kind: 'reset' } },
+  { at: 66, label: 'SIGKILL while GA resets', kind: 'kill' },
+  { at: 72, label: 'GA up', kind: 'ga', mode: { kind: 'ok' } },
+  { at: 80, label: 'GA answers 503', kind: 'ga', mode: { kind: 'status', status: 503 } },
   { at: 86, label: 'GA up', kind: 'ga', mode: { kind: 'ok' } },
-  { at: 96, label: 'GA answers 503', kind: 'ga', mode: { kind: 'status', status: 503 } },
-  { at: 104, label: 'GA up', kind: 'ga', mode: { kind: 'ok' } },
+  // A firewall dropping packets: connections stay open, nothing is answered, and the requests taken stay
+  // unanswered after GA is back. Only the collector's own timeout frees them.
+  { at: 92, label: 'GA is a black hole', kind: 'ga', mode: { kind: 'black-hole' } },
+  { at: 108, label: "GA up; the black hole's requests stay unanswered", kind: 'ga', mode: { kind: 'ok' } },
 ];
+
+/** The black-hole phase: which of GA's requests it took, and when GA answered again. */
+interface BlackHole {
+  firstRequest: number;
+  lastRequest: number;
+  endedAt: number;
+}
 
 const work = mkdtempSync(join(tmpdir(), 'analytics-soak-'));
 const dbPath = join(work, 'soak.db');
@@ -132,24 +154,33 @@ const shown = (list: string[]) => `${list.slice(0, SHOWN_IDS).join(', ')}${list.
 async function main(): Promise<boolean> {
   prepareDatabase(dbPath, [...ENABLED.map((measurementId) => ({ measurementId })), { measurementId: PAGE_VIEWS_OFF, sendPageViews: false }]);
   const ga = await startFakeGa();
-  let collector: ServerProcess = await startScript('server/main.ts', collectorEnv(dbPath, ga.url), COLLECTOR_NODE_FLAGS);
+  let collector: ServerProcess = await startScript('server/main.ts', collectorEnv(dbPath, ga.url), SOAK_NODE_FLAGS);
   const port = new URL(collector.url).port;
   const url = collector.url;
   const explained = new Set<string>();
   const log = (message: string) => console.log(`${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s  ${message}`);
 
   const started = Date.now();
-  console.log(`soak: ${DURATION_S} s at ${RATE} hits/s to ${url}; tokens ${ENABLED.join(', ')} (page views on), ${PAGE_VIEWS_OFF} (off)`);
+  console.log(
+    `soak: ${DURATION_S} s at ${RATE} hits/s to ${url} (gc ${options.gc}); tokens ${ENABLED.join(', ')} (page views on), ${PAGE_VIEWS_OFF} (off)`,
+  );
   const sender = new HitSender(() => url);
   const load = sender.run(RATE, DURATION_S * 1000);
   let kills = 0;
+  let blackHole: BlackHole | undefined;
+  let blackHoleFrom: number | undefined;
   try {
     for (const step of SCHEDULE) {
       const at = (step.at / 120) * DURATION_S * 1000;
       await sleep(Math.max(0, started + at - Date.now()));
       log(step.label);
       if (step.kind === 'ga') {
+        if (blackHoleFrom !== undefined) {
+          blackHole = { firstRequest: blackHoleFrom, lastRequest: ga.requests.length, endedAt: Date.now() };
+          blackHoleFrom = undefined;
+        }
         ga.setMode(step.mode);
+        if (step.mode.kind === 'black-hole') blackHoleFrom = ga.requests.length;
         continue;
       }
       await collector.stop('SIGKILL');
@@ -159,7 +190,7 @@ async function main(): Promise<boolean> {
       log(`collector killed; ${window.size} event(s) GA took but the collector had not recorded`);
       await sleep(DOWNTIME_MS);
       // The same port, so the load goes on to the same address.
-      collector = await startScript('server/main.ts', collectorEnv(dbPath, ga.url, port), COLLECTOR_NODE_FLAGS);
+      collector = await startScript('server/main.ts', collectorEnv(dbPath, ga.url, port), SOAK_NODE_FLAGS);
       log('collector restarted');
     }
     await load;
@@ -181,14 +212,45 @@ async function main(): Promise<boolean> {
     log(drained ? 'drained' : 'NOT drained in time');
     const metrics = await readMetrics(collector.url);
     await collector.stop('SIGTERM');
-    return report(sender.outcomes, ga, explained, kills, metrics, drained);
+    return report(sender.outcomes, ga, explained, kills, metrics, drained, blackHole);
   } finally {
     await collector.stop('SIGKILL');
     await ga.close();
   }
 }
 
-function report(outcomes: Map<number, Outcome>, ga: FakeGa, explained: Set<string>, kills: number, metrics: Map<string, number>, drained: boolean): boolean {
+/** How the collector came through the black hole: each request it took given up in time, delivery resumed soon. */
+function judgeBlackHole(ga: FakeGa, blackHole: BlackHole | undefined): { line: string; problems: string[] } {
+  if (!blackHole) return { line: 'black hole: not reached', problems: ['the black-hole phase did not run'] };
+  const taken = ga.requests.slice(blackHole.firstRequest, blackHole.lastRequest).filter((r) => r.answer === 'black-hole');
+  const held = taken.map((r) => (r.abandonedAt === undefined ? undefined : r.abandonedAt - r.receivedAt));
+  const neverGivenUp = held.filter((ms) => ms === undefined).length;
+  const longest = Math.max(0, ...held.map((ms) => ms ?? 0));
+  const firstAfter = ga.accepted().find((r) => r.receivedAt >= blackHole.endedAt);
+  const recoveredInMs = firstAfter ? firstAfter.receivedAt - blackHole.endedAt : undefined;
+  const problems: string[] = [];
+  if (taken.length === 0) problems.push('the black hole took no request');
+  if (neverGivenUp > 0) problems.push(`${neverGivenUp} request(s) the black hole took were never given up by the collector`);
+  if (longest > DEFAULT_GA_TIMEOUT_MS + ABANDON_GRACE_MS) problems.push(`a request the black hole took was held ${(longest / 1000).toFixed(1)} s`);
+  if (recoveredInMs === undefined || recoveredInMs > RECOVERY_LIMIT_MS) {
+    problems.push(`GA took nothing within ${RECOVERY_LIMIT_MS / 1000} s of answering again after the black hole`);
+  }
+  const line =
+    `black hole: ${taken.length} request(s) taken, never answered; each given up by the collector after at most ${(longest / 1000).toFixed(1)} s ` +
+    `(timeout ${DEFAULT_GA_TIMEOUT_MS / 1000} s)${neverGivenUp > 0 ? `, ${neverGivenUp} never` : ''}; first delivery ` +
+    `${recoveredInMs === undefined ? 'never' : `${(recoveredInMs / 1000).toFixed(1)} s`} after GA answered again`;
+  return { line, problems };
+}
+
+function report(
+  outcomes: Map<number, Outcome>,
+  ga: FakeGa,
+  explained: Set<string>,
+  kills: number,
+  metrics: Map<string, number>,
+  drained: boolean,
+  blackHole: BlackHole | undefined,
+): boolean {
   const counts = new Map<string, Map<number, number>>();
   const strays: string[] = [];
   for (const key of acceptedKeys(ga)) {
@@ -240,6 +302,7 @@ function report(outcomes: Map<number, Outcome>, ga: FakeGa, explained: Set<strin
   const answers = new Map<string, number>();
   for (const r of ga.requests) answers.set(String(r.answer), (answers.get(String(r.answer)) ?? 0) + 1);
   const failed = failedRows();
+  const throughBlackHole = judgeBlackHole(ga, blackHole);
 
   const lines = [
     '',
@@ -251,12 +314,13 @@ function report(outcomes: Map<number, Outcome>, ga: FakeGa, explained: Set<strin
     `unanswered hits that were committed and delivered (allowed, at most once): ${int(unansweredDelivered)}`,
     `sent again after a SIGKILL fell between GA's answer and its record (at-least-once across a crash): ${redelivered.length === 0 ? 'none' : `${redelivered.length}: ${shown(redelivered)}`}`,
     `GA requests outside GA's limits: ${invalidRequests} · events left failed in the outbox: ${failed}`,
+    throughBlackHole.line,
     `last collector's /metrics: received ${int(metricSum(metrics, 'analytics_hits_received_total'))} · queued ${int(metricSum(metrics, 'analytics_events_queued_total'))} · ` +
       `delivered ${ENABLED.map((_, i) => int(metricSum(metrics, 'analytics_events_delivered_total', { token: String(i + 2) }))).join('/')} · ` +
       `retried ${int(metricSum(metrics, 'analytics_events_retried_total'))} · failed ${int(metricSum(metrics, 'analytics_events_failed_total'))} · ` +
       `dropped ${int(metricSum(metrics, 'analytics_events_dropped_total'))} · outbox depth ${int(metricSum(metrics, 'analytics_outbox_depth'))}`,
   ];
-  const problems: string[] = [];
+  const problems: string[] = [...throughBlackHole.problems];
   if (!drained) problems.push('the outbox did not drain in time');
   if (lost.length > 0) problems.push(`LOST (token, hit id) ${lost.length}: ${shown(lost)}`);
   if (duplicated.length > 0) problems.push(`DUPLICATED (token, hit id, copies) ${duplicated.length}: ${shown(duplicated)}`);

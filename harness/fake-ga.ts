@@ -5,7 +5,13 @@ import type { AddressInfo, Socket } from 'node:net';
 export type FakeGaMode =
   | { kind: 'ok' }
   | { kind: 'status'; status: number; body?: string; headers?: Record<string, string> }
+  /** Takes the request and never answers; switching to another mode resets the connection. */
   | { kind: 'hang' }
+  /**
+   * Takes every request, validation included, and never answers, as behind a firewall that drops packets:
+   * the connection stays open even after a switch to another mode, until the client gives up (or `close()`).
+   */
+  | { kind: 'black-hole' }
   | { kind: 'reset' }
   /** Takes the request, then answers 204 only after `ms`. */
   | { kind: 'slow'; ms: number };
@@ -18,8 +24,12 @@ export interface RecordedRequest {
   /** The parsed JSON body, or undefined when it was not JSON. */
   body: MpBody | undefined;
   rawBody: string;
-  /** What the fake answered: a status, or 'hang' / 'reset'. */
-  answer: number | 'hang' | 'reset';
+  /** What the fake answered: a status, or 'hang' / 'reset' / 'black-hole'. */
+  answer: number | 'hang' | 'reset' | 'black-hole';
+  /** When the request (head and body) had arrived, in ms since the epoch. */
+  receivedAt: number;
+  /** When the client closed the connection of a request never answered (gave up on it), if it did. */
+  abandonedAt?: number;
 }
 
 /** A Measurement Protocol request body, as far as the fake reads it. */
@@ -165,8 +175,14 @@ export async function startFakeGa(): Promise<FakeGa> {
       body,
       rawBody,
       answer: 0,
+      receivedAt: Date.now(),
     };
     requests.push(record);
+    if (mode.kind === 'black-hole') {
+      record.answer = 'black-hole';
+      res.on('close', () => (record.abandonedAt = Date.now()));
+      return;
+    }
     if (req.method !== 'POST' || (url.pathname !== '/mp/collect' && url.pathname !== '/debug/mp/collect')) {
       record.answer = 404;
       res.writeHead(404).end();

@@ -2,6 +2,7 @@ import { systemClock, type Clock } from './core/clock.ts';
 import type { Config } from './core/config.ts';
 import { consoleLogger, type Logger } from './core/log.ts';
 import { createMetrics, type Metrics } from './core/metrics.ts';
+import { DEFAULT_GA_TIMEOUT_MS } from './delivery/ga-client.ts';
 import { DEFAULT_OUTBOX_MAX, Outbox } from './delivery/outbox.ts';
 import { Relay, type RelayOptions } from './delivery/relay.ts';
 import { DailyStats, type DailyStatsOptions } from './host-events/daily-stats.ts';
@@ -22,6 +23,8 @@ export interface Services {
   log: Logger;
   /** Used for every request to GA; tests may hand in their own. */
   fetch: typeof fetch;
+  /** How long any request to GA may take before it is abandoned (validation; the relay's default). */
+  gaTimeoutMs: number;
   /** Delivery to GA; the admin's retry goes through it. */
   relay: Relay;
   /** The daily-stats schedule; the admin's "run now" goes through it. */
@@ -36,6 +39,8 @@ export interface ServiceOptions {
   clock?: Clock;
   log?: Logger;
   fetch?: typeof fetch;
+  /** Default {@link DEFAULT_GA_TIMEOUT_MS}. */
+  gaTimeoutMs?: number;
   outboxMax?: number;
   relay?: RelayOptions;
   dailyStats?: DailyStatsOptions;
@@ -50,14 +55,15 @@ export function createServices(options: ServiceOptions): Services {
   const clock = options.clock ?? systemClock;
   const log = options.log ?? consoleLogger;
   const fetchGa = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const gaTimeoutMs = options.gaTimeoutMs ?? DEFAULT_GA_TIMEOUT_MS;
   const identity = ensureInstall(db, TEAM_TOKEN, clock());
   const metrics = createMetrics();
   const outbox = new Outbox(db, metrics, clock, options.outboxMax ?? DEFAULT_OUTBOX_MAX);
   // A deleted token's events go with it (by cascade), so the outbox counts again.
   const tokens = new Tokens(db, { clock, afterDelete: () => outbox.recount() });
-  const relay = new Relay({ config, identity, outbox, tokens, metrics, clock, log, fetch: fetchGa }, options.relay);
+  const relay = new Relay({ config, identity, outbox, tokens, metrics, clock, log, fetch: fetchGa, gaTimeoutMs }, options.relay);
   const dailyStats = new DailyStats({ config, db, outbox, tokens, clock, log }, options.dailyStats);
-  return { config, db, identity, outbox, tokens, metrics, clock, log, fetch: fetchGa, relay, dailyStats };
+  return { config, db, identity, outbox, tokens, metrics, clock, log, fetch: fetchGa, gaTimeoutMs, relay, dailyStats };
 }
 
 const servicesByOwner = new WeakMap<object, Services>();

@@ -1,6 +1,6 @@
 import { redactSecret } from '../core/secrets.ts';
 import { clampParams, clampText, mpUrl, pageViewParams, type MpBody } from '../delivery/measurement-protocol.ts';
-import { describeNetworkError } from '../delivery/relay.ts';
+import { describeNetworkError, postToGa } from '../delivery/ga-client.ts';
 import { deviceFromUserAgent } from '../ingest/device.ts';
 import type { Services } from '../services.ts';
 import { enabledFeatures, type Feature } from '../tokens/features.ts';
@@ -26,7 +26,6 @@ export interface ValidationResult {
 // A common desktop browser, so the sample carries device fields as a real page view does.
 const SAMPLE_USER_AGENT =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
-const TIMEOUT_MS = 10_000;
 const MAX_MESSAGES = 50;
 
 /** Why a token cannot be validated now (analytics disabled, or the relay skips it), or undefined. */
@@ -86,29 +85,18 @@ export function sampleBody(services: Pick<Services, 'config' | 'identity'>, feat
  * Sends one sample of each enabled feature to GA's `/debug/mp/collect` and returns what GA said.
  * The caller checks {@link validationBlocker} first. Never throws: a failure is reported per feature.
  */
-export async function validateToken(services: Pick<Services, 'config' | 'identity' | 'fetch' | 'clock'>, token: Token): Promise<ValidationResult[]> {
+export async function validateToken(services: Pick<Services, 'config' | 'identity' | 'fetch' | 'gaTimeoutMs' | 'clock'>, token: Token): Promise<ValidationResult[]> {
   const now = services.clock();
   const url = mpUrl(services.config.gaUrl, token, true);
   return Promise.all(
     enabledFeatures(token).map(async (feature): Promise<ValidationResult> => {
       try {
-        const res = await services.fetch(url, {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify(sampleBody(services, feature, now)),
-          signal: AbortSignal.timeout(TIMEOUT_MS),
-        });
-        const text = await res.text();
-        if (!res.ok) return { feature, validationMessages: [], error: `GA answered ${res.status}` };
-        const messages = readValidationMessages(text);
+        const { status, text } = await postToGa(url, sampleBody(services, feature, now), { timeoutMs: services.gaTimeoutMs, fetch: services.fetch });
+        if (status < 200 || status >= 300) return { feature, validationMessages: [], error: `GA answered ${status}` };
+        // GA's texts are shown to the admin: the secret is blanked in each, before anything is cut short.
+        const messages = readValidationMessages(redactSecret(text, token.apiSecret), (field) => redactSecret(field, token.apiSecret));
         if (!messages) return { feature, validationMessages: [], error: 'GA answered without validationMessages' };
-        // GA's texts are shown to the admin; make sure they cannot carry the secret along.
-        const clean = messages.map((m) => ({
-          fieldPath: redactSecret(m.fieldPath, token.apiSecret),
-          description: redactSecret(m.description, token.apiSecret),
-          validationCode: redactSecret(m.validationCode, token.apiSecret),
-        }));
-        return { feature, validationMessages: clean };
+        return { feature, validationMessages: messages };
       } catch (error) {
         // Never the error itself: its message may carry the URL, and with it the API secret.
         return { feature, validationMessages: [], error: describeNetworkError(error) };
@@ -117,8 +105,11 @@ export async function validateToken(services: Pick<Services, 'config' | 'identit
   );
 }
 
-/** GA's `validationMessages`, each field cut to a readable length; undefined when the answer has none. */
-export function readValidationMessages(text: string): ValidationMessage[] | undefined {
+/**
+ * GA's `validationMessages`, each field passed through `clean` and then cut to a readable length; undefined
+ * when the answer has none.
+ */
+export function readValidationMessages(text: string, clean: (field: string) => string = (field) => field): ValidationMessage[] | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -128,7 +119,7 @@ export function readValidationMessages(text: string): ValidationMessage[] | unde
   if (parsed === null || typeof parsed !== 'object') return undefined;
   const list = (parsed as { validationMessages?: unknown }).validationMessages;
   if (!Array.isArray(list)) return undefined;
-  const field = (value: unknown) => clampText(typeof value === 'string' ? value : value === undefined ? '' : JSON.stringify(value), 500);
+  const field = (value: unknown) => clampText(clean(typeof value === 'string' ? value : value === undefined ? '' : JSON.stringify(value)), 500);
   return list.slice(0, MAX_MESSAGES).map((item: unknown) => {
     const m = (item !== null && typeof item === 'object' ? item : {}) as Record<string, unknown>;
     return { fieldPath: field(m.fieldPath), description: field(m.description), validationCode: field(m.validationCode) };

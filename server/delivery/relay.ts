@@ -8,7 +8,8 @@ import type { OutboxRow } from '../store/schema.ts';
 import { featureOfEvent, featureOn } from '../tokens/features.ts';
 import { skipReason } from '../tokens/team-token.ts';
 import type { Token, Tokens } from '../tokens/tokens.ts';
-import { retryAfterMs, retryDelay } from './backoff.ts';
+import { retryDelay } from './backoff.ts';
+import { describeNetworkError, postToGa } from './ga-client.ts';
 import { buildRequests, GA_LIMITS, mpUrl, type MpRequest } from './measurement-protocol.ts';
 import type { Outbox } from './outbox.ts';
 
@@ -22,13 +23,15 @@ export interface RelayDeps {
   clock: Clock;
   log: Logger;
   fetch: typeof fetch;
+  /** The timeout of a GA request, unless {@link RelayOptions.timeoutMs} says otherwise. */
+  gaTimeoutMs: number;
 }
 
 /** Tuning of the delivery loop; the defaults suit production. */
 export interface RelayOptions {
   /** After new events arrive, wait this long so that more can share a request (batching). */
   lingerMs?: number;
-  /** A GA request that takes longer is abandoned and retried. */
+  /** A GA request that takes longer is abandoned and retried (default: the deps' `gaTimeoutMs`). */
   timeoutMs?: number;
   /** Requests in flight at once per token. */
   concurrency?: number;
@@ -77,7 +80,7 @@ export class Relay {
   ) {
     this.options = {
       lingerMs: 500,
-      timeoutMs: 10_000,
+      timeoutMs: services.gaTimeoutMs,
       concurrency: 4,
       batchRows: 500,
       stopGraceMs: 3_000,
@@ -221,8 +224,6 @@ export class Relay {
     // A feature switched off after its events were queued (or put back by a retry): they are not sent.
     const rows: OutboxRow[] = [];
     const switchedOff: number[] = [];
-    // GA's texts can echo the request (and with it the secret): blanked before they are stored anywhere.
-    const clean = (error: string) => redactSecret(error, token.apiSecret);
     for (const row of taken) {
       if (featureOn(token, featureOfEvent(row.name))) rows.push(row);
       else switchedOff.push(row.id);
@@ -245,7 +246,7 @@ export class Relay {
           delivered = true;
           outbox.delivered(token.id, request.ids);
         } else if (outcome.kind === 'failed') {
-          outbox.failed(token.id, request.ids, clean(outcome.error));
+          outbox.failed(token.id, request.ids, outcome.error);
         } else {
           // The back-off grows with the events' own tries and with the token's failures in a row, so
           // fresh events during an outage do not restart it from one second.
@@ -255,7 +256,7 @@ export class Relay {
           // The longest wait asked for in this round wins (a Retry-After beside a network error's back-off).
           const at = Math.max(this.services.clock() + delay, blocked ? (this.holds.get(token.id)?.until ?? 0) : 0);
           this.holds.set(token.id, { until: at, failures });
-          outbox.retryLater(token.id, request.ids, at, clean(outcome.error));
+          outbox.retryLater(token.id, request.ids, at, outcome.error);
           // GA is failing for this token: hold back the rest of its queue too, rather than hammer it.
           outbox.retimeToken(token.id, at, 'not-before');
           blocked = true;
@@ -280,33 +281,21 @@ export class Relay {
   }
 
   private async send(token: Token, request: MpRequest): Promise<Outcome> {
-    const signal = AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), this.stopController.signal]);
     try {
-      const res = await this.services.fetch(mpUrl(this.services.config.gaUrl, token), {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify(request.body),
-        signal,
+      const answer = await postToGa(mpUrl(this.services.config.gaUrl, token), request.body, {
+        timeoutMs: this.options.timeoutMs,
+        signal: this.stopController.signal,
+        fetch: this.services.fetch,
       });
-      const text = await res.text().catch(() => '');
-      const kind = classifyStatus(res.status);
+      const kind = classifyStatus(answer.status);
       if (kind === 'delivered') return { kind };
-      const error = `GA answered ${res.status}${text ? `: ${text.slice(0, 200)}` : ''}`;
+      // GA's text can echo the request, secret included: blanked before it is cut (a cut could split it).
+      const text = redactSecret(answer.text, token.apiSecret).slice(0, 200);
+      const error = `GA answered ${answer.status}${text ? `: ${text}` : ''}`;
       if (kind === 'failed') return { kind, error };
-      return { kind, error, retryAfter: retryAfterMs(res.headers.get('retry-after'), Date.now()) };
+      return { kind, error, retryAfter: answer.retryAfter };
     } catch (error) {
       return { kind: 'retry', error: describeNetworkError(error) };
     }
   }
-}
-
-/** A network failure in words, without the URL (it carries the API secret). */
-export function describeNetworkError(error: unknown): string {
-  if (error instanceof Error) {
-    if (error.name === 'TimeoutError') return 'GA did not answer in time';
-    if (error.name === 'AbortError') return 'request abandoned (collector stopping)';
-    const cause = (error as Error & { cause?: { code?: string } }).cause;
-    return `network error${cause?.code ? ` (${cause.code})` : ''}`;
-  }
-  return 'network error';
 }

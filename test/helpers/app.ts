@@ -30,6 +30,9 @@ export interface TestAppOptions {
   clock?: Clock;
   log?: Logger;
   outboxMax?: number;
+  /** Stands in for GA's network (the real fetch to `config.gaUrl` otherwise). */
+  fetch?: typeof fetch;
+  gaTimeoutMs?: number;
 }
 
 /** Services over a migrated database (in memory unless `dbPath` is given), logging nothing. */
@@ -41,6 +44,8 @@ export function makeTestServices(options: TestAppOptions = {}): Services {
     clock: options.clock,
     log: options.log ?? silentLogger,
     outboxMax: options.outboxMax,
+    fetch: options.fetch,
+    gaTimeoutMs: options.gaTimeoutMs,
   });
 }
 

@@ -65,4 +65,28 @@ describe('the fake GA', () => {
     expect((await post()).status).toBe(204);
     expect(ga.accepted()).toHaveLength(1);
   });
+
+  it('can be a black hole: every request taken, none answered, the connection kept open until the client gives up', async () => {
+    ga.setMode({ kind: 'black-hole' });
+    const controller = new AbortController();
+    const held = fetch(`${ga.url}/mp/collect?measurement_id=G&api_secret=s`, { method: 'POST', body: '{}', signal: controller.signal });
+    const validation = fetch(`${ga.url}/debug/mp/collect?measurement_id=G&api_secret=s`, { method: 'POST', body: '{}', signal: controller.signal });
+    held.catch(() => undefined);
+    validation.catch(() => undefined);
+    await ga.waitFor(() => ga.requests.length === 2);
+    // GA answers new requests again; the ones it took stay unanswered.
+    ga.setMode({ kind: 'ok' });
+    const fresh = await fetch(`${ga.url}/mp/collect?measurement_id=G&api_secret=s`, { method: 'POST', body: '{}' });
+    expect(fresh.status).toBe(204);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(ga.requests.map((r) => [r.path, r.answer, r.abandonedAt])).toEqual([
+      ['/mp/collect', 'black-hole', undefined],
+      ['/debug/mp/collect', 'black-hole', undefined],
+      ['/mp/collect', 204, undefined],
+    ]);
+    controller.abort();
+    await expect(held).rejects.toThrow(/abort/i);
+    await ga.waitFor(() => ga.requests.slice(0, 2).every((r) => r.abandonedAt !== undefined), 2_000);
+    expect(ga.accepted()).toHaveLength(1);
+  });
 });

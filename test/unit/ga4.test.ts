@@ -4,7 +4,8 @@ import { retryAfterMs, retryDelay } from '../../server/delivery/backoff.ts';
 import { deviceFromUserAgent } from '../../server/ingest/device.ts';
 import { buildRequests, clampParams, clampText, mpUrl, pageViewParams, sessionId } from '../../server/delivery/measurement-protocol.ts';
 import { deviceKey } from '../../server/delivery/outbox.ts';
-import { classifyStatus, describeNetworkError } from '../../server/delivery/relay.ts';
+import { describeNetworkError } from '../../server/delivery/ga-client.ts';
+import { classifyStatus } from '../../server/delivery/relay.ts';
 import { validateMpBody } from '../../harness/fake-ga.ts';
 
 const NOW = Date.UTC(2026, 10, 27, 10, 44, 12);
