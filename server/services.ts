@@ -21,8 +21,8 @@ export interface Services {
   metrics: Metrics;
   clock: Clock;
   log: Logger;
-  /** Used for every request to GA; tests may hand in their own. */
-  fetch: typeof fetch;
+  /** A fetch for every request to GA (tests hand in their own); undefined: undici's pool with its timeouts. */
+  fetch: typeof fetch | undefined;
   /** How long any request to GA may take before it is abandoned (validation; the relay's default). */
   gaTimeoutMs: number;
   /** Delivery to GA; the admin's retry goes through it. */
@@ -54,7 +54,7 @@ export function createServices(options: ServiceOptions): Services {
   const { config, db } = options;
   const clock = options.clock ?? systemClock;
   const log = options.log ?? consoleLogger;
-  const fetchGa = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const fetchGa = options.fetch;
   const gaTimeoutMs = options.gaTimeoutMs ?? DEFAULT_GA_TIMEOUT_MS;
   const identity = ensureInstall(db, TEAM_TOKEN, clock());
   const metrics = createMetrics();

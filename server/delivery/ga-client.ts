@@ -1,3 +1,4 @@
+import { Agent, request } from 'undici';
 import { retryAfterMs } from './backoff.ts';
 import type { MpBody } from './measurement-protocol.ts';
 
@@ -19,8 +20,58 @@ export interface GaRequestOptions {
   timeoutMs?: number;
   /** Abandons the request at once when aborted (it then fails with an `AbortError`). */
   signal?: AbortSignal;
-  /** The fetch to send with (tests hand in their own); the global one by default. */
+  /** A fetch to send with instead (tests hand in their own); by default undici's `request` on {@link gaAgent}. */
   fetch?: typeof fetch;
+}
+
+/** What a request to GA got back, whichever way it was sent. */
+interface RawAnswer {
+  status: number;
+  retryAfter: string | null;
+  text(): Promise<string>;
+  discard(): Promise<unknown>;
+}
+
+const agents = new Map<number, Agent>();
+
+/**
+ * The connection pool for GA, with undici's own connect, headers and body timeouts as a second line behind
+ * the deadline {@link postToGa} holds: a connection whose abort somehow does not go through is still closed.
+ */
+function gaAgent(timeoutMs: number): Agent {
+  let agent = agents.get(timeoutMs);
+  if (!agent) {
+    agent = new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, keepAliveTimeout: 30_000, connections: 64 });
+    agents.set(timeoutMs, agent);
+  }
+  return agent;
+}
+
+async function sendWithUndici(url: string, json: string, signal: AbortSignal, timeoutMs: number): Promise<RawAnswer> {
+  const res = await request(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: json,
+    signal,
+    dispatcher: gaAgent(timeoutMs),
+  });
+  const retryAfter = res.headers['retry-after'];
+  return {
+    status: res.statusCode,
+    retryAfter: typeof retryAfter === 'string' ? retryAfter : null,
+    text: () => res.body.text(),
+    discard: () => res.body.dump(),
+  };
+}
+
+async function sendWithFetch(send: typeof fetch, url: string, json: string, signal: AbortSignal): Promise<RawAnswer> {
+  const res = await send(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: json, signal });
+  return {
+    status: res.status,
+    retryAfter: res.headers.get('retry-after'),
+    text: () => res.text(),
+    discard: async () => res.body?.cancel(),
+  };
 }
 
 /**
@@ -29,7 +80,7 @@ export interface GaRequestOptions {
  * @example const { status } = await postToGa(mpUrl(gaUrl, token), body, { timeoutMs: 10_000, signal });
  */
 export function postToGa(url: string, body: MpBody, options: GaRequestOptions = {}): Promise<GaAnswer> {
-  const { timeoutMs = DEFAULT_GA_TIMEOUT_MS, signal, fetch: send = globalThis.fetch } = options;
+  const { timeoutMs = DEFAULT_GA_TIMEOUT_MS, signal, fetch: send } = options;
   return new Promise<GaAnswer>((resolve, reject) => {
     const controller = new AbortController();
     let answered: Omit<GaAnswer, 'text'> | undefined;
@@ -65,18 +116,14 @@ export function postToGa(url: string, body: MpBody, options: GaRequestOptions = 
     signal?.addEventListener('abort', abandon, { once: true });
     void (async () => {
       try {
-        const res = await send(url, {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json' },
-          body: JSON.stringify(body),
-          signal: controller.signal,
-        });
+        const json = JSON.stringify(body);
+        const res = send ? await sendWithFetch(send, url, json, controller.signal) : await sendWithUndici(url, json, controller.signal, timeoutMs);
         if (settled) {
           // A late answer to a request already given up on: it was counted as a failure and will be sent again.
-          await res.body?.cancel().catch(() => undefined);
+          await res.discard().catch(() => undefined);
           return;
         }
-        answered = { status: res.status, retryAfter: retryAfterMs(res.headers.get('retry-after'), Date.now()) };
+        answered = { status: res.status, retryAfter: retryAfterMs(res.retryAfter, Date.now()) };
         const text = await res.text().catch(() => '');
         const { status, retryAfter } = answered;
         settle(() => resolve({ status, text, retryAfter }));
@@ -92,8 +139,10 @@ export function describeNetworkError(error: unknown): string {
   if (error instanceof Error) {
     if (error.name === 'TimeoutError') return 'GA did not answer in time';
     if (error.name === 'AbortError') return 'request abandoned (collector stopping)';
-    const cause = (error as Error & { cause?: { code?: string } }).cause;
-    return `network error${cause?.code ? ` (${cause.code})` : ''}`;
+    // fetch puts the system's code on the cause; undici's own request on the error itself.
+    const { code, cause } = error as Error & { code?: unknown; cause?: { code?: unknown } };
+    const named = typeof cause?.code === 'string' ? cause.code : typeof code === 'string' ? code : undefined;
+    return `network error${named ? ` (${named})` : ''}`;
   }
   return 'network error';
 }

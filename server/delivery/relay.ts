@@ -22,7 +22,7 @@ export interface RelayDeps {
   metrics: Metrics;
   clock: Clock;
   log: Logger;
-  fetch: typeof fetch;
+  fetch: typeof fetch | undefined;
   /** The timeout of a GA request, unless {@link RelayOptions.timeoutMs} says otherwise. */
   gaTimeoutMs: number;
 }
