@@ -62,7 +62,7 @@ function summarize(profile: CpuProfile, top = 25): string {
 const seconds = Number(process.argv[2] ?? '10');
 const dir = mkdtempSync(join(tmpdir(), 'analytics-profile-'));
 const dbPath = join(dir, 'profile.db');
-prepareDatabase(dbPath, [{ measurementId: 'G-BENCH1' }, { measurementId: 'G-BENCH2' }]);
+await prepareDatabase(dbPath, [{ measurementId: 'G-BENCH1' }, { measurementId: 'G-BENCH2' }]);
 const ga = await startFakeGa();
 const collector = await startScript(
   'server/main.ts',

@@ -57,7 +57,7 @@ async function withCollector<T>(name: string, gaMode: FakeGaMode, fn: (collector
   try {
     ga.setMode(gaMode);
     const dbPath = join(work, `${name}.db`);
-    prepareDatabase(dbPath, TOKENS);
+    await prepareDatabase(dbPath, TOKENS);
     const collector = await startScript('server/main.ts', collectorEnv(dbPath, ga.url), COLLECTOR_NODE_FLAGS);
     try {
       return await fn(collector, ga);

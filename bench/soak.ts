@@ -152,7 +152,7 @@ const int = (n: number) => n.toLocaleString('en-US');
 const shown = (list: string[]) => `${list.slice(0, SHOWN_IDS).join(', ')}${list.length > SHOWN_IDS ? `, … (${int(list.length)} in all)` : ''}`;
 
 async function main(): Promise<boolean> {
-  prepareDatabase(dbPath, [...ENABLED.map((measurementId) => ({ measurementId })), { measurementId: PAGE_VIEWS_OFF, sendPageViews: false }]);
+  await prepareDatabase(dbPath, [...ENABLED.map((measurementId) => ({ measurementId })), { measurementId: PAGE_VIEWS_OFF, sendPageViews: false }]);
   const ga = await startFakeGa();
   let collector: ServerProcess = await startScript('server/main.ts', collectorEnv(dbPath, ga.url), SOAK_NODE_FLAGS);
   const port = new URL(collector.url).port;

@@ -2,10 +2,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { openDatabase } from '../server/store/database.ts';
-import { tokens } from '../server/store/schema.ts';
+import { openStore } from '../server/store/open-store.ts';
 import { TEAM_TOKEN } from '../server/tokens/team-token.ts';
-import { ensureInstall } from '../server/store/install.ts';
 
 /** The repository root (the working directory of every process started here). */
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -38,28 +36,30 @@ export interface BenchToken {
 }
 
 /**
- * Creates a collector database (migrated, install identity made) holding `list` as tokens.
- * The preloaded team token keeps its placeholder id, so the relay skips it.
+ * Creates a collector database (a SQLite file or a PostgreSQL URL; migrated, install identity made) holding
+ * `list` as tokens. The preloaded team token keeps its placeholder id, so the relay skips it.
  */
-export function prepareDatabase(path: string, list: BenchToken[]): void {
-  const db = openDatabase(path);
+export async function prepareDatabase(location: string, list: BenchToken[]): Promise<void> {
+  const store = await openStore(location);
   try {
     const now = Date.now();
-    ensureInstall(db, TEAM_TOKEN, now);
+    await store.install(TEAM_TOKEN, now);
     for (const token of list) {
-      db.insert(tokens)
-        .values({
+      await store.createToken(
+        {
           name: `Bench ${token.measurementId}`,
           measurementId: token.measurementId,
           apiSecret: `secret-${token.measurementId}`,
+          sendDailyStats: true,
+          sendTaskEvents: true,
           sendPageViews: token.sendPageViews ?? true,
-          createdAt: now,
-          updatedAt: now,
-        })
-        .run();
+          ignorePaths: [],
+        },
+        now,
+      );
     }
   } finally {
-    db.$client.close();
+    await store.close();
   }
 }
 

@@ -6,7 +6,7 @@ import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
 import { createAnalytics } from 'ga4-relay-analytics';
 
-const analytics = createAnalytics({
+const analytics = await createAnalytics({
   // Read once a day, when the daily stats run.
   stats: () => ({ users: 42, tokens: 7, apps: ['forum', 'billing'] }),
 });
@@ -25,8 +25,10 @@ app.post('/jobs/purge', async (c) => {
 });
 
 analytics.start();
-const server = serve({ fetch: app.fetch, port: Number(process.env.PORT ?? 3001) }, (info) => {
-  console.log(`host app listening on http://localhost:${info.port}`);
+// Loopback unless told otherwise; what is printed is where it really listens.
+const server = serve({ fetch: app.fetch, hostname: process.env.HOST ?? '127.0.0.1', port: Number(process.env.PORT ?? 3001) }, (info) => {
+  const host = info.family === 'IPv6' ? `[${info.address}]` : info.address;
+  console.log(`host app listening on http://${host}:${info.port}`);
 });
 process.on('SIGTERM', () => {
   server.close();

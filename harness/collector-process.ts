@@ -22,9 +22,9 @@ export interface CollectorProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Spawns `server/main.ts` with `env` on top of a clean environment, collecting what it prints. */
-function spawnCollector(env: Record<string, string>): { child: ChildProcess; output(): string } {
-  const child = spawn(process.execPath, [...COLLECTOR_NODE_FLAGS, '--import', 'tsx', MAIN], {
+/** Spawns `server/main.ts` (with `args`) and `env` on top of a clean environment, collecting what it prints. */
+function spawnCollector(env: Record<string, string>, args: string[] = []): { child: ChildProcess; output(): string } {
+  const child = spawn(process.execPath, [...COLLECTOR_NODE_FLAGS, '--import', 'tsx', MAIN, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -35,17 +35,25 @@ function spawnCollector(env: Record<string, string>): { child: ChildProcess; out
   return { child, output: () => output };
 }
 
-/** Runs the collector with `env` (on top of a clean environment) and waits until it listens. */
-export async function startCollector(env: Record<string, string>, timeoutMs = 20_000): Promise<CollectorProcess> {
-  const { child, output: read } = spawnCollector(env);
+/** Options of {@link startCollector}. */
+export interface StartOptions {
+  timeoutMs?: number;
+  /** `npm run relay`: a process that only delivers (no HTTP server; its `url` is ''). */
+  relayOnly?: boolean;
+}
+
+/** Runs the collector with `env` (on top of a clean environment) and waits until it listens (or delivers). */
+export async function startCollector(env: Record<string, string>, options: StartOptions | number = {}): Promise<CollectorProcess> {
+  const { timeoutMs = 20_000, relayOnly = false } = typeof options === 'number' ? { timeoutMs: options } : options;
+  const { child, output: read } = spawnCollector(env, relayOnly ? ['--relay-only'] : []);
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`collector did not start:\n${read()}`)), timeoutMs);
     const check = () => {
       const match = /listening on (http:\/\/\S+)/.exec(read());
-      if (match?.[1]) {
+      if (match?.[1] || (relayOnly && read().includes('delivering only'))) {
         clearTimeout(timer);
-        resolve(match[1]);
+        resolve(match?.[1] ?? '');
       }
     };
     child.stdout?.on('data', check);

@@ -10,6 +10,7 @@ import { eventsRoutes } from './host-events/events-route.ts';
 import { InvalidEventError } from './host-events/task-events.ts';
 import { collectRoutes } from './ingest/collect-route.ts';
 import type { Services } from './services.ts';
+import { RETRY_AFTER_S, StoreUnavailableError } from './store/errors.ts';
 
 /**
  * Builds the collector's HTTP app over the given services; tests call `app.request()` on it.
@@ -47,6 +48,11 @@ export function createApp(services: Services): Hono {
     if (error instanceof InvalidEventError) {
       return c.json({ error: error.message }, 400);
     }
+    // The database does not answer (gone, full, locked): a passing condition, never a 500 or a hang.
+    if (error instanceof StoreUnavailableError) {
+      services.log.warn(`${c.req.method} ${c.req.path}: ${error.message}`);
+      return c.json({ error: `the database is unavailable (${error.message}); try again later` }, 503, { 'Retry-After': String(RETRY_AFTER_S) });
+    }
     services.log.error(`${c.req.method} ${c.req.path} failed`, error);
     return c.json({ error: 'internal error' }, 500);
   });
@@ -54,14 +60,14 @@ export function createApp(services: Services): Hono {
 }
 
 /** `GET /healthz` (the database answers) and `GET /metrics` (Prometheus text, behind `ANALYTICS_METRICS_TOKEN`). */
-function healthRoutes(services: Pick<Services, 'db' | 'config' | 'metrics'>, guard: CredentialGuard): Hono {
+function healthRoutes(services: Pick<Services, 'store' | 'config' | 'metrics'>, guard: CredentialGuard): Hono {
   const app = new Hono();
-  app.get('/healthz', (c) => {
+  app.get('/healthz', async (c) => {
     try {
-      services.db.$client.prepare('SELECT 1').get();
+      await services.store.ping();
       return c.json({ status: 'ok' });
     } catch {
-      return c.json({ status: 'database unavailable' }, 503);
+      return c.json({ status: 'database unavailable' }, 503, { 'Retry-After': String(RETRY_AFTER_S) });
     }
   });
   const { metricsToken, trustProxy } = services.config;

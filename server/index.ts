@@ -3,24 +3,27 @@ import { createApp } from './app.ts';
 import type { Clock } from './core/clock.ts';
 import { resolveConfig, type Config } from './core/config.ts';
 import type { StatsSource } from './host-events/daily-stats.ts';
-import { openDatabase, type Db } from './store/database.ts';
+import { openStore } from './store/open-store.ts';
+import type { Store } from './store/store.ts';
 import { analyticsEvent, trackTask, type AnalyticsEventOptions } from './host-events/task-events.ts';
 import type { Logger } from './core/log.ts';
 import type { RelayOptions } from './delivery/relay.ts';
 import { attachServices, createServices, type Services } from './services.ts';
 
 export { ConfigError, type Config } from './core/config.ts';
-export { DatabaseError } from './store/database.ts';
+export { DatabaseError, StoreUnavailableError } from './store/errors.ts';
+export { openStore } from './store/open-store.ts';
+export type { Store } from './store/store.ts';
 export { DAY_MS, type DailyStatsRun, type DailyStatsRunner, type HostStats, type StatsSource } from './host-events/daily-stats.ts';
 export { InvalidEventError, OWN_NAMESPACE, type AnalyticsEventOptions, type EventType } from './host-events/task-events.ts';
 export type { Logger } from './core/log.ts';
 
 /** How a host sets up analytics; everything is optional. */
 export interface AnalyticsOptions {
-  /** An open database of this project (migrated by `openDatabase`); the host keeps it open after `stop()`. */
-  db?: Db;
-  /** A SQLite file to open (and close on `stop()`); otherwise `config.dbPath`. */
-  dbPath?: string;
+  /** An open store (see `openStore`); the host keeps it open after `stop()`. */
+  store?: Store;
+  /** A SQLite file or a PostgreSQL URL to open (and close on `stop()`); otherwise `config.dbPath`. */
+  database?: string;
   /** Settings over those of `env`. */
   config?: Partial<Config>;
   /** The environment to read `ANALYTICS_*` settings from; the process's when omitted. */
@@ -39,11 +42,11 @@ export interface AnalyticsOptions {
 export interface Analytics {
   /** The collector's routes (`/analytics.js`, `/collect`, `/api/…`, `/admin/…`, `/healthz`): mount under a prefix. */
   app: Hono;
-  /** Queues one event per token whose switch is on; returns how many. See {@link AnalyticsEventOptions}. */
-  analyticsEvent(options: AnalyticsEventOptions): number;
+  /** Queues one event per token whose switch is on; resolves with how many once stored. See {@link AnalyticsEventOptions}. */
+  analyticsEvent(options: AnalyticsEventOptions): Promise<number>;
   /** Runs `fn` and reports its success (returned number as value) or its error's class name. */
   trackTask<T>(namespace: string, task: string, fn: () => T | Promise<T>): Promise<T>;
-  /** Starts delivery to GA and the daily-stats schedule. */
+  /** Starts delivery to GA and the daily-stats schedule (unless the relay is off in this process). */
   start(): void;
   /** Stops both, and closes the database if it was opened here. */
   stop(): Promise<void>;
@@ -54,26 +57,26 @@ export interface Analytics {
 }
 
 /**
- * Sets up analytics for a host app in Node: settings from the environment with `config` on top, the
- * database opened and migrated, the routes built. Nothing is sent before `start()`.
+ * Sets up analytics for a host app in Node: settings from the environment with `config` on top, the store
+ * opened and migrated (SQLite file or PostgreSQL URL), the routes built. Nothing is sent before `start()`.
  * @example
- * const analytics = createAnalytics({ dbPath: './data/analytics.db', stats: () => ({ users, tokens, apps }) });
+ * const analytics = await createAnalytics({ database: './data/analytics.db', stats: () => ({ users, tokens, apps }) });
  * host.route('/analytics', analytics.app);
  * analytics.start();
  * await analytics.trackTask('billing', 'send_invoices', sendInvoices);
  */
-export function createAnalytics(options: AnalyticsOptions = {}): Analytics {
+export async function createAnalytics(options: AnalyticsOptions = {}): Promise<Analytics> {
   const config: Config = resolveConfig(
-    { ...options.config, ...(options.dbPath !== undefined ? { dbPath: options.dbPath } : {}) },
+    { ...options.config, ...(options.database !== undefined ? { dbPath: options.database } : {}) },
     options.env,
   );
-  const ownsDb = options.db === undefined;
-  const db = options.db ?? openDatabase(config.dbPath);
+  const ownsStore = options.store === undefined;
+  const store = options.store ?? (await openStore(config.dbPath));
   let services: Services;
   try {
-    services = createServices({
+    services = await createServices({
       config,
-      db,
+      store,
       clock: options.clock,
       log: options.log,
       fetch: options.fetch,
@@ -81,31 +84,37 @@ export function createAnalytics(options: AnalyticsOptions = {}): Analytics {
       dailyStats: { stats: options.stats, startDelayMs: options.dailyStatsStartDelayMs },
     });
   } catch (error) {
-    if (ownsDb) db.$client.close();
+    if (ownsStore) await store.close();
     throw error;
   }
   const { relay, dailyStats } = services;
   const app = createApp(services);
   let stopped: Promise<void> | undefined;
 
-  return attachServices<Analytics>({
-    app,
-    config,
-    install: { uuid: services.identity.uuid, createdAt: services.identity.createdAt },
-    analyticsEvent: (eventOptions) => analyticsEvent(services, eventOptions),
-    trackTask: (namespace, task, fn) => trackTask(services, namespace, task, fn),
-    start() {
-      if (stopped) throw new Error('analytics was stopped; create a new instance');
-      relay.start();
-      dailyStats.start();
+  return attachServices<Analytics>(
+    {
+      app,
+      config,
+      install: { uuid: services.identity.uuid, createdAt: services.identity.createdAt },
+      analyticsEvent: (eventOptions) => analyticsEvent(services, eventOptions),
+      trackTask: (namespace, task, fn) => trackTask(services, namespace, task, fn),
+      start() {
+        if (stopped) throw new Error('analytics was stopped; create a new instance');
+        // A process with the relay off only collects: another one delivers and keeps the schedule.
+        if (!config.relay) return;
+        relay.start();
+        dailyStats.start();
+      },
+      stop() {
+        stopped ??= (async () => {
+          await dailyStats.stop();
+          await relay.stop();
+          await services.outbox.settled();
+          if (ownsStore) await store.close();
+        })();
+        return stopped;
+      },
     },
-    stop() {
-      stopped ??= (async () => {
-        await dailyStats.stop();
-        await relay.stop();
-        if (ownsDb) db.$client.close();
-      })();
-      return stopped;
-    },
-  }, services);
+    services,
+  );
 }

@@ -1,8 +1,13 @@
 import { serve, type ServerType } from '@hono/node-server';
 import { ConfigError } from './core/config.ts';
-import { DatabaseError } from './store/database.ts';
-import { createAnalytics, type Analytics } from './index.ts';
 import { consoleLogger as log } from './core/log.ts';
+import { createAnalytics, type Analytics } from './index.ts';
+import { DatabaseError } from './store/errors.ts';
+import { isPostgresUrl } from './store/open-store.ts';
+import { describePostgresUrl } from './store/postgres/postgres-driver.ts';
+
+// `npm start`: collect (and, unless ANALYTICS_RELAY=off, deliver). `npm run relay` (--relay-only): deliver only.
+const relayOnly = process.argv.includes('--relay-only');
 
 function fail(message: string): never {
   log.error(message);
@@ -11,34 +16,61 @@ function fail(message: string): never {
 
 let analytics: Analytics;
 try {
-  analytics = createAnalytics({ log });
+  analytics = await createAnalytics({ log });
 } catch (error) {
   if (error instanceof ConfigError || error instanceof DatabaseError) fail(error.message);
   throw error;
 }
 const { config } = analytics;
+if (relayOnly && !config.relay) fail('npm run relay delivers, but ANALYTICS_RELAY is off: nothing would happen');
 
-const server: ServerType = serve({ fetch: analytics.app.fetch, hostname: config.host, port: config.port }, (info) => {
-  log.info(`install ${analytics.install.uuid}, version ${config.appVersion}, database ${config.dbPath}`);
-  log.info(config.disabled ? 'ANALYTICS_DISABLED is on: nothing is queued or sent' : `relaying to ${config.gaUrl}`);
-  log.info(config.adminToken ? 'admin on at /admin/' : 'admin off (ANALYTICS_ADMIN_TOKEN is unset)');
-  log.info(config.eventsKey ? 'events API on' : 'events API off (ANALYTICS_EVENTS_KEY is unset)');
-  log.info(config.metricsToken ? 'metrics on at /metrics' : 'metrics off (ANALYTICS_METRICS_TOKEN is unset)');
+/** Where the store is, without a password. */
+const database = isPostgresUrl(config.dbPath) ? `PostgreSQL at ${describePostgresUrl(config.dbPath)}` : config.dbPath;
+
+function sayWhatIsOn(): void {
+  log.info(`install ${analytics.install.uuid}, version ${config.appVersion}, database ${database}`);
+  if (config.disabled) log.info('ANALYTICS_DISABLED is on: nothing is queued or sent');
+  else log.info(config.relay ? `relaying to ${config.gaUrl}` : 'relay off (ANALYTICS_RELAY=off): this process only collects');
+}
+
+let server: ServerType | undefined;
+if (relayOnly) {
+  sayWhatIsOn();
   analytics.start();
-  log.info(`listening on http://${info.family === 'IPv6' ? `[${info.address}]` : info.address}:${info.port}`);
-});
-
-server.on('error', (error: NodeJS.ErrnoException) => {
-  const where = `${config.host}:${config.port}`;
-  const message =
-    error.code === 'EADDRINUSE'
-      ? `${where} is already in use (set PORT or HOST)`
-      : error.code === 'EACCES'
-        ? `no permission to listen on ${where}`
-        : `cannot listen on ${where}: ${error.message}`;
-  // The database is closed first, so no WAL file is left behind.
-  void analytics.stop().finally(() => fail(message));
-});
+  log.info('delivering only (npm run relay): no HTTP server');
+} else {
+  server = serve(
+    {
+      fetch: analytics.app.fetch,
+      hostname: config.host,
+      port: config.port,
+      // A client dribbling its request is cut off: headers within 10 s, the whole request within 30 s, looked at
+      // every second (Node's default looks every 30 s).
+      serverOptions: { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000 },
+    },
+    (info) => {
+      sayWhatIsOn();
+      log.info(config.adminToken ? 'admin on at /admin/' : 'admin off (ANALYTICS_ADMIN_TOKEN is unset)');
+      log.info(config.eventsKey ? 'events API on' : 'events API off (ANALYTICS_EVENTS_KEY is unset)');
+      log.info(config.metricsToken ? 'metrics on at /metrics' : 'metrics off (ANALYTICS_METRICS_TOKEN is unset)');
+      analytics.start();
+      log.info(`listening on http://${info.family === 'IPv6' ? `[${info.address}]` : info.address}:${info.port}`);
+    },
+  );
+  // Past this many open connections new ones are closed at once, so slow clients cannot exhaust the process.
+  server.maxConnections = config.maxConnections;
+  server.on('error', (error: NodeJS.ErrnoException) => {
+    const where = `${config.host}:${config.port}`;
+    const message =
+      error.code === 'EADDRINUSE'
+        ? `${where} is already in use (set PORT or HOST)`
+        : error.code === 'EACCES'
+          ? `no permission to listen on ${where}`
+          : `cannot listen on ${where}: ${error.message}`;
+    // The database is closed first, so no WAL file is left behind.
+    void analytics.stop().finally(() => fail(message));
+  });
+}
 
 let stopping = false;
 /** Stop accepting, let requests in flight finish, then stop delivery and the schedule and close the database. */
@@ -51,12 +83,13 @@ function shutdown(signal: string): void {
     process.exit(1);
   }, 10_000);
   forced.unref();
-  server.close(() => {
+  const closeStore = () =>
     void analytics.stop().then(() => {
       log.info('database closed');
       process.exit(0);
     });
-  });
+  if (!server) return closeStore();
+  server.close(closeStore);
   if ('closeIdleConnections' in server) server.closeIdleConnections();
 }
 process.on('SIGTERM', () => shutdown('SIGTERM'));

@@ -3,18 +3,18 @@ import type { Config } from './core/config.ts';
 import { consoleLogger, type Logger } from './core/log.ts';
 import { createMetrics, type Metrics } from './core/metrics.ts';
 import { DEFAULT_GA_TIMEOUT_MS } from './delivery/ga-client.ts';
-import { DEFAULT_OUTBOX_MAX, Outbox } from './delivery/outbox.ts';
+import { Outbox } from './delivery/outbox.ts';
 import { Relay, type RelayOptions } from './delivery/relay.ts';
 import { DailyStats, type DailyStatsOptions } from './host-events/daily-stats.ts';
-import type { Db } from './store/database.ts';
-import { ensureInstall, type Identity } from './store/install.ts';
+import type { Store } from './store/store.ts';
+import type { Identity } from './store/types.ts';
 import { TEAM_TOKEN } from './tokens/team-token.ts';
 import { Tokens } from './tokens/tokens.ts';
 
 /** Everything the routes, the relay and the schedule work with; built once by {@link createServices}, never patched. */
 export interface Services {
   config: Config;
-  db: Db;
+  store: Store;
   identity: Identity;
   outbox: Outbox;
   tokens: Tokens;
@@ -34,36 +34,38 @@ export interface Services {
 /** What a caller chooses when building {@link Services}; the rest has defaults. */
 export interface ServiceOptions {
   config: Config;
-  /** An open, migrated database (see `openDatabase`). */
-  db: Db;
+  /** An open, migrated store (see `openStore`). */
+  store: Store;
   clock?: Clock;
   log?: Logger;
   fetch?: typeof fetch;
   /** Default {@link DEFAULT_GA_TIMEOUT_MS}. */
   gaTimeoutMs?: number;
+  /** Default: `config.outboxMax`. */
   outboxMax?: number;
   relay?: RelayOptions;
   dailyStats?: DailyStatsOptions;
 }
 
 /**
- * Makes sure the install identity exists and builds every service over the open database, in dependency order.
- * @example const services = createServices({ config, db: openDatabase(config.dbPath) });
+ * Makes sure the install exists (identity and token 1, once whatever the number of processes), loads the
+ * tokens, and builds every service over the store, in dependency order.
+ * @example const services = await createServices({ config, store: await openStore(config.dbPath) });
  */
-export function createServices(options: ServiceOptions): Services {
-  const { config, db } = options;
+export async function createServices(options: ServiceOptions): Promise<Services> {
+  const { config, store } = options;
   const clock = options.clock ?? systemClock;
   const log = options.log ?? consoleLogger;
   const fetchGa = options.fetch;
   const gaTimeoutMs = options.gaTimeoutMs ?? DEFAULT_GA_TIMEOUT_MS;
-  const identity = ensureInstall(db, TEAM_TOKEN, clock());
+  const identity = await store.install(TEAM_TOKEN, clock());
   const metrics = createMetrics();
-  const outbox = new Outbox(db, metrics, clock, options.outboxMax ?? DEFAULT_OUTBOX_MAX);
-  // A deleted token's events go with it (by cascade), so the outbox counts again.
-  const tokens = new Tokens(db, { clock, afterDelete: () => outbox.recount() });
-  const relay = new Relay({ config, identity, outbox, tokens, metrics, clock, log, fetch: fetchGa, gaTimeoutMs }, options.relay);
-  const dailyStats = new DailyStats({ config, db, outbox, tokens, clock, log }, options.dailyStats);
-  return { config, db, identity, outbox, tokens, metrics, clock, log, fetch: fetchGa, gaTimeoutMs, relay, dailyStats };
+  const outbox = new Outbox(store, metrics, clock, options.outboxMax ?? config.outboxMax);
+  const tokens = new Tokens(store, { clock });
+  await tokens.refresh();
+  const relay = new Relay({ config, store, identity, outbox, metrics, clock, log, fetch: fetchGa, gaTimeoutMs }, { leaseMs: config.leaseSeconds * 1000, ...options.relay });
+  const dailyStats = new DailyStats({ config, store, outbox, tokens, clock, log }, options.dailyStats);
+  return { config, store, identity, outbox, tokens, metrics, clock, log, fetch: fetchGa, gaTimeoutMs, relay, dailyStats };
 }
 
 const servicesByOwner = new WeakMap<object, Services>();

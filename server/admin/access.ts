@@ -25,9 +25,9 @@ export function adminBodyLimit(): MiddlewareHandler {
 }
 
 /** The token a URL segment names; a 404 when the segment is no id or the token does not exist. */
-export function tokenOr404(tokens: Pick<Tokens, 'find'>, segment: string | undefined): Token {
+export async function tokenOr404(tokens: Pick<Tokens, 'find'>, segment: string | undefined): Promise<Token> {
   const id = parseTokenId(segment);
-  const token = id === undefined ? undefined : tokens.find(id);
+  const token = id === undefined ? undefined : await tokens.find(id);
   if (!token) throw new HTTPException(404, { message: 'There is no such token (it may have been deleted).' });
   return token;
 }

@@ -35,57 +35,58 @@ export function adminApiRoutes(services: Services, guard: CredentialGuard): Hono
     }),
   );
 
-  const tokenOf = (c: Context): Token => tokenOr404(services.tokens, c.req.param('id'));
+  const tokenOf = (c: Context): Promise<Token> => tokenOr404(services.tokens, c.req.param('id'));
 
-  app.get('/tokens', (c) => c.json({ tokens: services.tokens.list().map(tokenJson) }));
+  app.get('/tokens', async (c) => c.json({ tokens: (await services.tokens.list()).map(tokenJson) }));
 
   app.post('/tokens', async (c) => {
-    const token = services.tokens.create(parseNewToken(parseJsonBody(await c.req.text())));
+    const token = await services.tokens.create(parseNewToken(parseJsonBody(await c.req.text())));
     services.log.info(`admin: token ${token.id} added`);
-    return c.json(tokenJson(token), 201, { Location: `/api/admin/tokens/${token.id}` });
+    // Where the API was reached, mount prefix included.
+    return c.json(tokenJson(token), 201, { Location: `${c.req.path.replace(/\/+$/, '')}/${token.id}` });
   });
 
-  app.get('/tokens/:id', (c) => c.json(tokenJson(tokenOf(c))));
+  app.get('/tokens/:id', async (c) => c.json(tokenJson(await tokenOf(c))));
 
   app.patch('/tokens/:id', async (c) => {
-    const current = tokenOf(c);
-    const token = services.tokens.update(current.id, parseTokenPatch(parseJsonBody(await c.req.text()), current));
+    const current = await tokenOf(c);
+    const token = await services.tokens.update(current.id, parseTokenPatch(parseJsonBody(await c.req.text()), current));
     if (!token) throw new HTTPException(404, { message: 'There is no such token (it may have been deleted).' });
     services.log.info(`admin: token ${token.id} changed`);
     return c.json(tokenJson(token));
   });
 
-  app.delete('/tokens/:id', (c) => {
-    const token = tokenOf(c);
-    services.tokens.delete(token.id);
+  app.delete('/tokens/:id', async (c) => {
+    const token = await tokenOf(c);
+    await services.tokens.delete(token.id);
     services.log.info(`admin: token ${token.id} deleted`);
     return c.body(null, 204);
   });
 
   app.post('/tokens/:id/validate', async (c) => {
-    const token = tokenOf(c);
+    const token = await tokenOf(c);
     const blocker = validationBlocker(services, token);
     if (blocker) throw new HTTPException(409, { message: blocker });
     return c.json({ results: await validateToken(services, token) });
   });
 
   app.post('/tokens/:id/retry', async (c) => {
-    const token = tokenOf(c);
+    const token = await tokenOf(c);
     const raw = await c.req.text();
     const { ids } = retrySchema.parse(raw.trim() === '' ? {} : parseJsonBody(raw));
-    return c.json({ retried: services.relay.retryFailed(token.id, ids) });
+    return c.json({ retried: await services.relay.retryFailed(token.id, ids) });
   });
 
-  app.get('/failed', (c) => {
+  app.get('/failed', async (c) => {
     const limit = Math.min(Math.max(Number.parseInt(c.req.query('limit') ?? '100', 10) || 100, 1), 1000);
-    return c.json(failedDeliveries(services, limit));
+    return c.json(await failedDeliveries(services, limit));
   });
 
   app.post('/stats/run', async (c) => c.json(await services.dailyStats.runNow()));
 
-  app.get('/status', (c) => {
-    const list = services.tokens.list();
-    return c.json({ install: installInfo(services), tokens: deliveryStatuses(services, list) });
+  app.get('/status', async (c) => {
+    const list = await services.tokens.list();
+    return c.json({ install: await installInfo(services), tokens: await deliveryStatuses(services, list) });
   });
 
   return app;

@@ -8,13 +8,14 @@ import { ZodError } from 'zod';
 import { refuseOverBudget, type CredentialGuard } from '../core/credential-guard.ts';
 import { sameSecret } from '../core/http.ts';
 import type { Services } from '../services.ts';
+import { RETRY_AFTER_S, StoreUnavailableError } from '../store/errors.ts';
 import { parseNewToken, parseTokenPatch } from '../tokens/token-input.ts';
 import type { Token } from '../tokens/tokens.ts';
 import { adminBodyLimit, adminEnabled, tokenOr404 } from './access.ts';
 import { readForm } from './form.ts';
 import { adminLocation, safeNext, type AdminPathVariables } from './paths.ts';
 import { AdminSessions, CSRF_FIELD, requireSession, type SessionVariables } from './session.ts';
-import { databaseSessionStore } from './session-store.ts';
+import { storeSessions } from './session-store.ts';
 import { deliveryStatuses, failedDeliveries, installInfo } from './status.ts';
 import { fieldErrors, formValuesFromFields, formValuesOf, NEW_TOKEN_VALUES, tokenBodyFromForm } from './token-form.ts';
 import { validateToken, validationBlocker } from './validate.ts';
@@ -56,7 +57,7 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
     adminToken,
     signingSecret: services.identity.signingSecret,
     clock: services.clock,
-    store: databaseSessionStore(services.db),
+    store: storeSessions(services.store),
     trustProxy,
   });
 
@@ -77,11 +78,16 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
     if (error instanceof HTTPException) {
       return page(c, ErrorPage({ paths, status: error.status, message: error.message || 'Refused.', loggedIn }), error.status);
     }
+    if (error instanceof StoreUnavailableError) {
+      c.header('Retry-After', String(RETRY_AFTER_S));
+      const message = `The database is unavailable (${error.message}). Nothing was changed; try again in a moment.`;
+      return page(c, ErrorPage({ paths, status: 503, message, loggedIn }), 503);
+    }
     services.log.error(`${c.req.method} ${c.req.path} failed`, error);
     return page(c, ErrorPage({ paths, status: 500, message: 'Internal error; nothing more is known here.', loggedIn }), 500);
   });
 
-  app.get('/', (c) => c.redirect(c.var.paths.tokens, 303));
+  app.get('/', async (c) => c.redirect(c.var.paths.tokens, 303));
 
   app.get('/login', async (c) => {
     const { paths } = c.var;
@@ -114,24 +120,24 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
   app.use('/logout', loggedIn);
   app.use('/analytics/*', loggedIn);
 
-  app.get('/logout', (c) => page(c, LogoutPage({ paths: c.var.paths, csrf: c.var.csrf })));
+  app.get('/logout', async (c) => page(c, LogoutPage({ paths: c.var.paths, csrf: c.var.csrf })));
 
-  app.post('/logout', (c) => {
-    sessions.end(c, c.var.session, c.var.paths.base);
+  app.post('/logout', async (c) => {
+    await sessions.end(c, c.var.session, c.var.paths.base);
     return c.redirect(c.var.paths.login, 303);
   });
 
-  app.get('/analytics/', (c) => c.redirect(c.var.paths.tokens, 303));
+  app.get('/analytics/', async (c) => c.redirect(c.var.paths.tokens, 303));
 
-  app.get('/analytics/analyticstokens/', (c) => {
-    const tokens = services.tokens.list();
-    const statuses = deliveryStatuses(services, tokens);
+  app.get('/analytics/analyticstokens/', async (c) => {
+    const tokens = await services.tokens.list();
+    const statuses = await deliveryStatuses(services, tokens);
     return page(
       c,
       TokenListPage({
         paths: c.var.paths,
         csrf: c.var.csrf,
-        install: installInfo(services),
+        install: await installInfo(services),
         tokens,
         statuses,
         failedTotal: statuses.reduce((sum, status) => sum + status.failed, 0),
@@ -140,14 +146,14 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
     );
   });
 
-  app.get('/analytics/analyticstokens/add/', (c) =>
+  app.get('/analytics/analyticstokens/add/', async (c) =>
     page(c, TokenFormPage({ paths: c.var.paths, csrf: c.var.csrf, disabled, values: NEW_TOKEN_VALUES })),
   );
 
   app.post('/analytics/analyticstokens/add/', async (c) => {
     const fields = await readForm(c);
     try {
-      const token = services.tokens.create(parseNewToken(tokenBodyFromForm(fields, 'add')));
+      const token = await services.tokens.create(parseNewToken(tokenBodyFromForm(fields, 'add')));
       services.log.info(`admin: token ${token.id} added`);
       return c.redirect(`${c.var.paths.tokens}?notice=added`, 303);
     } catch (error) {
@@ -157,18 +163,18 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
     }
   });
 
-  const tokenOf = (c: Context<Env>): Token => tokenOr404(services.tokens, c.req.param('id'));
+  const tokenOf = (c: Context<Env>): Promise<Token> => tokenOr404(services.tokens, c.req.param('id'));
 
-  app.get('/analytics/analyticstokens/:id/change/', (c) => {
-    const token = tokenOf(c);
+  app.get('/analytics/analyticstokens/:id/change/', async (c) => {
+    const token = await tokenOf(c);
     return page(c, TokenFormPage({ paths: c.var.paths, csrf: c.var.csrf, disabled, token, values: formValuesOf(token) }));
   });
 
   app.post('/analytics/analyticstokens/:id/change/', async (c) => {
-    const current = tokenOf(c);
+    const current = await tokenOf(c);
     const fields = await readForm(c);
     try {
-      const token = services.tokens.update(current.id, parseTokenPatch(tokenBodyFromForm(fields, 'change'), current));
+      const token = await services.tokens.update(current.id, parseTokenPatch(tokenBodyFromForm(fields, 'change'), current));
       if (!token) throw new HTTPException(404, { message: 'There is no such token (it may have been deleted).' });
       services.log.info(`admin: token ${token.id} changed`);
       return c.redirect(`${c.var.paths.tokens}?notice=saved#token-${token.id}`, 303);
@@ -183,26 +189,26 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
     }
   });
 
-  app.get('/analytics/analyticstokens/:id/delete/', (c) => {
-    const token = tokenOf(c);
-    const [status] = deliveryStatuses(services, [token]);
+  app.get('/analytics/analyticstokens/:id/delete/', async (c) => {
+    const token = await tokenOf(c);
+    const [status] = await deliveryStatuses(services, [token]);
     return page(c, DeletePage({ paths: c.var.paths, csrf: c.var.csrf, disabled, token, status }));
   });
 
-  app.post('/analytics/analyticstokens/:id/delete/', (c) => {
-    const token = tokenOf(c);
-    services.tokens.delete(token.id);
+  app.post('/analytics/analyticstokens/:id/delete/', async (c) => {
+    const token = await tokenOf(c);
+    await services.tokens.delete(token.id);
     services.log.info(`admin: token ${token.id} deleted`);
     return c.redirect(`${c.var.paths.tokens}?notice=deleted`, 303);
   });
 
-  app.get('/analytics/analyticstokens/:id/validate/', (c) => {
-    const token = tokenOf(c);
+  app.get('/analytics/analyticstokens/:id/validate/', async (c) => {
+    const token = await tokenOf(c);
     return page(c, ValidatePage({ paths: c.var.paths, csrf: c.var.csrf, disabled, token, blocker: validationBlocker(services, token) }));
   });
 
   app.post('/analytics/analyticstokens/:id/validate/', async (c) => {
-    const token = tokenOf(c);
+    const token = await tokenOf(c);
     const blocker = validationBlocker(services, token);
     if (blocker) return page(c, ValidatePage({ paths: c.var.paths, csrf: c.var.csrf, disabled, token, blocker }), 409);
     const results = await validateToken(services, token);
@@ -210,8 +216,8 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
   });
 
   app.post('/analytics/analyticstokens/:id/retry/', async (c) => {
-    const token = tokenOf(c);
-    const n = services.relay.retryFailed(token.id);
+    const token = await tokenOf(c);
+    const n = await services.relay.retryFailed(token.id);
     services.log.info(`admin: ${n} failed events of token ${token.id} put back in the queue`);
     const back = (await readForm(c)).back === 'failed' ? c.var.paths.failed : c.var.paths.tokens;
     return c.redirect(`${back}?notice=retried&n=${n}`, 303);
@@ -223,8 +229,8 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
     return c.redirect(`${c.var.paths.tokens}?notice=stats-sent&n=${run.queued}`, 303);
   });
 
-  app.get('/analytics/failed/', (c) => {
-    const { total, items } = failedDeliveries(services, 200);
+  app.get('/analytics/failed/', async (c) => {
+    const { total, items } = await failedDeliveries(services, 200);
     return page(c, FailedPage({ paths: c.var.paths, csrf: c.var.csrf, disabled, total, items, notice: noticeOf(c) }));
   });
 

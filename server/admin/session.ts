@@ -23,10 +23,10 @@ export interface SessionVariables {
 /** Where logged-in sessions are kept, so that a logout holds across restarts and processes. */
 export interface SessionStore {
   /** Remembers a new session (by the hash of its id) until `expiresAt`; forgets expired ones. */
-  add(idHash: string, expiresAt: number, now: number): void;
+  add(idHash: string, expiresAt: number, now: number): Promise<void>;
   /** True while the session is stored and not expired. */
-  has(idHash: string, now: number): boolean;
-  remove(idHash: string): void;
+  has(idHash: string, now: number): Promise<boolean>;
+  remove(idHash: string): Promise<void>;
 }
 
 export interface SessionOptions {
@@ -100,7 +100,7 @@ export class AdminSessions {
   async start(c: Context, cookiePath: string): Promise<Session> {
     const now = this.options.clock();
     const session = { id: randomBytes(18).toString('base64url'), expiresAt: now + this.lifetimeMs };
-    this.options.store.add(hashId(session.id), session.expiresAt, now);
+    await this.options.store.add(hashId(session.id), session.expiresAt, now);
     await setSignedCookie(c, SESSION_COOKIE, `${PURPOSE.session}.${session.id}.${session.expiresAt}`, this.sessionKey, {
       ...this.cookieOptions(c, cookiePath),
       maxAge: Math.floor(this.lifetimeMs / 1000),
@@ -113,13 +113,13 @@ export class AdminSessions {
   async read(c: Context): Promise<Session | undefined> {
     const session = parseCookieValue(await getSignedCookie(c, this.sessionKey, SESSION_COOKIE), PURPOSE.session);
     const now = this.options.clock();
-    if (!session || session.expiresAt <= now || !this.options.store.has(hashId(session.id), now)) return undefined;
+    if (!session || session.expiresAt <= now || !(await this.options.store.has(hashId(session.id), now))) return undefined;
     return session;
   }
 
   /** Ends a session: the cookie is cleared and the stored session deleted, so a replayed copy is refused. */
-  end(c: Context, session: Session | undefined, cookiePath: string): void {
-    if (session) this.options.store.remove(hashId(session.id));
+  async end(c: Context, session: Session | undefined, cookiePath: string): Promise<void> {
+    if (session) await this.options.store.remove(hashId(session.id));
     deleteCookie(c, SESSION_COOKIE, this.cookieOptions(c, cookiePath));
   }
 

@@ -1,10 +1,11 @@
-import { count, desc, eq, gte, sql } from 'drizzle-orm';
-import { deliveryStats, outbox, tokens, type Token } from '../store/schema.ts';
-import type { Services } from '../services.ts';
-import { skipReason } from '../tokens/team-token.ts';
 import { redactSecret } from '../core/secrets.ts';
+import type { Services } from '../services.ts';
+import type { DropCount, FailedEvent, Token } from '../store/types.ts';
+import { pathPatternProblem } from '../tokens/ignore-paths.ts';
+import { skipReason } from '../tokens/team-token.ts';
 
 const DAY_MS = 24 * 3_600_000;
+const HOUR_MS = 3_600_000;
 
 /** How deliveries to one token are going. */
 export interface DeliveryStatus {
@@ -20,77 +21,43 @@ export interface DeliveryStatus {
   lastDeliveredAt: number | null;
   lastError: string | null;
   lastErrorAt: number | null;
+  /** GA is failing for the token: nothing is sent to it before this time (null: not held). */
+  heldUntil: number | null;
+  /** Stored ignore paths that cannot be used (invalid, or past the limits), each treated as matching every path. */
+  unusableIgnorePaths: string[];
 }
 
 /** The delivery status of each token, in the tokens' order. */
-export function deliveryStatuses(services: Pick<Services, 'db' | 'clock'>, list: Token[]): DeliveryStatus[] {
-  const { db } = services;
-  const since = services.clock() - DAY_MS;
-  const delivered = new Map(
-    db
-      .select({ tokenId: deliveryStats.tokenId, n: sql<number>`sum(${deliveryStats.delivered})` })
-      .from(deliveryStats)
-      .where(gte(deliveryStats.hour, since - (since % 3_600_000)))
-      .groupBy(deliveryStats.tokenId)
-      .all()
-      .map((row) => [row.tokenId, Number(row.n)]),
-  );
-  const queued = db
-    .select({ tokenId: outbox.tokenId, status: outbox.status, n: count() })
-    .from(outbox)
-    .groupBy(outbox.tokenId, outbox.status)
-    .all();
-  const countOf = (tokenId: number, status: 'pending' | 'failed') =>
-    queued.find((row) => row.tokenId === tokenId && row.status === status)?.n ?? 0;
+export async function deliveryStatuses(services: Pick<Services, 'store' | 'clock'>, list: Token[]): Promise<DeliveryStatus[]> {
+  const now = services.clock();
+  const since = now - DAY_MS;
+  const counts = new Map((await services.store.tokenCounts(since - (since % HOUR_MS))).map((c) => [c.tokenId, c]));
   return list.map((token) => ({
     tokenId: token.id,
     skipped: skipReason(token),
-    delivered24h: delivered.get(token.id) ?? 0,
-    waiting: countOf(token.id, 'pending'),
-    failed: countOf(token.id, 'failed'),
+    delivered24h: counts.get(token.id)?.delivered ?? 0,
+    waiting: counts.get(token.id)?.waiting ?? 0,
+    failed: counts.get(token.id)?.failed ?? 0,
     lastDeliveredAt: token.lastDeliveredAt,
+    // Blanked when stored already; again here for errors stored by older versions.
     lastError: token.lastError === null ? null : redactSecret(token.lastError, token.apiSecret),
     lastErrorAt: token.lastErrorAt,
+    heldUntil: token.heldUntil > now ? token.heldUntil : null,
+    unusableIgnorePaths: token.ignorePaths.flatMap((source) => {
+      const problem = pathPatternProblem(source);
+      return problem ? [problem] : [];
+    }),
   }));
 }
 
 /** One event GA refused for good. */
-export interface FailedDelivery {
-  id: number;
-  tokenId: number;
-  tokenName: string;
-  /** The GA event name (page_view, task_event, ...). */
-  event: string;
-  occurredAt: number;
-  attempts: number;
-  error: string;
-}
+export type FailedDelivery = FailedEvent;
 
 /** The most recent failed deliveries (newest first, at most `limit`) and how many there are in all. */
-export function failedDeliveries(services: Pick<Services, 'db'>, limit = 100): { total: number; items: FailedDelivery[] } {
-  const { db } = services;
-  const total = db.select({ n: count() }).from(outbox).where(eq(outbox.status, 'failed')).get()?.n ?? 0;
-  const rows = db
-    .select({
-      id: outbox.id,
-      tokenId: outbox.tokenId,
-      tokenName: tokens.name,
-      apiSecret: tokens.apiSecret,
-      event: outbox.name,
-      occurredAt: outbox.occurredAt,
-      attempts: outbox.attempts,
-      error: outbox.lastError,
-    })
-    .from(outbox)
-    .innerJoin(tokens, eq(tokens.id, outbox.tokenId))
-    .where(eq(outbox.status, 'failed'))
-    .orderBy(desc(outbox.id))
-    .limit(limit)
-    .all();
-  return {
-    total,
-    items: rows.map(({ apiSecret, error, ...row }) => ({ ...row, error: redactSecret(error ?? '', apiSecret) })),
-  };
+export async function failedDeliveries(services: Pick<Services, 'store'>, limit = 100): Promise<{ total: number; items: FailedDelivery[] }> {
+  const [failed, tokens] = await Promise.all([services.store.failedEvents(limit), services.store.listTokens()]);
+  const secrets = new Map(tokens.map((t) => [t.id, t.apiSecret]));
+  return { total: failed.total, items: failed.items.map((item) => ({ ...item, error: redactSecret(item.error, secrets.get(item.tokenId) ?? '') })) };
 }
 
 /** The install as the admin shows it: who it is, what it reports as, and whether anything leaves at all. */
@@ -103,19 +70,31 @@ export interface InstallInfo {
   disabledBy: 'ANALYTICS_DISABLED' | undefined;
   /** Events waiting for GA, all tokens together. */
   outboxDepth: number;
+  /** Events dropped without being sent, by reason and event name. */
+  dropped: DropCount[];
   /** The daily stats: last and next run (ms since epoch). */
   dailyStats: { lastRunAt: number | null; nextRunAt: number };
+  /** Why the database cannot be written right now, if it cannot (hits are then answered 503). */
+  storeTrouble: string | undefined;
 }
 
 /** The install's identity and state. */
-export function installInfo(services: Pick<Services, 'identity' | 'config' | 'outbox' | 'dailyStats'>): InstallInfo {
+export async function installInfo(services: Pick<Services, 'identity' | 'config' | 'store' | 'dailyStats'>): Promise<InstallInfo> {
+  const [outboxDepth, dropped, lastRunAt, nextRunAt] = await Promise.all([
+    services.store.pendingCount(),
+    services.store.dropCounts(),
+    services.dailyStats.lastRunAt(),
+    services.dailyStats.nextRunAt(),
+  ]);
   return {
     uuid: services.identity.uuid,
     createdAt: services.identity.createdAt,
     appVersion: services.config.appVersion,
     disabled: services.config.disabled,
     disabledBy: services.config.disabled ? 'ANALYTICS_DISABLED' : undefined,
-    outboxDepth: services.outbox.depth(),
-    dailyStats: { lastRunAt: services.dailyStats.lastRunAt(), nextRunAt: services.dailyStats.nextRunAt() },
+    outboxDepth,
+    dropped,
+    dailyStats: { lastRunAt, nextRunAt },
+    storeTrouble: services.store.trouble(),
   };
 }

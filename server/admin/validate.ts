@@ -5,7 +5,7 @@ import { deviceFromUserAgent } from '../ingest/device.ts';
 import type { Services } from '../services.ts';
 import { enabledFeatures, type Feature } from '../tokens/features.ts';
 import { skipReason } from '../tokens/team-token.ts';
-import type { Token } from '../tokens/tokens.ts';
+import type { Token } from '../store/types.ts';
 
 /** One finding of GA's validation endpoint. */
 export interface ValidationMessage {
@@ -91,7 +91,7 @@ export async function validateToken(services: Pick<Services, 'config' | 'identit
   return Promise.all(
     enabledFeatures(token).map(async (feature): Promise<ValidationResult> => {
       try {
-        const { status, text } = await postToGa(url, sampleBody(services, feature, now), { timeoutMs: services.gaTimeoutMs, fetch: services.fetch });
+        const { status, text } = await postToGa(url, JSON.stringify(sampleBody(services, feature, now)), { timeoutMs: services.gaTimeoutMs, fetch: services.fetch });
         if (status < 200 || status >= 300) return { feature, validationMessages: [], error: `GA answered ${status}` };
         // GA's texts are shown to the admin: the secret is blanked in each, before anything is cut short.
         const messages = readValidationMessages(redactSecret(text, token.apiSecret), (field) => redactSecret(field, token.apiSecret));

@@ -4,8 +4,16 @@ import { readFileSync } from 'node:fs';
 export interface Config {
   port: number;
   host: string;
-  /** SQLite file path, or `:memory:`. */
+  /** The store: a SQLite file path (or `:memory:`), or a `postgres://` / `postgresql://` URL. */
   dbPath: string;
+  /** Whether this process delivers to GA (and runs the daily schedule); off: it only collects. */
+  relay: boolean;
+  /** How long rows a relay claimed stay its own before another relay may take them over (a crashed or stuck process). */
+  leaseSeconds: number;
+  /** Waiting events kept at most; past it page views are dropped first. */
+  outboxMax: number;
+  /** Open connections accepted at once. */
+  maxConnections: number;
   /** Full opt-out: nothing is queued or sent. */
   disabled: boolean;
   /** Base URL of GA's `/mp/collect` and `/debug/mp/collect`, without a trailing slash. */
@@ -29,6 +37,9 @@ export interface Config {
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
+
+/** A lease must outlast a GA request (10 s) and a stop's grace: shorter ones would let two relays send the same rows. */
+export const MIN_LEASE_SECONDS = 15;
 
 /** The smallest secret accepted (admin token, events key, metrics token): shorter ones are guessable. */
 export const MIN_SECRET_LENGTH = 16;
@@ -62,6 +73,15 @@ function parseBoolean(env: Env, name: string): boolean {
   throw new ConfigError(`${name} must be true, 1, false or 0 (got "${value}")`);
 }
 
+function parseOnOff(env: Env, name: string, fallback: boolean): boolean {
+  const value = read(env, name);
+  if (value === undefined) return fallback;
+  const lower = value.toLowerCase();
+  if (['on', 'true', '1'].includes(lower)) return true;
+  if (['off', 'false', '0'].includes(lower)) return false;
+  throw new ConfigError(`${name} must be on or off (got "${value}")`);
+}
+
 function parsePort(env: Env, name: string, fallback: number): number {
   const value = read(env, name);
   if (value === undefined) return fallback;
@@ -72,11 +92,11 @@ function parsePort(env: Env, name: string, fallback: number): number {
   return port;
 }
 
-function parseCount(env: Env, name: string, fallback: number): number {
+function parseCount(env: Env, name: string, fallback: number, min = 1): number {
   const value = read(env, name);
   if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < 1) {
-    throw new ConfigError(`${name} must be a whole number of 1 or more (got "${value}")`);
+  if (!/^\d+$/.test(value) || Number(value) < min) {
+    throw new ConfigError(`${name} must be a whole number of ${min} or more (got "${value}")`);
   }
   return Number(value);
 }
@@ -128,6 +148,10 @@ export function loadConfig(env: Env = process.env, version: string = packageVers
     port: parsePort(env, 'PORT', 3000),
     host: read(env, 'HOST') ?? '127.0.0.1',
     dbPath: read(env, 'ANALYTICS_DB') ?? './data/analytics.db',
+    relay: parseOnOff(env, 'ANALYTICS_RELAY', true),
+    leaseSeconds: parseCount(env, 'ANALYTICS_RELAY_LEASE_SECONDS', 30, MIN_LEASE_SECONDS),
+    outboxMax: parseCount(env, 'ANALYTICS_OUTBOX_MAX', 100_000),
+    maxConnections: parseCount(env, 'ANALYTICS_MAX_CONNECTIONS', 10_000),
     disabled: parseBoolean(env, 'ANALYTICS_DISABLED'),
     gaUrl: parseHttpUrl(env, 'ANALYTICS_GA_URL', 'https://www.google-analytics.com', false),
     appVersion: read(env, 'ANALYTICS_APP_VERSION') ?? version,
@@ -175,7 +199,10 @@ function checkConfig(config: Config): Config {
     if (secret !== undefined && secret.length < MIN_SECRET_LENGTH) fail(field, `must be at least ${MIN_SECRET_LENGTH} characters long`);
   }
   distinctSecrets(config, (field) => field);
-  if (!Number.isInteger(config.rateLimitPerMinute) || config.rateLimitPerMinute < 1) fail('rateLimitPerMinute', 'must be a whole number of 1 or more');
+  for (const field of ['rateLimitPerMinute', 'outboxMax', 'maxConnections'] as const) {
+    if (!Number.isInteger(config[field]) || config[field] < 1) fail(field, 'must be a whole number of 1 or more');
+  }
+  if (!Number.isInteger(config.leaseSeconds) || config.leaseSeconds < MIN_LEASE_SECONDS) fail('leaseSeconds', `must be a whole number of ${MIN_LEASE_SECONDS} or more`);
   return {
     ...config,
     gaUrl: (plainHttpUrl(config.gaUrl) as URL).href.replace(/\/+$/, ''),

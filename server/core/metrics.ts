@@ -10,13 +10,13 @@ export interface Metrics {
   eventsDelivered: Counter<'token'>;
   eventsFailed: Counter<'token'>;
   eventsRetried: Counter<'token'>;
-  eventsDropped: Counter<'reason'>;
+  eventsDropped: Counter<'reason' | 'feature'>;
   gaRequests: Counter<'token' | 'outcome'>;
   outboxDepth: Gauge<string>;
   /** Wrong credentials tried, by surface (page, api, events, metrics). */
   credentialFailures: Counter<'surface'>;
   /** Read when scraped: the number of events waiting in the outbox (the outbox sets it). */
-  depth: () => number;
+  depth: () => Promise<number>;
 }
 
 /** Makes a fresh registry (one per app, so tests never share counters). */
@@ -24,7 +24,7 @@ export function createMetrics(): Metrics {
   const registry = new Registry();
   const registers = [registry];
   const metrics: Metrics = {
-    depth: () => 0,
+    depth: async () => 0,
     registry,
     hitsReceived: new Counter({ name: 'analytics_hits_received_total', help: 'Page-view hits received at /collect', registers }),
     hitsIgnored: new Counter({
@@ -65,8 +65,8 @@ export function createMetrics(): Metrics {
     }),
     eventsDropped: new Counter({
       name: 'analytics_events_dropped_total',
-      help: 'Events dropped from the outbox (full, or older than GA accepts), by reason',
-      labelNames: ['reason'],
+      help: 'Events dropped without being sent (outbox-full, expired, switched-off), by reason and feature',
+      labelNames: ['reason', 'feature'],
       registers,
     }),
     gaRequests: new Counter({
@@ -85,8 +85,8 @@ export function createMetrics(): Metrics {
       name: 'analytics_outbox_depth',
       help: 'Events waiting in the outbox',
       registers,
-      collect() {
-        this.set(metrics.depth());
+      async collect() {
+        this.set(await metrics.depth());
       },
     }),
   };

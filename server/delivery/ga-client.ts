@@ -1,6 +1,5 @@
 import { Agent, request } from 'undici';
 import { retryAfterMs } from './backoff.ts';
-import type { MpBody } from './measurement-protocol.ts';
 
 /** How long a GA request may take, from connecting to the last byte of the answer, unless told otherwise. */
 export const DEFAULT_GA_TIMEOUT_MS = 10_000;
@@ -75,11 +74,11 @@ async function sendWithFetch(send: typeof fetch, url: string, json: string, sign
 }
 
 /**
- * POSTs `body` as JSON to GA and reads the answer, settling within `timeoutMs` whatever the network, the
+ * POSTs `json` (a Measurement Protocol body) to GA and reads the answer, settling within `timeoutMs` whatever the network, the
  * fetch implementation or the garbage collector do. Rejects on a network error, the timeout or `signal`.
  * @example const { status } = await postToGa(mpUrl(gaUrl, token), body, { timeoutMs: 10_000, signal });
  */
-export function postToGa(url: string, body: MpBody, options: GaRequestOptions = {}): Promise<GaAnswer> {
+export function postToGa(url: string, json: string, options: GaRequestOptions = {}): Promise<GaAnswer> {
   const { timeoutMs = DEFAULT_GA_TIMEOUT_MS, signal, fetch: send } = options;
   return new Promise<GaAnswer>((resolve, reject) => {
     const controller = new AbortController();
@@ -116,7 +115,6 @@ export function postToGa(url: string, body: MpBody, options: GaRequestOptions = 
     signal?.addEventListener('abort', abandon, { once: true });
     void (async () => {
       try {
-        const json = JSON.stringify(body);
         const res = send ? await sendWithFetch(send, url, json, controller.signal) : await sendWithUndici(url, json, controller.signal, timeoutMs);
         if (settled) {
           // A late answer to a request already given up on: it was counted as a failure and will be sent again.

@@ -1,4 +1,4 @@
-import type { DeviceFields, EventParams, OutboxRow } from '../store/schema.ts';
+import type { DeviceFields, EventParams, OutboxRow } from '../store/types.ts';
 
 /** GA4 Measurement Protocol limits that every request keeps to. */
 export const GA_LIMITS = {
@@ -30,6 +30,10 @@ export interface MpBody {
 export interface MpRequest {
   ids: number[];
   body: MpBody;
+  /** Nothing more could join it: it holds 25 events, or the next would pass GA's size limit. */
+  full: boolean;
+  /** When its oldest event happened (ms since epoch). */
+  oldestAt: number;
 }
 
 /** Cuts `text` to at most `max` characters without splitting a surrogate pair. */
@@ -115,14 +119,17 @@ export function buildRequests(rows: OutboxRow[], clientId: string, appVersion: s
       const event = { name: row.name, timestamp_micros: row.occurredAt * 1000, params: clampParams(row.params) };
       const eventBytes = Buffer.byteLength(JSON.stringify(event)) + 1;
       if (!current || current.ids.length >= GA_LIMITS.eventsPerRequest || bytes + eventBytes > GA_LIMITS.requestBytes) {
-        current = { ids: [], body: emptyBody(clientId, appVersion, row.device) };
+        if (current) current.full = true;
+        current = { ids: [], body: emptyBody(clientId, appVersion, row.device), full: false, oldestAt: row.occurredAt };
         bytes = Buffer.byteLength(JSON.stringify(current.body));
         requests.push(current);
       }
       current.ids.push(row.id);
       current.body.events.push(event);
+      current.oldestAt = Math.min(current.oldestAt, row.occurredAt);
       bytes += eventBytes;
     }
+    if (current && current.ids.length >= GA_LIMITS.eventsPerRequest) current.full = true;
   }
   return requests;
 }

@@ -1,24 +1,23 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
-import { redactSecret } from '../core/secrets.ts';
-import type { Identity } from '../store/install.ts';
-import type { OutboxRow } from '../store/schema.ts';
-import { featureOfEvent, featureOn } from '../tokens/features.ts';
+import type { Store } from '../store/store.ts';
+import type { Identity, Token } from '../store/types.ts';
 import { skipReason } from '../tokens/team-token.ts';
-import type { Token, Tokens } from '../tokens/tokens.ts';
 import { retryDelay } from './backoff.ts';
-import { describeNetworkError, postToGa } from './ga-client.ts';
-import { buildRequests, GA_LIMITS, mpUrl, type MpRequest } from './measurement-protocol.ts';
+import { GA_LIMITS } from './measurement-protocol.ts';
 import type { Outbox } from './outbox.ts';
+import { deliverTokenRound, type TokenRoundOptions } from './token-round.ts';
 
 /** What the relay works with. */
 export interface RelayDeps {
   config: Pick<Config, 'disabled' | 'gaUrl' | 'appVersion'>;
+  store: Store;
   identity: Identity;
   outbox: Outbox;
-  tokens: Pick<Tokens, 'all'>;
   metrics: Metrics;
   clock: Clock;
   log: Logger;
@@ -29,122 +28,134 @@ export interface RelayDeps {
 
 /** Tuning of the delivery loop; the defaults suit production. */
 export interface RelayOptions {
-  /** After new events arrive, wait this long so that more can share a request (batching). */
+  /** A request with fewer than 25 events waits until its oldest event is this old, so more can join it. */
   lingerMs?: number;
   /** A GA request that takes longer is abandoned and retried (default: the deps' `gaTimeoutMs`). */
   timeoutMs?: number;
   /** Requests in flight at once per token. */
   concurrency?: number;
-  /** Outbox rows taken per token per round. */
+  /** Outbox rows claimed per token per round. */
   batchRows?: number;
-  /** How long a stop waits for requests in flight before abandoning them (they are retried later). */
+  /** How long claimed rows stay this relay's; another relay takes them over after that (a crash, a hang). */
+  leaseMs?: number;
+  /** How often to look for events queued by other processes. */
+  pollMs?: number;
+  /** How long a stop waits for requests in flight before abandoning them (they stay queued). */
   stopGraceMs?: number;
+  /** The last requests to each token kept for the admin to read. */
+  keepSent?: number;
   random?: () => number;
 }
 
-type Outcome =
-  | { kind: 'delivered' }
-  | { kind: 'retry'; error: string; retryAfter?: number }
-  | { kind: 'failed'; error: string };
-
-const EXPIRE_EVERY_MS = 60_000;
-const SKIPPED_TOKEN_RECHECK_MS = 60_000;
-
-/** Classifies GA's answer: 2xx delivered; 429, 5xx and 408 passing; any other 4xx refused for good. */
-export function classifyStatus(status: number): 'delivered' | 'retry' | 'failed' {
-  if (status >= 200 && status < 300) return 'delivered';
-  if (status === 429 || status === 408 || status >= 500) return 'retry';
-  return 'failed';
-}
+/** Expiry and pruning run this often. */
+const MAINTENANCE_EVERY_MS = 60_000;
+/** Failed events are kept this long for the admin, then go. */
+export const FAILED_RETENTION_MS = 7 * 24 * 3_600_000;
+/** Deliveries per token and hour are kept this long. */
+export const HOUR_COUNTS_RETENTION_MS = 90 * 24 * 3_600_000;
+/** At most this many failed events are kept, whatever their age. */
+const MAX_FAILED = 100_000;
 
 /**
- * Delivers the outbox to GA: per token, up to 25 events a request, retrying passing failures with
- * back-off for as long as GA would still take the event. One round runs at a time.
+ * Delivers the outbox to GA: each round, for each token GA is not failing for, claims a batch of due events
+ * with a lease and sends it, up to 25 events a request. Any number of relays (in any number of processes)
+ * may share one store; a claim is theirs alone until its lease runs out. One round at a time per relay.
  */
 export class Relay {
   private readonly options: Required<RelayOptions>;
+  /** Who this relay is in the rows it claims. */
+  readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
-  private running: Promise<void> | undefined;
+  private running: Promise<unknown> | undefined;
   private started = false;
-  private lastExpireAt = 0;
+  private listening = false;
+  private lastMaintenanceAt = -Infinity;
   private failedRounds = 0;
-  /** Tokens GA is failing for: nothing is sent to them before `until`, new events included. */
-  private readonly holds = new Map<number, { until: number; failures: number }>();
   private readonly loggedSkips = new Set<string>();
-  private readonly stopController = new AbortController();
+  private stopController = new AbortController();
 
   constructor(
-    private readonly services: RelayDeps,
+    private readonly deps: RelayDeps,
     options: RelayOptions = {},
   ) {
     this.options = {
       lingerMs: 500,
-      timeoutMs: services.gaTimeoutMs,
+      timeoutMs: deps.gaTimeoutMs,
       concurrency: 4,
       batchRows: 500,
+      leaseMs: 30_000,
+      pollMs: 1_000,
       stopGraceMs: 3_000,
+      keepSent: 200,
       random: Math.random,
       ...options,
     };
   }
 
-  /** Starts delivering (nothing at all when analytics is disabled). */
+  /** Starts delivering (nothing at all when analytics is disabled); a stopped relay may start again. */
   start(): void {
-    if (this.started || this.services.config.disabled) return;
+    if (this.started || this.deps.config.disabled) return;
     this.started = true;
-    for (const { token } of this.services.tokens.all()) {
-      const reason = skipReason(token);
-      if (reason) this.noteSkipped(token, reason);
+    this.stopController = new AbortController();
+    if (!this.listening) {
+      this.listening = true;
+      this.deps.outbox.onAdded(() => this.wake());
     }
-    this.services.outbox.onAdded(() => this.wake());
+    void this.deps.store.listTokens().then(
+      (tokens) => tokens.forEach((token) => this.noteSkipped(token)),
+      () => undefined,
+    );
     this.schedule(0);
   }
 
   /**
-   * Puts a token's failed events back in the queue (all, or those of `ids`) and tries now: the admin's retry
-   * lifts the token's hold, for what waited behind it too. Returns how many went back.
+   * Puts a token's failed events back in the queue (all, or those of `ids`) and tries now; the token's hold is
+   * lifted, for what waited behind it too. Returns how many went back. GA no longer takes events past 72 hours.
    */
-  retryFailed(tokenId: number, ids?: number[]): number {
-    const { outbox, clock } = this.services;
-    const changed = outbox.retryFailed(tokenId, ids);
-    if (changed === 0) return 0;
-    this.holds.delete(tokenId);
-    outbox.retimeToken(tokenId, clock(), 'not-after');
-    this.wake();
+  async retryFailed(tokenId: number, ids?: number[]): Promise<number> {
+    const now = this.deps.clock();
+    const changed = await this.deps.store.retryFailed({ tokenId, since: now - GA_LIMITS.maxEventAgeMs, now, ids });
+    if (changed > 0) this.wake(0);
     return changed;
   }
 
-  /** New events arrived: deliver them after the linger time. */
-  wake(): void {
-    if (this.started) this.schedule(this.options.lingerMs);
+  /** New events arrived: a round after the linger time (or `delayMs`), unless one is due sooner. */
+  wake(delayMs: number = this.options.lingerMs): void {
+    if (this.started) this.schedule(delayMs);
   }
 
-  /** Stops the loop; requests in flight get a grace period, then are abandoned and stay queued. */
+  /**
+   * Stops the loop: the round in progress gets a grace period, then its requests are abandoned and their events
+   * stay queued; what waited for its linger is sent now if GA answers within the grace.
+   */
   async stop(): Promise<void> {
+    if (!this.started) return;
     this.started = false;
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (!this.running) return;
     const grace = setTimeout(() => this.stopController.abort(new Error('relay stopping')), this.options.stopGraceMs);
-    await this.running;
-    clearTimeout(grace);
+    try {
+      await this.running;
+      if (!this.stopController.signal.aborted) await this.exclusive(() => this.round(true));
+    } catch {
+      // The events stay queued; nothing more to do on the way out.
+    } finally {
+      clearTimeout(grace);
+    }
   }
 
-  /** Delivers everything due now, round after round, until nothing due is left. */
+  /** Delivers everything due now, partial requests included, round after round until nothing due is left. */
   async drain(): Promise<void> {
-    while (await this.exclusive(() => this.runRound())) {
+    while ((await this.exclusive(() => this.round(true))).more) {
       // keep going while full batches were taken
     }
   }
 
-  /** Runs rounds one at a time: two rounds at once could send the same events twice. */
+  /** Runs rounds one at a time within this relay (other relays are kept apart by their claims). */
   private exclusive<T>(round: () => Promise<T>): Promise<T> {
     const result = (this.running ?? Promise.resolve()).then(round);
-    const settled = result.then(
-      () => undefined,
-      () => undefined,
-    );
+    const settled = result.catch(() => undefined);
     this.running = settled;
     void settled.then(() => {
       if (this.running === settled) this.running = undefined;
@@ -153,7 +164,8 @@ export class Relay {
   }
 
   private schedule(delayMs: number): void {
-    const at = Date.now() + Math.max(0, delayMs);
+    const wait = Math.max(0, Math.min(delayMs, 2_147_000_000));
+    const at = Date.now() + wait;
     if (this.timer && this.timerAt <= at) return;
     clearTimeout(this.timer);
     this.timerAt = at;
@@ -161,141 +173,81 @@ export class Relay {
       this.timer = undefined;
       this.timerAt = Infinity;
       void this.tick();
-    }, Math.max(0, delayMs));
+    }, wait);
   }
 
   private async tick(): Promise<void> {
     if (!this.started) return;
-    let more = false;
+    let next: number;
     try {
-      more = await this.exclusive(() => (this.started ? this.runRound() : Promise.resolve(false)));
+      const { more, nextAt } = await this.exclusive(() => (this.started ? this.round(false) : Promise.resolve({ more: false, nextAt: Infinity })));
       this.failedRounds = 0;
+      next = more ? 0 : Math.min(nextAt - this.deps.clock(), this.options.pollMs);
     } catch (error) {
       // Something beside GA failed (the database?): the events stay queued; look again later, not at once.
-      this.services.log.error('delivery round failed', error);
-      if (this.started) this.schedule(retryDelay(this.failedRounds++, this.options.random));
-      return;
+      this.deps.log.error('delivery round failed', error);
+      next = retryDelay(this.failedRounds++, this.options.random);
     }
-    if (!this.started) return;
-    if (more) {
-      this.schedule(0);
-      return;
-    }
-    const nextDueAt = this.services.outbox.nextDueAt();
-    if (nextDueAt !== undefined) this.schedule(nextDueAt - this.services.clock());
+    if (this.started) this.schedule(next);
   }
 
-  /** One round: every token's due events, one batch each. True when a full batch was taken (more may wait). */
-  private async runRound(): Promise<boolean> {
-    const { outbox, clock, tokens } = this.services;
+  /** One round: each token's due events, one batch each. Says whether more waits now, and when to look next. */
+  private async round(flush: boolean): Promise<{ more: boolean; nextAt: number }> {
+    const { store, clock } = this.deps;
     const now = clock();
-    if (now - this.lastExpireAt >= EXPIRE_EVERY_MS) {
-      this.lastExpireAt = now;
-      outbox.expire(now - GA_LIMITS.maxEventAgeMs);
-      outbox.pruneFailed(now);
+    if (now - this.lastMaintenanceAt >= MAINTENANCE_EVERY_MS) {
+      this.lastMaintenanceAt = now;
+      await this.maintain(now);
     }
-    const tokenIds = outbox.dueTokenIds(now);
-    if (tokenIds.length === 0) return false;
-    const wanted = new Set(tokenIds);
-    const due = tokens.all().flatMap(({ token }) => (wanted.has(token.id) ? [token] : []));
-    // Every token's delivery settles before the round ends: a round that ended early would let the next
-    // one take events still in flight and send them twice.
-    const results = await Promise.allSettled(due.map((token) => this.deliverToken(token, now)));
+    const tokens = (await store.listTokens()).filter((token) => !this.noteSkipped(token));
+    const options: TokenRoundOptions = {
+      owner: this.owner,
+      leaseMs: this.options.leaseMs,
+      batchRows: this.options.batchRows,
+      concurrency: this.options.concurrency,
+      lingerMs: this.options.lingerMs,
+      timeoutMs: this.options.timeoutMs,
+      flush,
+      signal: this.stopController.signal,
+      random: this.options.random,
+      keepSent: this.options.keepSent,
+    };
+    const deps = { ...this.deps, gaUrl: this.deps.config.gaUrl, clientId: this.deps.identity.uuid, appVersion: this.deps.config.appVersion };
+    // Every token's delivery settles before the round ends; a token GA is failing for waits out its hold.
+    const active = tokens.filter((token) => token.heldUntil <= now);
+    const results = await Promise.allSettled(active.map((token) => deliverTokenRound(deps, options, token)));
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
-    return results.some((r) => r.status === 'fulfilled' && r.value);
+    const lingerUntil = new Map<number, number>();
+    let more = false;
+    results.forEach((result, i) => {
+      if (result.status !== 'fulfilled') return;
+      more ||= result.value.more;
+      if (result.value.lingerUntil !== undefined) lingerUntil.set((active[i] as Token).id, result.value.lingerUntil);
+    });
+    // Next: when a token we send to has an event due (a held-back partial request: once its linger is up).
+    const sending = new Set(tokens.map((t) => t.id));
+    const due = (await store.dueTimes()).filter((d) => sending.has(d.tokenId)).map((d) => lingerUntil.get(d.tokenId) ?? d.dueAt);
+    return { more, nextAt: Math.min(Infinity, ...due) };
   }
 
-  private async deliverToken(token: Token, now: number): Promise<boolean> {
-    const { outbox } = this.services;
+  /** Expiry of what GA no longer takes, and the bounds of what is kept for the admin. */
+  private async maintain(now: number): Promise<void> {
+    const { store, outbox } = this.deps;
+    outbox.countDrops(await store.expire(now - GA_LIMITS.maxEventAgeMs, now));
+    await store.pruneFailed(now - FAILED_RETENTION_MS, MAX_FAILED);
+    await store.pruneHourCounts(now - HOUR_COUNTS_RETENTION_MS);
+  }
+
+  /** True when the relay does not send to `token` (placeholder id, no secret); says so once per token and reason. */
+  private noteSkipped(token: Token): boolean {
     const reason = skipReason(token);
-    if (reason) {
-      this.noteSkipped(token, reason);
-      outbox.retimeToken(token.id, now + SKIPPED_TOKEN_RECHECK_MS, 'not-before');
-      return false;
-    }
-    const hold = this.holds.get(token.id);
-    if (hold && hold.until > now) {
-      // Events that arrived during the hold wait for its end too, rather than each probing GA.
-      outbox.retimeToken(token.id, hold.until, 'not-before');
-      return false;
-    }
-    const taken = outbox.due(token.id, now, this.options.batchRows);
-    // A feature switched off after its events were queued (or put back by a retry): they are not sent.
-    const rows: OutboxRow[] = [];
-    const switchedOff: number[] = [];
-    for (const row of taken) {
-      if (featureOn(token, featureOfEvent(row.name))) rows.push(row);
-      else switchedOff.push(row.id);
-    }
-    outbox.discard(switchedOff, 'switched-off');
-    const requests = buildRequests(rows, this.services.identity.uuid, this.services.config.appVersion);
-    const attemptsById = new Map(rows.map((row) => [row.id, row.attempts]));
-    let blocked = false;
-    let delivered = false;
-    let next = 0;
-    // Counted once per round: several requests failing together are one failure of the token, not four.
-    const failures = (hold?.failures ?? 0) + 1;
-    const worker = async () => {
-      // A worker that throws (a database error) stops taking requests; the others finish theirs.
-      while (!blocked && next < requests.length) {
-        const request = requests[next++] as MpRequest;
-        const outcome = await this.send(token, request);
-        this.services.metrics.gaRequests.inc({ token: String(token.id), outcome: outcome.kind });
-        if (outcome.kind === 'delivered') {
-          delivered = true;
-          outbox.delivered(token.id, request.ids);
-        } else if (outcome.kind === 'failed') {
-          outbox.failed(token.id, request.ids, outcome.error);
-        } else {
-          // The back-off grows with the events' own tries and with the token's failures in a row, so
-          // fresh events during an outage do not restart it from one second.
-          const attempts = Math.max(failures - 1, ...request.ids.map((id) => attemptsById.get(id) ?? 0));
-          // GA's Retry-After is a floor: a `0` must not make the relay retry at once, in a loop.
-          const delay = Math.max(outcome.retryAfter ?? 0, retryDelay(attempts, this.options.random));
-          // The longest wait asked for in this round wins (a Retry-After beside a network error's back-off).
-          const at = Math.max(this.services.clock() + delay, blocked ? (this.holds.get(token.id)?.until ?? 0) : 0);
-          this.holds.set(token.id, { until: at, failures });
-          outbox.retryLater(token.id, request.ids, at, outcome.error);
-          // GA is failing for this token: hold back the rest of its queue too, rather than hammer it.
-          outbox.retimeToken(token.id, at, 'not-before');
-          blocked = true;
-        }
-      }
-    };
-    const workers = await Promise.allSettled(Array.from({ length: Math.min(this.options.concurrency, requests.length) }, worker));
-    // GA took something and refused nothing passing-ly this round: the token is healthy again. A success that
-    // overlapped a failure does not lift the hold.
-    if (delivered && !blocked) this.holds.delete(token.id);
-    const failure = workers.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failure) throw failure.reason;
-    return !blocked && taken.length === this.options.batchRows;
-  }
-
-  /** Says once per token and reason that nothing is sent to it. */
-  private noteSkipped(token: Token, reason: string): void {
+    if (!reason) return false;
     const key = `${token.id}:${reason}`;
-    if (this.loggedSkips.has(key)) return;
-    this.loggedSkips.add(key);
-    this.services.log.warn(`token ${token.id} (${token.name}) skipped: ${reason}`);
-  }
-
-  private async send(token: Token, request: MpRequest): Promise<Outcome> {
-    try {
-      const answer = await postToGa(mpUrl(this.services.config.gaUrl, token), request.body, {
-        timeoutMs: this.options.timeoutMs,
-        signal: this.stopController.signal,
-        fetch: this.services.fetch,
-      });
-      const kind = classifyStatus(answer.status);
-      if (kind === 'delivered') return { kind };
-      // GA's text can echo the request, secret included: blanked before it is cut (a cut could split it).
-      const text = redactSecret(answer.text, token.apiSecret).slice(0, 200);
-      const error = `GA answered ${answer.status}${text ? `: ${text}` : ''}`;
-      if (kind === 'failed') return { kind, error };
-      return { kind, error, retryAfter: answer.retryAfter };
-    } catch (error) {
-      return { kind: 'retry', error: describeNetworkError(error) };
+    if (!this.loggedSkips.has(key)) {
+      this.loggedSkips.add(key);
+      this.deps.log.warn(`token ${token.id} (${token.name}) skipped: ${reason}`);
     }
+    return true;
   }
 }

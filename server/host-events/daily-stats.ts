@@ -1,12 +1,13 @@
-import { eq } from 'drizzle-orm';
 import { z } from 'zod';
-import type { Db } from '../store/database.ts';
-import { hostStats, install, type EventParams } from '../store/schema.ts';
+import type { Store } from '../store/store.ts';
+import type { EventParams, HostStats } from '../store/types.ts';
 import { checkText, eventsForRecipients, InvalidEventError, type HostEventDeps } from './task-events.ts';
 
-/** What the schedule works with: the host-event deps, and the database where the last run is kept. */
+export type { HostStats } from '../store/types.ts';
+
+/** What the schedule works with: the host-event deps, and the store where the last run is kept. */
 export interface DailyStatsDeps extends HostEventDeps {
-  db: Db;
+  store: Store;
 }
 
 /** A day, the interval between two daily-stats runs. */
@@ -18,14 +19,6 @@ export const CHECK_EVERY_MS = 3_600_000;
  * starts gets them into a new install's first run rather than a phone-in alone.
  */
 export const START_DELAY_MS = 60_000;
-
-/** The host's numbers for the daily stats. */
-export interface HostStats {
-  users: number;
-  tokens: number;
-  /** Names of the host's installed apps (modules, plugins). */
-  apps: string[];
-}
 
 /** Where a run gets the host's numbers (library use); `undefined` means none today. */
 export type StatsSource = () => HostStats | undefined | Promise<HostStats | undefined>;
@@ -53,8 +46,8 @@ export interface DailyStatsOptions {
 /** What the admin works with: run now, and when the schedule ran last and runs next. */
 export interface DailyStatsRunner {
   runNow(): Promise<DailyStatsRun>;
-  lastRunAt(): number | null;
-  nextRunAt(): number;
+  lastRunAt(): Promise<number | null>;
+  nextRunAt(): Promise<number>;
 }
 
 const hostStatsSchema = z.object({
@@ -141,14 +134,13 @@ export class DailyStats implements DailyStatsRunner {
   }
 
   /** When the last run was (ms since epoch), or null before the first. */
-  lastRunAt(): number | null {
-    const row = this.services.db.select({ at: install.lastDailyStatsAt }).from(install).where(eq(install.id, 1)).get();
-    return row?.at ?? null;
+  lastRunAt(): Promise<number | null> {
+    return this.services.store.lastDailyStatsAt();
   }
 
   /** When the next scheduled run falls due (now, if it is due already). */
-  nextRunAt(): number {
-    const last = this.lastRunAt();
+  async nextRunAt(): Promise<number> {
+    const last = await this.lastRunAt();
     const now = this.services.clock();
     return isDailyRunDue(last, now) || last === null ? now : last + DAY_MS;
   }
@@ -174,19 +166,13 @@ export class DailyStats implements DailyStatsRunner {
   private async run(onlyIfDue: boolean): Promise<DailyStatsRun | undefined> {
     const { services } = this;
     if (services.config.disabled) return { at: services.clock(), queued: 0, withNumbers: false };
-    if (onlyIfDue && !isDailyRunDue(this.lastRunAt(), services.clock())) return undefined;
+    if (onlyIfDue && !isDailyRunDue(await this.lastRunAt(), services.clock())) return undefined;
     const stats = await this.readStats();
     const at = services.clock();
     const events = eventsForRecipients(services, 'dailyStats', dailyStatsEvents(stats), at);
-    // One transaction: the stored time and the queued events stand or fall together.
-    const ran = services.db.transaction((tx) => {
-      // Looked at again here: another process on the same database file may have run meanwhile.
-      const last = tx.select({ at: install.lastDailyStatsAt }).from(install).where(eq(install.id, 1)).get()?.at ?? null;
-      if (onlyIfDue && !isDailyRunDue(last, at)) return false;
-      tx.update(install).set({ lastDailyStatsAt: at }).where(eq(install.id, 1)).run();
-      services.outbox.addNow(events);
-      return true;
-    });
+    // One transaction: the stored time and the queued events stand or fall together, and the last run is looked
+    // at again in it (another process sharing the store may have run meanwhile): once a day per install.
+    const ran = await services.store.recordDailyRun({ at, onlyIfDue, intervalMs: DAY_MS, events });
     if (!ran) return undefined;
     services.log.info(`daily stats: ${events.length} events queued${stats ? '' : ' (phone-in only: no numbers from the host)'}`);
     return { at, queued: events.length, withNumbers: stats !== undefined };
@@ -194,10 +180,7 @@ export class DailyStats implements DailyStatsRunner {
 
   /** The host's numbers: the callback in library use, else the latest `PUT /api/stats`; undefined when none. */
   private async readStats(): Promise<HostStats | undefined> {
-    if (!this.stats) {
-      const row = this.services.db.select().from(hostStats).where(eq(hostStats.id, 1)).get();
-      return row ? { users: row.users, tokens: row.tokens, apps: row.apps } : undefined;
-    }
+    if (!this.stats) return this.services.store.hostStats();
     try {
       const stats = await withTimeout(Promise.resolve(this.stats()), this.statsTimeoutMs, 'the stats callback did not answer in time');
       return stats === undefined ? undefined : parseHostStats(stats);
@@ -224,7 +207,9 @@ export class DailyStats implements DailyStatsRunner {
     } catch (error) {
       this.services.log.error('daily stats run failed', error);
     }
-    if (this.started) this.schedule(this.nextRunAt() - this.services.clock());
+    if (!this.started) return;
+    const next = await this.nextRunAt().catch(() => this.services.clock() + CHECK_EVERY_MS);
+    if (this.started) this.schedule(next - this.services.clock());
   }
 }
 
@@ -235,11 +220,10 @@ function errorSummary(error: unknown): string {
 
 /**
  * Stores the host's latest numbers for the next daily run (`PUT /api/stats`).
- * @example saveHostStats(services, parseHostStats({ users: 3, tokens: 1, apps: [] }));
+ * @example await saveHostStats(services, parseHostStats({ users: 3, tokens: 1, apps: [] }));
  */
-export function saveHostStats(services: Pick<DailyStatsDeps, 'db' | 'clock'>, stats: HostStats): void {
-  const row = { id: 1, ...stats, updatedAt: services.clock() };
-  services.db.insert(hostStats).values(row).onConflictDoUpdate({ target: hostStats.id, set: row }).run();
+export function saveHostStats(services: Pick<DailyStatsDeps, 'store' | 'clock'>, stats: HostStats): Promise<void> {
+  return services.store.saveHostStats(stats, services.clock());
 }
 
 /** How long the host's stats callback may take before the phone-in goes out without its numbers. */

@@ -60,7 +60,7 @@ export function eventsRoutes(services: EventsRouteDeps, guard: CredentialGuard):
 
   app.put('/stats', ...guarded, async (c) => {
     const json = parseJsonBody(await c.req.text(), 'body must be JSON');
-    saveHostStats(services, parseHostStats(json));
+    await saveHostStats(services, parseHostStats(json));
     return c.body(null, 204);
   });
 

@@ -3,7 +3,7 @@ import type { Config } from '../core/config.ts';
 import type { Logger } from '../core/log.ts';
 import { clampText, GA_LIMITS } from '../delivery/measurement-protocol.ts';
 import type { NewEvent, Outbox } from '../delivery/outbox.ts';
-import type { EventParams } from '../store/schema.ts';
+import type { EventParams } from '../store/types.ts';
 import { mainEventOf, type Feature } from '../tokens/features.ts';
 import type { Tokens } from '../tokens/tokens.ts';
 
@@ -11,7 +11,7 @@ import type { Tokens } from '../tokens/tokens.ts';
 export interface HostEventDeps {
   config: Pick<Config, 'disabled'>;
   tokens: Pick<Tokens, 'recipients'>;
-  outbox: Pick<Outbox, 'add' | 'addNow'>;
+  outbox: Pick<Outbox, 'add'>;
   clock: Clock;
   log: Logger;
 }
@@ -125,13 +125,13 @@ export function analyticsEvents(services: HostEventDeps, options: AnalyticsEvent
 }
 
 /**
- * Queues one event for each token whose matching switch is on and returns how many; 0 when disabled.
- * @example analyticsEvent(services, { namespace: 'billing', task: 'send_invoices', value: 12 }) // 1 with one token
+ * Queues one event for each token whose matching switch is on and resolves with how many once they are
+ * stored; 0 when disabled. Throws {@link InvalidEventError} at once for an event that cannot be sent.
+ * @example await analyticsEvent(services, { namespace: 'billing', task: 'send_invoices', value: 12 }) // 1 with one token
  */
-export function analyticsEvent(services: HostEventDeps, options: AnalyticsEventOptions): number {
+export function analyticsEvent(services: HostEventDeps, options: AnalyticsEventOptions): Promise<number> {
   const events = analyticsEvents(services, options);
-  services.outbox.addNow(events);
-  return events.length;
+  return services.outbox.add(events).then(() => events.length);
 }
 
 /**
@@ -153,12 +153,14 @@ export async function trackTask<T>(services: HostEventDeps, namespace: string, t
   // Checked before the job runs: a misspelt call fails on its first use rather than never reporting.
   checkText('namespace', namespace, true);
   checkText('task', task, true);
+  // Reporting never breaks or delays the job: queued in the background, a failure logged.
   const report = (result: string, value: number) => {
     if (isOwnWork(namespace)) return;
+    const failed = (error: unknown) => services.log.error(`could not queue the task event for ${namespace}.${task}`, error);
     try {
-      analyticsEvent(services, { namespace, task, result, value });
+      analyticsEvent(services, { namespace, task, result, value }).catch(failed);
     } catch (error) {
-      services.log.error(`could not queue the task event for ${namespace}.${task}`, error);
+      failed(error);
     }
   };
   let outcome: T;

@@ -1,5 +1,5 @@
 import UAParser from 'ua-parser-js';
-import type { DeviceFields } from '../store/schema.ts';
+import type { DeviceFields } from '../store/types.ts';
 import { clampText } from '../delivery/measurement-protocol.ts';
 
 const CACHE_LIMIT = 1000;

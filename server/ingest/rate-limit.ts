@@ -1,39 +1,46 @@
 import type { MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { clientAddress } from '../core/client-address.ts';
+import { addressGroup, clientAddress } from '../core/client-address.ts';
 
 /** Options of {@link rateLimit}. */
 export interface RateLimitOptions {
-  /** Requests allowed per client address per window. */
+  /** Requests allowed per client address (IPv6: per /64) per window. */
   max: number;
   windowMs?: number;
   /** Take the client address from `X-Forwarded-For` (only behind a proxy the operator runs). */
   trustProxy?: boolean;
-  /** Addresses tracked at once; past it the window starts over early rather than grow without bound. */
+  /** Addresses tracked at once; past it the least recently seen is forgotten (memory stays bounded). */
   maxClients?: number;
 }
 
+interface Window {
+  start: number;
+  used: number;
+}
+
 /**
- * A fixed-window rate limit per client address, kept in memory; over the limit → 429 with `Retry-After`.
+ * A fixed-window rate limit per client address (IPv6 grouped by /64), kept in memory; over the limit → 429 with
+ * `Retry-After`. A full map forgets the least recently seen address, never one that keeps sending: other
+ * addresses cannot reset a client that is being limited.
  * @example app.post('/collect', rateLimit({ max: 600 }), handler)
  */
 export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
   const windowMs = options.windowMs ?? 60_000;
   const maxClients = options.maxClients ?? 100_000;
   const trustProxy = options.trustProxy ?? false;
-  let counts = new Map<string, number>();
-  let windowStart = Date.now();
+  // A Map keeps insertion order: re-inserting on every request makes its first key the least recently seen.
+  const clients = new Map<string, Window>();
   return async function rateLimitMiddleware(c, next) {
     const now = Date.now();
-    if (now - windowStart >= windowMs || counts.size >= maxClients) {
-      counts = new Map();
-      windowStart = now;
-    }
-    const address = clientAddress(c, trustProxy);
-    const used = (counts.get(address) ?? 0) + 1;
-    counts.set(address, used);
-    if (used > options.max) {
-      const retryAfter = Math.max(1, Math.ceil((windowStart + windowMs - now) / 1000));
+    const key = addressGroup(clientAddress(c, trustProxy));
+    let window = clients.get(key);
+    if (window) clients.delete(key);
+    if (!window || now - window.start >= windowMs) window = { start: now, used: 0 };
+    window.used += 1;
+    clients.set(key, window);
+    if (clients.size > maxClients) clients.delete(clients.keys().next().value as string);
+    if (window.used > options.max) {
+      const retryAfter = Math.max(1, Math.ceil((window.start + windowMs - now) / 1000));
       c.header('Retry-After', String(retryAfter));
       throw new HTTPException(429, { message: 'too many requests' });
     }

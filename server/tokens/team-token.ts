@@ -1,4 +1,4 @@
-import type { FirstToken } from '../store/install.ts';
+import type { FirstToken } from '../store/types.ts';
 
 /** The measurement id that stands for "not filled in yet". */
 export const PLACEHOLDER_MEASUREMENT_ID = 'G-XXXXXXXXXX';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import type { Token } from '../store/schema.ts';
+import type { Token } from '../store/types.ts';
 import { isMaskOf, maskSecret } from '../core/secrets.ts';
-import { pathPatternProblem } from './ignore-paths.ts';
+import { PATTERN_LIMITS, pathPatternProblem } from './ignore-paths.ts';
 
 /** A token as the admin API shows it: the API secret masked, never in full. */
 export interface TokenJson {
@@ -56,7 +56,7 @@ const apiSecret = z
 const ignorePath = z
   .string()
   .min(1, 'an ignore path cannot be empty')
-  .max(500, 'an ignore path is at most 500 characters')
+  .max(PATTERN_LIMITS.length, `an ignore path is at most ${PATTERN_LIMITS.length} characters`)
   .superRefine((source, ctx) => {
     const problem = pathPatternProblem(source);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });

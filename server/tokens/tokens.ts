@@ -1,14 +1,11 @@
-import type { Statement } from 'better-sqlite3';
-import { asc, eq } from 'drizzle-orm';
 import type { Clock } from '../core/clock.ts';
-import type { Db } from '../store/database.ts';
-import { tokens as tokensTable, type Token } from '../store/schema.ts';
+import type { Store } from '../store/store.ts';
+import type { Token, TokenSettings } from '../store/types.ts';
 import { featureOn, type Feature } from './features.ts';
-import { compilePathPattern, type PathPattern } from './ignore-paths.ts';
+import { compilePathPattern, pathPatternProblem, type PathPattern } from './ignore-paths.ts';
 import { skipReason } from './team-token.ts';
-import type { NewTokenInput, TokenPatch } from './token-input.ts';
 
-export type { Token } from '../store/schema.ts';
+export type { Token, TokenSettings } from '../store/types.ts';
 
 /** A token as the hot path needs it: its ignore paths compiled once. */
 export interface ActiveToken {
@@ -19,92 +16,75 @@ export interface ActiveToken {
 /** Options of {@link Tokens}. */
 export interface TokensOptions {
   clock: Clock;
-  /** How often to look for changes made by other processes (0: on every read). */
+  /** How often to look whether another process changed the tokens (they are seen within this, plus a read). */
   recheckMs?: number;
-  /** Called after a token was deleted (its events went with it, by cascade). */
-  afterDelete?: () => void;
 }
 
 /**
- * The tokens: which receive what (cached, since every page view asks) and the admin's changes to them.
- * Every write goes through here and refreshes the cache itself; changes made by other processes on the
- * same database are seen within `recheckMs`.
+ * The tokens: which receive what, cached since every page view asks, and the admin's changes to them. Every
+ * write goes through here and refreshes the cache itself; changes made by other processes sharing the store
+ * are seen within `recheckMs` of the next read.
  */
 export class Tokens {
-  private cache: ActiveToken[] | undefined;
+  private cache: ActiveToken[] = [];
   private readonly byFeature = new Map<Feature, ActiveToken[]>();
-  private dataVersion = -1;
-  private versionQuery: Statement | undefined;
+  private version = -1;
   private checkedAt = -Infinity;
+  private checking: Promise<void> | undefined;
   private readonly recheckMs: number;
 
   constructor(
-    private readonly db: Db,
+    private readonly store: Store,
     private readonly options: TokensOptions,
   ) {
     this.recheckMs = options.recheckMs ?? 1000;
   }
 
-  /** Every token, by id, as stored. */
-  list(): Token[] {
-    return this.db.select().from(tokensTable).orderBy(asc(tokensTable.id)).all();
+  /** Loads the cache (before serving), and again whenever another process changed the tokens. */
+  async refresh(): Promise<void> {
+    const version = await this.store.tokensVersion();
+    this.checkedAt = Date.now();
+    if (version === this.version) return;
+    const tokens = await this.store.listTokens();
+    this.version = version;
+    this.cache = tokens.map((token) => ({ token, ignore: token.ignorePaths.flatMap(compileOrSkip) }));
+    this.byFeature.clear();
   }
 
-  /** One token, or undefined. */
-  find(id: number): Token | undefined {
-    return this.db.select().from(tokensTable).where(eq(tokensTable.id, id)).get();
+  /** Every token, by id, as stored now. */
+  list(): Promise<Token[]> {
+    return this.store.listTokens();
+  }
+
+  /** One token as stored now, or undefined. */
+  find(id: number): Promise<Token | undefined> {
+    return this.store.findToken(id);
   }
 
   /** Stores a new token (already checked by `newTokenSchema`). */
-  create(input: NewTokenInput): Token {
-    const now = this.options.clock();
-    const token = this.db
-      .insert(tokensTable)
-      .values({ ...input, createdAt: now, updatedAt: now })
-      .returning()
-      .get();
-    this.forget();
+  async create(settings: TokenSettings): Promise<Token> {
+    const token = await this.store.createToken(settings, this.options.clock());
+    await this.refresh();
     return token;
   }
 
   /** Applies a partial update (already checked by `parseTokenPatch`); undefined when the token does not exist. */
-  update(id: number, patch: TokenPatch): Token | undefined {
-    const token = this.db
-      .update(tokensTable)
-      .set({ ...patch, updatedAt: this.options.clock() })
-      .where(eq(tokensTable.id, id))
-      .returning()
-      .get();
-    this.forget();
+  async update(id: number, patch: Partial<TokenSettings>): Promise<Token | undefined> {
+    const token = await this.store.updateToken(id, patch, this.options.clock());
+    await this.refresh();
     return token;
   }
 
-  /** Deletes a token and (by cascade) its waiting and failed events; false when it did not exist. */
-  delete(id: number): boolean {
-    const changed = this.db.delete(tokensTable).where(eq(tokensTable.id, id)).run().changes;
-    this.forget();
-    this.options.afterDelete?.();
-    return changed > 0;
+  /** Deletes a token and its waiting and failed events; false when it did not exist. */
+  async delete(id: number): Promise<boolean> {
+    const deleted = await this.store.deleteToken(id);
+    await this.refresh();
+    return deleted;
   }
 
-  /** Every token, ignore paths compiled (an invalid stored pattern matches every path). */
+  /** Every token as last loaded, ignore paths compiled (an invalid stored pattern matches every path). */
   all(): ActiveToken[] {
-    // data_version moves when another connection (another process on the same file) commits: its token
-    // changes count too, within `recheckMs` (asking on every page view was a real share of its cost).
-    const now = Date.now();
-    if (now - this.checkedAt >= this.recheckMs) {
-      this.checkedAt = now;
-      this.versionQuery ??= this.db.$client.prepare('PRAGMA data_version').pluck();
-      const version = this.versionQuery.get() as number;
-      if (version !== this.dataVersion) {
-        this.dataVersion = version;
-        this.cache = undefined;
-      }
-    }
-    if (!this.cache) {
-      this.cache = this.list().map((token) => ({ token, ignore: token.ignorePaths.flatMap(compileOrSkip) }));
-      this.byFeature.clear();
-    }
+    this.recheck();
     return this.cache;
   }
 
@@ -120,20 +100,26 @@ export class Tokens {
     return list;
   }
 
-  private forget(): void {
-    this.cache = undefined;
+  /** Looks in the background whether another process changed the tokens, at most once per `recheckMs`. */
+  private recheck(): void {
+    if (this.checking || Date.now() - this.checkedAt < this.recheckMs) return;
+    this.checking = this.refresh()
+      .catch(() => {
+        // The store does not answer: keep serving what is known, and look again at the next read.
+      })
+      .finally(() => (this.checking = undefined));
   }
 }
 
 /** Matches every path: what a stored ignore path that no longer compiles stands for. */
 const IGNORE_EVERYTHING: PathPattern = { test: () => true };
 
+/**
+ * A stored ignore path as it runs. Fail closed: one that no longer compiles or breaks the limits (stored before
+ * they existed) matches every path; the owner meant to keep some paths from this token, so it keeps all of them
+ * rather than none, and the admin says so until it is fixed.
+ */
 function compileOrSkip(source: string): PathPattern[] {
-  try {
-    return [compilePathPattern(source)];
-  } catch {
-    // Fail closed: the owner meant to keep some paths from this token, so an unusable pattern keeps all of
-    // them rather than none (the admin refuses to save it again until it is fixed).
-    return [IGNORE_EVERYTHING];
-  }
+  if (pathPatternProblem(source) !== undefined) return [IGNORE_EVERYTHING];
+  return [compilePathPattern(source)];
 }

@@ -3,12 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../server/store/database.ts';
-import { tokens } from '../../server/store/schema.ts';
 import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
-import { ensureInstall } from '../../server/store/install.ts';
 import { DESKTOP_CHROME_UA, launchChromium } from '../helpers/browser.ts';
-import { METRICS_TOKEN } from '../helpers/app.ts';
+import { METRICS_TOKEN, openTestStore } from '../helpers/app.ts';
 import { startCollector, type CollectorProcess } from '../../harness/collector-process.ts';
 import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 import { startStaticSite } from '../helpers/static-site.ts';
@@ -24,11 +21,14 @@ const pageViews = () => ga.delivered().filter((event) => event.name === 'page_vi
 
 beforeAll(async () => {
   const dbPath = join(dir, 'analytics.db');
-  const db = openDatabase(dbPath);
-  uuid = ensureInstall(db, TEAM_TOKEN).uuid;
-  const now = Date.now();
-  db.insert(tokens).values({ name: 'Site property', measurementId: 'G-E2E', apiSecret: 'e2e-secret', createdAt: now, updatedAt: now }).run();
-  db.$client.close();
+  // The install and the site's token are made before the collector starts, and the file closed again.
+  const { store } = await openTestStore({ sqliteFile: dbPath });
+  uuid = (await store.install(TEAM_TOKEN, Date.now())).uuid;
+  await store.createToken(
+    { name: 'Site property', measurementId: 'G-E2E', apiSecret: 'e2e-secret', sendDailyStats: true, sendTaskEvents: true, sendPageViews: true, ignorePaths: [] },
+    Date.now(),
+  );
+  await store.close();
 
   ga = await startFakeGa();
   collector = await startCollector({ ANALYTICS_DB: dbPath, ANALYTICS_GA_URL: ga.url, ANALYTICS_APP_VERSION: '3.1.4', ANALYTICS_METRICS_TOKEN: METRICS_TOKEN });
@@ -66,20 +66,27 @@ describe('page views from a real browser', () => {
     const page = await context.newPage();
     await page.goto(`${site.url}/`);
     await ga.waitFor(() => pageViews().length === 1);
+    // Each beacon goes out on its own and the collector stamps a hit when it arrives: two sent a few ms apart may
+    // arrive (and so be stamped, and reach GA) in either order. Each step waits until its hit has arrived.
+    const received = () => metric('analytics_hits_received_total');
+    const before = await received();
 
     await page.evaluate(() => {
       document.title = 'Reports';
       history.pushState({}, '', '/reports?tab=2');
     });
+    await expect.poll(received).toBe(before + 1);
     await page.evaluate(() => history.pushState({}, '', '/reports?tab=3')); // same path: not a new page view
     await page.evaluate(() => {
       document.title = 'Settings';
       history.replaceState({}, '', '/settings');
     });
+    await expect.poll(received).toBe(before + 2);
     await page.evaluate(() => {
       document.title = 'Home again';
       history.back();
     });
+    await expect.poll(received).toBe(before + 3);
     await ga.waitFor(() => pageViews().length >= 4, 15_000);
     await new Promise((resolve) => setTimeout(resolve, 1000)); // nothing more should arrive
 

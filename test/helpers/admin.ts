@@ -1,12 +1,9 @@
 import type { Hono } from 'hono';
 import { expect } from 'vitest';
-import { createApp } from '../../server/app.ts';
 import type { Clock } from '../../server/core/clock.ts';
 import type { Config } from '../../server/core/config.ts';
-import { openDatabase } from '../../server/store/database.ts';
 import type { Logger } from '../../server/core/log.ts';
-import { createServices, type Services } from '../../server/services.ts';
-import { testConfig } from './app.ts';
+import { makeTestApp, type TestDatabase, type TestServices } from './app.ts';
 
 /** The admin token of the admin tests (long enough for start-up's check). */
 export const ADMIN_TOKEN = 'admin-token-for-tests-0123456789';
@@ -27,22 +24,22 @@ export interface AdminAppOptions {
   clock?: Clock;
   fetch?: typeof fetch;
   log?: Logger;
-  /** A SQLite file; in memory when omitted. */
-  dbPath?: string;
+  database?: TestDatabase;
+  gaTimeoutMs?: number;
 }
 
-/** An app with the admin on (unless the config says otherwise), over an in-memory database. */
-export function makeAdminApp(options: AdminAppOptions = {}): { app: Hono; services: Services; log: Logger & { lines: string[] } } {
+/** An app with the admin on (unless the config says otherwise), over a fresh store (SQLite in memory by default). */
+export async function makeAdminApp(options: AdminAppOptions = {}): Promise<{ app: Hono; services: TestServices; log: Logger & { lines: string[] } }> {
   const log = recordingLogger();
-  const config = testConfig({ adminToken: ADMIN_TOKEN, ...options.config });
-  const services = createServices({
-    config,
-    db: openDatabase(options.dbPath ?? ':memory:'),
+  const { app, services } = await makeTestApp({
+    config: { adminToken: ADMIN_TOKEN, ...options.config },
+    database: options.database,
     clock: options.clock,
     fetch: options.fetch,
     log: options.log ?? log,
+    gaTimeoutMs: options.gaTimeoutMs,
   });
-  return { app: createApp(services), services, log };
+  return { app, services, log };
 }
 
 /** A request to the admin API with the bearer token (or `token`, or none when null). */

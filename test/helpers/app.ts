@@ -1,12 +1,19 @@
 import type { Hono } from 'hono';
+import { inject } from 'vitest';
 import { createApp } from '../../server/app.ts';
 import type { Clock } from '../../server/core/clock.ts';
 import { loadConfig, type Config } from '../../server/core/config.ts';
-import { openDatabase } from '../../server/store/database.ts';
-import type { Token } from '../../server/store/schema.ts';
-import type { NewTokenInput } from '../../server/tokens/token-input.ts';
 import { silentLogger, type Logger } from '../../server/core/log.ts';
+import type { RelayOptions } from '../../server/delivery/relay.ts';
+import type { DailyStatsOptions } from '../../server/host-events/daily-stats.ts';
 import { createServices, type Services } from '../../server/services.ts';
+import { openPostgres } from '../../server/store/postgres/postgres-driver.ts';
+import { openSqlite } from '../../server/store/sqlite/sqlite-driver.ts';
+import type { SqlDriver } from '../../server/store/sql-driver.ts';
+import { sqlStore } from '../../server/store/sql-store.ts';
+import type { Store } from '../../server/store/store.ts';
+import type { Token, TokenSettings } from '../../server/store/types.ts';
+import { freshPostgresUrl } from './postgres.ts';
 
 /** The metrics token of test apps. */
 export const METRICS_TOKEN = 'metrics-token-for-tests-0123';
@@ -23,35 +30,81 @@ export async function metricsText(app: Hono): Promise<string> {
   return res.text();
 }
 
+/** Which database a test runs on: SQLite (a file, or in memory) or a fresh database on the test PostgreSQL. */
+export type TestDatabase = 'sqlite' | 'postgres' | { sqliteFile: string } | { postgresUrl: string };
+
+/** The kinds every store test runs on. */
+export const DIALECTS = ['sqlite', 'postgres'] as const;
+
+/** An open store and plain SQL on its connection, for tests that look at (or set up) rows directly. */
+export interface TestStore {
+  store: Store;
+  /** The rows of `query` (`?` placeholders), on the store's own connection. */
+  sql<R = Record<string, unknown>>(query: string, params?: unknown[]): Promise<R[]>;
+  /** Where the store is: a SQLite path or a PostgreSQL URL (for a second process on the same data). */
+  location: string;
+}
+
+/** Opens a migrated store of the kind asked for (a fresh database each time, unless a file or URL is named). */
+export async function openTestStore(database: TestDatabase = 'sqlite'): Promise<TestStore> {
+  let driver: SqlDriver;
+  let location: string;
+  if (database === 'sqlite') {
+    location = ':memory:';
+    driver = openSqlite(location);
+  } else if (database === 'postgres') {
+    location = await freshPostgresUrl(inject('pgUrl'));
+    driver = await openPostgres(location, { max: 4 });
+  } else if ('sqliteFile' in database) {
+    location = database.sqliteFile;
+    driver = openSqlite(location);
+  } else {
+    location = database.postgresUrl;
+    driver = await openPostgres(location, { max: 4 });
+  }
+  return { store: sqlStore(driver), location, sql: async (query, params) => (await driver.query(query, params ?? [])).rows as never };
+}
+
 export interface TestAppOptions {
   config?: Partial<Config>;
-  /** A SQLite file; in memory when omitted. */
-  dbPath?: string;
+  database?: TestDatabase;
   clock?: Clock;
   log?: Logger;
   outboxMax?: number;
-  /** Stands in for GA's network (the real fetch to `config.gaUrl` otherwise). */
+  /** Stands in for GA's network (undici to `config.gaUrl` otherwise). */
   fetch?: typeof fetch;
   gaTimeoutMs?: number;
+  relay?: RelayOptions;
+  dailyStats?: DailyStatsOptions;
 }
 
-/** Services over a migrated database (in memory unless `dbPath` is given), logging nothing. */
-export function makeTestServices(options: TestAppOptions = {}): Services {
-  const config = testConfig({ dbPath: options.dbPath ?? ':memory:', ...options.config });
-  return createServices({
+/** Services (and the test's SQL) over a fresh, migrated store, logging nothing. */
+export interface TestServices extends Services {
+  sql: TestStore['sql'];
+  location: string;
+}
+
+/** Services over a migrated store (SQLite in memory unless `database` says otherwise), logging nothing. */
+export async function makeTestServices(options: TestAppOptions = {}): Promise<TestServices> {
+  const { store, sql, location } = await openTestStore(options.database);
+  const config = testConfig({ dbPath: location, ...options.config });
+  const services = await createServices({
     config,
-    db: openDatabase(config.dbPath),
+    store,
     clock: options.clock,
     log: options.log ?? silentLogger,
     outboxMax: options.outboxMax,
     fetch: options.fetch,
     gaTimeoutMs: options.gaTimeoutMs,
+    relay: { lingerMs: 20, random: () => 0, ...options.relay },
+    dailyStats: options.dailyStats,
   });
+  return Object.assign(services, { sql, location });
 }
 
 /** An app over {@link makeTestServices}; call `app.request()` on it. */
-export function makeTestApp(options: TestAppOptions = {}): { app: Hono; services: Services } {
-  const services = makeTestServices(options);
+export async function makeTestApp(options: TestAppOptions = {}): Promise<{ app: Hono; services: TestServices }> {
+  const services = await makeTestServices(options);
   return { app: createApp(services), services };
 }
 
@@ -71,7 +124,7 @@ export function fakeClock(start: number = Date.UTC(2026, 0, 1)): Clock & { advan
 let tokenCounter = 0;
 
 /** Adds a token that can receive events (a real-looking id and a secret), all features on unless overridden. */
-export function addTestToken(services: Services, overrides: Partial<NewTokenInput> = {}): Token {
+export function addTestToken(services: Pick<Services, 'tokens'>, overrides: Partial<TokenSettings> = {}): Promise<Token> {
   tokenCounter += 1;
   return services.tokens.create({
     name: `Test property ${tokenCounter}`,
@@ -83,4 +136,18 @@ export function addTestToken(services: Services, overrides: Partial<NewTokenInpu
     ignorePaths: [],
     ...overrides,
   });
+}
+
+/** Queues events at once (tests that need events in the outbox without going through a route). */
+export function queueEvents(services: Pick<Services, 'outbox' | 'clock'>, events: Array<{ tokenId: number; name: string; params: Record<string, string | number>; occurredAt?: number }>): Promise<void> {
+  return services.outbox.add(events.map((e) => ({ ...e, occurredAt: e.occurredAt ?? services.clock() })));
+}
+
+/** Resolves once `predicate` (which may ask the store) holds, checked every 20 ms; rejects after `timeoutMs`. */
+export async function until(predicate: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }

@@ -2,9 +2,6 @@
 // does. A relay delivers to a fake GA that takes requests and never answers; each time a request hangs, a full
 // garbage collection is forced. Then GA answers again (the old requests stay hung) and everything is delivered.
 // Prints one JSON line, a {@link RelayUnderGcReport}, and leaves judging it to the test.
-import { count } from 'drizzle-orm';
-import { outbox } from '../../server/store/schema.ts';
-import { Relay } from '../../server/delivery/relay.ts';
 import { addTestToken, makeTestServices } from './app.ts';
 import { startFakeGa } from '../../harness/fake-ga.ts';
 
@@ -42,11 +39,11 @@ async function until(predicate: () => boolean, ms: number): Promise<boolean> {
 }
 
 const ga = await startFakeGa();
-const services = makeTestServices({ config: { gaUrl: ga.url } });
-const token = addTestToken(services);
-const relay = new Relay(services, { timeoutMs, lingerMs: 20, random: () => 0 });
+const services = await makeTestServices({ config: { gaUrl: ga.url }, relay: { timeoutMs, lingerMs: 20, random: () => 0 } });
+const token = await addTestToken(services);
+const { relay } = services;
 const queue = (labels: string[]) =>
-  services.outbox.addNow(labels.map((label) => ({ tokenId: token.id, name: 'task_event', params: { namespace: 'gc', task: 'hang', label, value: 1 }, occurredAt: services.clock() })));
+  services.outbox.add(labels.map((label) => ({ tokenId: token.id, name: 'task_event', params: { namespace: 'gc', task: 'hang', label, value: 1 }, occurredAt: services.clock() })));
 const failedRequests = () => services.metrics.gaRequests.get().then((m) => m.values.filter((v) => v.labels.outcome === 'retry').reduce((a, v) => a + v.value, 0));
 let retries = 0;
 const pollRetries = setInterval(() => void failedRequests().then((n) => (retries = n)), 5);
@@ -54,7 +51,7 @@ const pollRetries = setInterval(() => void failedRequests().then((n) => (retries
 const expectedLabels: string[] = [];
 const before = Array.from({ length: EVENTS_BEFORE }, (_, i) => `before-${i}`);
 expectedLabels.push(...before);
-queue(before);
+await queue(before);
 
 ga.setMode({ kind: 'black-hole' });
 relay.start();
@@ -74,24 +71,28 @@ for (let i = 0; i < HUNG_REQUESTS; i++) {
   if (i === 0) {
     const during = Array.from({ length: EVENTS_DURING }, (_, j) => `during-${j}`);
     expectedLabels.push(...during);
-    queue(during);
+    await queue(during);
   }
 }
-const lastError = services.db.select().from(outbox).all()[0]?.lastError ?? null;
+const lastError = (await services.sql<{ last_error: string | null }>('SELECT last_error FROM outbox ORDER BY id LIMIT 1'))[0]?.last_error ?? null;
 
 // GA answers new requests again; those it took stay hung. Everything must arrive, once.
 ga.setMode({ kind: 'ok' });
-await until(() => services.outbox.depth() === 0, 20 * timeoutMs);
+let depth = -1;
+const pollDepth = setInterval(() => void services.outbox.depth().then((n) => (depth = n)), 5);
+await until(() => depth === 0, 20 * timeoutMs);
+clearInterval(pollDepth);
 await sleep(500); // anything sent twice would arrive now
 const deliveredByLabel: Record<string, number> = {};
 for (const event of ga.delivered()) {
   const label = String(event.params.label);
   deliveredByLabel[label] = (deliveredByLabel[label] ?? 0) + 1;
 }
-const outboxDepthAtEnd = services.db.select({ n: count() }).from(outbox).get()?.n ?? -1;
+const outboxDepthAtEnd = Number((await services.sql<{ n: number }>('SELECT count(*) AS n FROM outbox'))[0]?.n ?? -1);
 
 clearInterval(pollRetries);
 await relay.stop();
+await services.store.close();
 await ga.close();
 const report: RelayUnderGcReport = { abandonedAfterMs, lastError, deliveredByLabel, expectedLabels, outboxDepthAtEnd, gcRuns };
 console.log(JSON.stringify(report));

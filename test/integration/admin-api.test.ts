@@ -1,6 +1,5 @@
-import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { outbox, tokens } from '../../server/store/schema.ts';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { DIALECTS, queueEvents, type TestServices } from '../helpers/app.ts';
 import { ADMIN_TOKEN, api, makeAdminApp } from '../helpers/admin.ts';
 import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 
@@ -16,9 +15,23 @@ const newToken = {
   ignorePaths: ['^/private/', '\\.json$'],
 };
 
+/** GA refused these events of a token for good (as the relay settles them): they are kept as failed. */
+async function failEvents(services: TestServices, tokenId: number, ids: number[], error: string): Promise<void> {
+  const now = services.clock();
+  const claim = await services.store.claim({ tokenId, owner: 'test', now, leaseMs: 30_000, limit: 1000 });
+  const claimed = claim.rows.map((row) => row.id);
+  expect(claimed).toEqual(expect.arrayContaining(ids));
+  expect(await services.store.failed({ claim, ids, now, error })).toBe(ids.length);
+  const rest = claimed.filter((id) => !ids.includes(id));
+  if (rest.length > 0) await services.store.release(claim, rest);
+}
+
+/** The stored tokens, as rows, for checking that nothing changed. */
+const storedTokens = async (services: TestServices): Promise<string> => JSON.stringify(await services.sql('SELECT * FROM tokens ORDER BY id'));
+
 describe('admin API: tokens end to end', () => {
   it('creates, reads, edits each switch and deletes a token; the secret never comes back', async () => {
-    const { app, services, log } = makeAdminApp();
+    const { app, services, log } = await makeAdminApp();
     const bodies: string[] = [];
     const call = async (method: string, path: string, body?: unknown) => {
       const res = await api(app, method, path, body);
@@ -41,7 +54,7 @@ describe('admin API: tokens end to end', () => {
       const off = await call('PATCH', '/tokens/2', { [key]: false });
       expect(off.status).toBe(200);
       expect(((await off.json()) as Record<string, unknown>)[key]).toBe(false);
-      const stored = services.db.select().from(tokens).where(eq(tokens.id, 2)).get();
+      const stored = await services.store.findToken(2);
       expect(stored?.[key]).toBe(false);
     }
     // The cached token directory heard about every change.
@@ -55,22 +68,22 @@ describe('admin API: tokens end to end', () => {
     // A read sent back as it is (masked secret included) keeps the stored secret.
     const read = (await (await call('GET', '/tokens/2')).json()) as Record<string, unknown>;
     expect((await call('PATCH', '/tokens/2', read)).status).toBe(200);
-    expect(services.db.select().from(tokens).where(eq(tokens.id, 2)).get()?.apiSecret).toBe(SECRET);
+    expect((await services.store.findToken(2))?.apiSecret).toBe(SECRET);
     // A new secret replaces it; an empty one removes it (and the relay then skips the token).
     await call('PATCH', '/tokens/2', { apiSecret: 'another-secret-value-1' });
-    expect(services.db.select().from(tokens).where(eq(tokens.id, 2)).get()?.apiSecret).toBe('another-secret-value-1');
+    expect((await services.store.findToken(2))?.apiSecret).toBe('another-secret-value-1');
     const cleared = (await (await call('PATCH', '/tokens/2', { apiSecret: '' })).json()) as { apiSecret: string };
     expect(cleared.apiSecret).toBe('');
     expect(services.tokens.recipients('pageViews')).toEqual([]);
 
     // Deleting takes the token's queued events with it, and the outbox count follows.
     await call('PATCH', '/tokens/2', { apiSecret: SECRET });
-    services.outbox.addNow([{ tokenId: 2, name: 'task_event', params: { task: 't' }, occurredAt: services.clock() }]);
-    expect(services.outbox.depth()).toBe(1);
+    await queueEvents(services, [{ tokenId: 2, name: 'task_event', params: { task: 't' } }]);
+    expect(await services.outbox.depth()).toBe(1);
     const deleted = await call('DELETE', '/tokens/2');
     expect(deleted.status).toBe(204);
-    expect(services.outbox.depth()).toBe(0);
-    expect(services.db.select().from(outbox).all()).toEqual([]);
+    expect(await services.outbox.depth()).toBe(0);
+    expect(await services.sql('SELECT * FROM outbox')).toEqual([]);
     expect((await call('GET', '/tokens/2')).status).toBe(404);
     expect(services.tokens.all().map((t) => t.token.id)).toEqual([1]);
 
@@ -86,7 +99,7 @@ describe('admin API: tokens end to end', () => {
   });
 
   it('preloads token 1 with the placeholder and shows its empty secret as empty', async () => {
-    const { app } = makeAdminApp();
+    const { app } = await makeAdminApp();
     const one = (await (await api(app, 'GET', '/tokens/1')).json()) as Record<string, unknown>;
     expect(one).toEqual({
       id: 1,
@@ -101,8 +114,8 @@ describe('admin API: tokens end to end', () => {
   });
 
   it('refuses bad bodies with 400 and a message naming the problem, changing nothing', async () => {
-    const { app, services } = makeAdminApp();
-    const before = JSON.stringify(services.db.select().from(tokens).all());
+    const { app, services } = await makeAdminApp();
+    const before = await storedTokens(services);
     const cases: Array<[string, string, unknown, RegExp]> = [
       ['POST', '/tokens', '{not json', /JSON/],
       ['POST', '/tokens', { ...newToken, name: '' }, /name/],
@@ -130,11 +143,11 @@ describe('admin API: tokens end to end', () => {
       const answer = (await res.json()) as { error: string };
       expect(answer.error).toMatch(message);
     }
-    expect(JSON.stringify(services.db.select().from(tokens).all())).toBe(before);
+    expect(await storedTokens(services)).toBe(before);
   });
 
   it('answers 404 for unknown or malformed token ids', async () => {
-    const { app } = makeAdminApp();
+    const { app } = await makeAdminApp();
     for (const id of ['99', '0', 'abc', '1.5', '-1', '01', '9'.repeat(30)]) {
       for (const [method, suffix, body] of [
         ['GET', '', undefined],
@@ -150,17 +163,18 @@ describe('admin API: tokens end to end', () => {
     }
   });
 
-  it('lists failed deliveries (GA text without the secret) and retries them', async () => {
-    const { app, services } = makeAdminApp();
+  it.each(DIALECTS)('lists failed deliveries (GA text without the secret) and retries them (%s)', async (database) => {
+    const { app, services } = await makeAdminApp({ database });
+    onTestFinished(() => services.store.close());
     const created = (await (await api(app, 'POST', '/tokens', newToken)).json()) as { id: number };
     const now = services.clock();
-    services.outbox.addNow([
+    await queueEvents(services, [
       { tokenId: created.id, name: 'task_event', params: { task: 'a' }, occurredAt: now },
       { tokenId: created.id, name: 'task_event', params: { task: 'b' }, occurredAt: now },
     ]);
-    const ids = services.db.select().from(outbox).all().map((row) => row.id);
-    services.outbox.failed(created.id, ids, `GA answered 400: bad request for api_secret=${SECRET}`);
-    expect(services.outbox.depth()).toBe(0);
+    const ids = (await services.sql<{ id: number }>('SELECT id FROM outbox ORDER BY id')).map((row) => Number(row.id));
+    await failEvents(services, created.id, ids, `GA answered 400: bad request for api_secret=${SECRET}`);
+    expect(await services.outbox.depth()).toBe(0);
 
     const failed = await api(app, 'GET', '/failed');
     const text = await failed.text();
@@ -184,7 +198,7 @@ describe('admin API: tokens end to end', () => {
     expect(await one.json()).toEqual({ retried: 1 });
     const rest = await api(app, 'POST', `/tokens/${created.id}/retry`);
     expect(await rest.json()).toEqual({ retried: 1 });
-    expect(services.outbox.depth()).toBe(2);
+    expect(await services.outbox.depth()).toBe(2);
     expect(((await (await api(app, 'GET', '/failed')).json()) as { total: number }).total).toBe(0);
   });
 });
@@ -199,7 +213,7 @@ describe('admin API: validate against GA', () => {
   });
 
   it('sends one sample of each enabled feature to /debug/mp/collect and returns GA validationMessages', async () => {
-    const { app } = makeAdminApp({ config: { gaUrl: ga.url } });
+    const { app } = await makeAdminApp({ config: { gaUrl: ga.url } });
     const { id } = (await (await api(app, 'POST', '/tokens', newToken)).json()) as { id: number };
     const before = ga.requests.length;
     const res = await api(app, 'POST', `/tokens/${id}/validate`);
@@ -235,14 +249,14 @@ describe('admin API: validate against GA', () => {
       new Response(JSON.stringify({ validationMessages: [{ fieldPath: 'events', description: 'Bad <b>thing</b>', validationCode: 'VALUE_INVALID' }] }), {
         status: 200,
       });
-    const { app } = makeAdminApp({ fetch: fakeFetch });
+    const { app } = await makeAdminApp({ fetch: fakeFetch });
     const { id } = (await (await api(app, 'POST', '/tokens', { ...newToken, sendPageViews: false, sendDailyStats: false })).json()) as { id: number };
     const found = (await (await api(app, 'POST', `/tokens/${id}/validate`)).json()) as { results: unknown[] };
     expect(found.results).toEqual([
       { feature: 'taskEvents', validationMessages: [{ fieldPath: 'events', description: 'Bad <b>thing</b>', validationCode: 'VALUE_INVALID' }] },
     ]);
 
-    const down = makeAdminApp({ config: { gaUrl: 'http://127.0.0.1:9' } });
+    const down = await makeAdminApp({ config: { gaUrl: 'http://127.0.0.1:9' } });
     const created = (await (await api(down.app, 'POST', '/tokens', newToken)).json()) as { id: number };
     const res = await api(down.app, 'POST', `/tokens/${created.id}/validate`);
     expect(res.status).toBe(200);
@@ -254,13 +268,13 @@ describe('admin API: validate against GA', () => {
   });
 
   it('sends nothing for a skipped token or while analytics is disabled', async () => {
-    const { app } = makeAdminApp({ config: { gaUrl: ga.url } });
+    const { app } = await makeAdminApp({ config: { gaUrl: ga.url } });
     const before = ga.requests.length;
     const placeholder = await api(app, 'POST', '/tokens/1/validate');
     expect(placeholder.status).toBe(409);
     expect(((await placeholder.json()) as { error: string }).error).toMatch(/placeholder measurement id/);
 
-    const disabled = makeAdminApp({ config: { gaUrl: ga.url, disabled: true } });
+    const disabled = await makeAdminApp({ config: { gaUrl: ga.url, disabled: true } });
     const { id } = (await (await api(disabled.app, 'POST', '/tokens', newToken)).json()) as { id: number };
     const res = await api(disabled.app, 'POST', `/tokens/${id}/validate`);
     expect(res.status).toBe(409);

@@ -1,8 +1,7 @@
 import type { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
-import { tokens } from '../../server/store/schema.ts';
 import type { Services } from '../../server/services.ts';
-import { fakeClock, metricsText } from '../helpers/app.ts';
+import { fakeClock, metricsText, type TestServices } from '../helpers/app.ts';
 import { ADMIN_TOKEN, api, cookiesOf, csrfOf, getPage, login, makeAdminApp, postForm } from '../helpers/admin.ts';
 
 const PAGE_GETS = [
@@ -37,7 +36,7 @@ const API_CALLS: Array<[string, string, unknown]> = [
   ['GET', '/status', undefined],
 ];
 
-const snapshot = (services: Services) => JSON.stringify(services.db.select().from(tokens).all());
+const snapshot = async (services: TestServices): Promise<string> => JSON.stringify(await services.sql('SELECT * FROM tokens ORDER BY id'));
 
 async function failuresCounted(services: Services, surface: 'page' | 'api'): Promise<number> {
   const metric = await services.metrics.credentialFailures.get();
@@ -45,20 +44,20 @@ async function failuresCounted(services: Services, surface: 'page' | 'api'): Pro
 }
 
 /** Every page POST with `cookie` and `fields` on top is refused with 403, and the tokens are unchanged. */
-async function expectPostsRefused(app: Hono, services: Services, cookie: string | undefined, extra: Record<string, string>): Promise<void> {
-  const before = snapshot(services);
+async function expectPostsRefused(app: Hono, services: TestServices, cookie: string | undefined, extra: Record<string, string>): Promise<void> {
+  const before = await snapshot(services);
   for (const [path, fields] of PAGE_POSTS) {
     const res = await postForm(app, path, { ...fields, ...extra }, cookie);
     expect(res.status, path).toBe(403);
     expect(res.headers.get('content-type')).toMatch(/text\/html/);
     expect(await res.text()).toContain('nothing was changed');
   }
-  expect(snapshot(services)).toBe(before);
+  expect(await snapshot(services)).toBe(before);
 }
 
 describe('admin off (no ANALYTICS_ADMIN_TOKEN)', () => {
   it('answers every admin route, pages and API, with the ordinary 404', async () => {
-    const { app } = makeAdminApp({ config: { adminToken: undefined } });
+    const { app } = await makeAdminApp({ config: { adminToken: undefined } });
     const ordinary = await app.request('/no-such-route');
     const ordinaryBody = await ordinary.text();
     const paths = ['/admin', '/admin/', '/admin/login', ...PAGE_GETS, ...PAGE_POSTS.map(([p]) => p)];
@@ -80,10 +79,10 @@ describe('admin off (no ANALYTICS_ADMIN_TOKEN)', () => {
 describe('admin API authentication', () => {
   it('refuses a missing, wrong or differently-schemed token on every route, changing nothing', async () => {
     // Each wrong guess from an address of its own, so the shared failed-attempt budget (tested below) stays out of it.
-    const { app, services, log } = makeAdminApp({ config: { trustProxy: true } });
+    const { app, services, log } = await makeAdminApp({ config: { trustProxy: true } });
     let address = 0;
     const from = () => ({ 'x-forwarded-for': `192.0.2.${++address}` });
-    const before = snapshot(services);
+    const before = await snapshot(services);
     for (const [method, path, body] of API_CALLS) {
       const missing = await api(app, method, path, body, null);
       expect(missing.status, `${method} ${path}`).toBe(401);
@@ -106,13 +105,13 @@ describe('admin API authentication', () => {
       const withCookie = await app.request(`/api/admin${path}`, { method, headers: { cookie: browser.cookie } });
       expect(withCookie.status).toBe(401);
     }
-    expect(snapshot(services)).toBe(before);
+    expect(await snapshot(services)).toBe(before);
     expect(await failuresCounted(services, 'api')).toBe(API_CALLS.length * 3);
     for (const line of log.lines) expect(line).not.toContain(ADMIN_TOKEN);
   });
 
   it('slows a wrong token down but not a right one', async () => {
-    const { app } = makeAdminApp();
+    const { app } = await makeAdminApp();
     let started = performance.now();
     expect((await api(app, 'GET', '/tokens', undefined, 'wrong-token-wrong-token')).status).toBe(401);
     const wrongMs = performance.now() - started;
@@ -126,7 +125,7 @@ describe('admin API authentication', () => {
 
 describe('admin pages: login and session', () => {
   it('sends a browser without a session to the login page, and back after logging in', async () => {
-    const { app } = makeAdminApp();
+    const { app } = await makeAdminApp();
     for (const path of PAGE_GETS) {
       const res = await getPage(app, path);
       expect(res.status, path).toBe(303);
@@ -146,7 +145,7 @@ describe('admin pages: login and session', () => {
   });
 
   it('sets an HttpOnly, SameSite=Strict, expiring session cookie, Secure over https', async () => {
-    const { app } = makeAdminApp();
+    const { app } = await makeAdminApp();
     const form = await app.request('https://admin.example/admin/login');
     expect(form.headers.getSetCookie()[0]).toMatch(/; Path=\/admin; HttpOnly; Secure; SameSite=Strict$/);
     const res = await app.request('https://admin.example/admin/login', {
@@ -161,7 +160,7 @@ describe('admin pages: login and session', () => {
 
     const plain = await app.request('http://admin.example/admin/login');
     expect(plain.headers.getSetCookie()[0]).not.toContain('Secure');
-    const proxied = makeAdminApp({ config: { trustProxy: true } });
+    const proxied = await makeAdminApp({ config: { trustProxy: true } });
     const behindProxy = await proxied.app.request('http://admin.example/admin/login', { headers: { 'x-forwarded-proto': 'https' } });
     expect(behindProxy.headers.getSetCookie()[0]).toContain('; Secure');
     const untrusted = await app.request('http://admin.example/admin/login', { headers: { 'x-forwarded-proto': 'https' } });
@@ -169,7 +168,7 @@ describe('admin pages: login and session', () => {
   });
 
   it('refuses a wrong token slowly, counts it and never echoes what was typed', async () => {
-    const { app, services, log } = makeAdminApp();
+    const { app, services, log } = await makeAdminApp();
     const form = await app.request('/admin/login');
     const cookie = cookiesOf(form).analytics_admin_login;
     const csrf = csrfOf(await form.text());
@@ -195,7 +194,7 @@ describe('admin pages: login and session', () => {
   });
 
   it('refuses a login post without the login form’s CSRF token', async () => {
-    const { app } = makeAdminApp();
+    const { app } = await makeAdminApp();
     const form = await app.request('/admin/login');
     const cookie = cookiesOf(form).analytics_admin_login;
     const csrf = csrfOf(await form.text());
@@ -214,7 +213,7 @@ describe('admin pages: login and session', () => {
   });
 
   it('never redirects outside the admin after login', async () => {
-    const { app } = makeAdminApp();
+    const { app } = await makeAdminApp();
     for (const next of ['//evil.example/', 'https://evil.example/', '/\\evil.example', '/admin//evil.example', '/admin/login', '/elsewhere']) {
       const form = await app.request('/admin/login');
       const res = await postForm(
@@ -229,7 +228,7 @@ describe('admin pages: login and session', () => {
 
   it('refuses a tampered, expired, logged-out or old-token session cookie everywhere', async () => {
     const clock = fakeClock(Date.now());
-    const { app, services } = makeAdminApp({ clock });
+    const { app, services } = await makeAdminApp({ clock });
     const browser = await login(app);
     const [name, value] = browser.cookie.split('=') as [string, string];
     const decoded = decodeURIComponent(value);
@@ -243,7 +242,7 @@ describe('admin pages: login and session', () => {
       `${name}=garbage`,
     ];
     // A cookie made by an install with another admin token (or before the token was changed).
-    const otherApp = makeAdminApp({ config: { adminToken: 'a-different-admin-token-98765' }, clock });
+    const otherApp = await makeAdminApp({ config: { adminToken: 'a-different-admin-token-98765' }, clock });
     const otherBrowser = await login(otherApp.app, 'a-different-admin-token-98765');
     tampered.push(otherBrowser.cookie);
 
@@ -264,7 +263,7 @@ describe('admin pages: login and session', () => {
   });
 
   it('logs out: the cookie is cleared and a kept copy no longer works', async () => {
-    const { app, services } = makeAdminApp();
+    const { app, services } = await makeAdminApp();
     const browser = await login(app);
     const confirm = await getPage(app, '/admin/logout', browser.cookie);
     expect(confirm.status).toBe(200);
@@ -283,7 +282,7 @@ describe('admin pages: login and session', () => {
 
 describe('admin pages: CSRF', () => {
   it('refuses every form post of a logged-in admin without the session’s CSRF token, changing nothing', async () => {
-    const { app, services } = makeAdminApp();
+    const { app, services } = await makeAdminApp();
     const browser = await login(app);
     const other = await login(app);
     await expectPostsRefused(app, services, browser.cookie, {});
@@ -297,17 +296,17 @@ describe('admin pages: CSRF', () => {
       body: JSON.stringify({ _csrf: browser.csrf }),
     });
     expect(json.status).toBe(403);
-    expect(services.db.select().from(tokens).all()).toHaveLength(1);
+    expect(await services.sql('SELECT id FROM tokens')).toHaveLength(1);
     // With the token, the same form goes through.
     const ok = await postForm(app, '/admin/analytics/analyticstokens/1/delete/', { _csrf: browser.csrf }, browser.cookie);
     expect(ok.status).toBe(303);
-    expect(services.db.select().from(tokens).all()).toHaveLength(0);
+    expect(await services.sql('SELECT id FROM tokens')).toHaveLength(0);
   });
 });
 
 describe('admin pages: headers', () => {
   it('serves pages with a script-free CSP, no framing and no caching', async () => {
-    const { app } = makeAdminApp();
+    const { app } = await makeAdminApp();
     const browser = await login(app);
     for (const path of ['/admin/login', ...PAGE_GETS]) {
       const res = await getPage(app, path, path === '/admin/login' ? undefined : browser.cookie);

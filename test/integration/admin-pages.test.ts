@@ -1,6 +1,5 @@
-import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deliveryStats, outbox, tokens } from '../../server/store/schema.ts';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { DIALECTS, queueEvents, type TestServices } from '../helpers/app.ts';
 import { ADMIN_TOKEN, api, getPage, login, makeAdminApp, postForm } from '../helpers/admin.ts';
 import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 
@@ -20,9 +19,27 @@ const tokenForm = (fields: Partial<Record<string, string>>): Record<string, stri
   return out;
 };
 
+/** GA refused these events of a token for good (as the relay settles them): they are kept as failed. */
+async function failEvents(services: TestServices, tokenId: number, ids: number[], error: string): Promise<void> {
+  const now = services.clock();
+  const claim = await services.store.claim({ tokenId, owner: 'test', now, leaseMs: 30_000, limit: 1000 });
+  const claimed = claim.rows.map((row) => row.id);
+  expect(claimed).toEqual(expect.arrayContaining(ids));
+  expect(await services.store.failed({ claim, ids, now, error })).toBe(ids.length);
+  const rest = claimed.filter((id) => !ids.includes(id));
+  if (rest.length > 0) await services.store.release(claim, rest);
+}
+
+/** The ids of the stored tokens, in order. */
+const tokenIds = async (services: TestServices): Promise<number[]> =>
+  (await services.sql<{ id: number }>('SELECT id FROM tokens ORDER BY id')).map((row) => Number(row.id));
+
+/** The stored tokens, as rows, for checking that nothing changed. */
+const storedTokens = async (services: TestServices): Promise<string> => JSON.stringify(await services.sql('SELECT * FROM tokens ORDER BY id'));
+
 describe('admin pages', () => {
   it('redirects /admin and /admin/ to the token list', async () => {
-    const { app } = makeAdminApp();
+    const { app } = await makeAdminApp();
     for (const path of ['/admin', '/admin/', '/admin/analytics/', '/admin/analytics/analyticstokens']) {
       const res = await app.request(path);
       expect(res.status, path).toBeGreaterThanOrEqual(301);
@@ -32,7 +49,7 @@ describe('admin pages', () => {
   });
 
   it('lists token 1 as skipped (placeholder), the install identity and no disabled banner', async () => {
-    const { app, services } = makeAdminApp();
+    const { app, services } = await makeAdminApp();
     const browser = await login(app);
     const html = await (await getPage(app, LIST, browser.cookie)).text();
     const row = rowOf(html, 1);
@@ -46,7 +63,7 @@ describe('admin pages', () => {
   });
 
   it('shows a clear banner when analytics is disabled', async () => {
-    const { app } = makeAdminApp({ config: { disabled: true } });
+    const { app } = await makeAdminApp({ config: { disabled: true } });
     const browser = await login(app);
     for (const path of [LIST, `${LIST}add/`, `${LIST}1/change/`, '/admin/analytics/failed/']) {
       const html = await (await getPage(app, path, browser.cookie)).text();
@@ -56,7 +73,7 @@ describe('admin pages', () => {
   });
 
   it('adds, changes (switches, secret) and deletes a token through the forms', async () => {
-    const { app, services, log } = makeAdminApp();
+    const { app, services, log } = await makeAdminApp();
     const browser = await login(app);
     const pages: string[] = [];
     const page = async (path: string) => {
@@ -76,7 +93,7 @@ describe('admin pages', () => {
     );
     expect(added.status).toBe(303);
     expect(added.headers.get('location')).toBe(`${LIST}?notice=added`);
-    const stored = services.db.select().from(tokens).where(eq(tokens.id, 2)).get();
+    const stored = await services.store.findToken(2);
     expect(stored).toMatchObject({
       name: 'Site two',
       measurementId: 'G-SITE2TWO',
@@ -107,7 +124,7 @@ describe('admin pages', () => {
       browser.cookie,
     );
     expect(saved.status).toBe(303);
-    expect(services.db.select().from(tokens).where(eq(tokens.id, 2)).get()).toMatchObject({
+    expect(await services.store.findToken(2)).toMatchObject({
       apiSecret: SECRET,
       sendPageViews: false,
       sendTaskEvents: false,
@@ -122,22 +139,22 @@ describe('admin pages', () => {
 
     // A new secret replaces it; "remove" clears it, and the list says the token is skipped.
     await postForm(app, `${LIST}2/change/`, { _csrf: browser.csrf, name: 'Site two', measurementId: 'G-SITE2TWO', apiSecret: 'replacement-secret-77' }, browser.cookie);
-    expect(services.db.select().from(tokens).where(eq(tokens.id, 2)).get()?.apiSecret).toBe('replacement-secret-77');
+    expect((await services.store.findToken(2))?.apiSecret).toBe('replacement-secret-77');
     await postForm(app, `${LIST}2/change/`, { _csrf: browser.csrf, name: 'Site two', measurementId: 'G-SITE2TWO', clearApiSecret: 'on' }, browser.cookie);
-    expect(services.db.select().from(tokens).where(eq(tokens.id, 2)).get()?.apiSecret).toBe('');
+    expect((await services.store.findToken(2))?.apiSecret).toBe('');
     expect(rowOf(await page(LIST), 2)).toContain('skipped: no API secret');
     await postForm(app, `${LIST}2/change/`, { _csrf: browser.csrf, name: 'Site two', measurementId: 'G-SITE2TWO', apiSecret: SECRET }, browser.cookie);
 
     // Delete: a confirmation page first, then the post.
-    services.outbox.addNow([{ tokenId: 2, name: 'task_event', params: { task: 't' }, occurredAt: services.clock() }]);
+    await queueEvents(services, [{ tokenId: 2, name: 'task_event', params: { task: 't' } }]);
     const confirm = await page(`${LIST}2/delete/`);
     expect(confirm).toContain('Delete the token <strong>Site two</strong>');
     expect(confirm).toContain('Its 1 waiting and 0 failed events are deleted with it.');
-    expect(services.db.select().from(tokens).all()).toHaveLength(2);
+    expect(await tokenIds(services)).toHaveLength(2);
     const deleted = await postForm(app, `${LIST}2/delete/`, { _csrf: browser.csrf }, browser.cookie);
     expect(deleted.status).toBe(303);
-    expect(services.db.select().from(tokens).all().map((t) => t.id)).toEqual([1]);
-    expect(services.outbox.depth()).toBe(0);
+    expect(await tokenIds(services)).toEqual([1]);
+    expect(await services.outbox.depth()).toBe(0);
     expect(await page(`${LIST}?notice=deleted`)).not.toContain('token-2');
     expect((await getPage(app, `${LIST}2/change/`, browser.cookie)).status).toBe(404);
     expect((await postForm(app, `${LIST}2/delete/`, { _csrf: browser.csrf }, browser.cookie)).status).toBe(404);
@@ -154,9 +171,9 @@ describe('admin pages', () => {
   });
 
   it('shows an invalid ignore path back with its error and saves nothing', async () => {
-    const { app, services } = makeAdminApp();
+    const { app, services } = await makeAdminApp();
     const browser = await login(app);
-    const before = JSON.stringify(services.db.select().from(tokens).all());
+    const before = await storedTokens(services);
     const res = await postForm(
       app,
       `${LIST}1/change/`,
@@ -172,21 +189,21 @@ describe('admin pages', () => {
     expect(html).toContain('^/admin/\n^/(unclosed\n</textarea>');
     expect(html).not.toMatch(/name="sendPageViews" checked/);
     expect(html).not.toContain('typed-secret-999');
-    expect(JSON.stringify(services.db.select().from(tokens).all())).toBe(before);
+    expect(await storedTokens(services)).toBe(before);
 
     const bad = await postForm(app, `${LIST}add/`, { _csrf: browser.csrf, name: '', measurementId: 'UA-1', ignorePaths: '' }, browser.cookie);
     expect(bad.status).toBe(400);
     const badHtml = await bad.text();
     expect(badHtml).toContain('a name is required');
     expect(badHtml).toContain('the measurement id must be G- followed by letters and digits');
-    expect(services.db.select().from(tokens).all()).toHaveLength(1);
+    expect(await tokenIds(services)).toHaveLength(1);
   });
 
   it('shows XSS attempts in names, ignore paths, errors and GA answers as inert text', async () => {
     const payload = '<script>alert(1)</script><img src=x onerror=alert(2)>"\'';
     const fakeFetch: typeof fetch = async () =>
       new Response(JSON.stringify({ validationMessages: [{ fieldPath: '<i>f</i>', description: payload, validationCode: '<b>X</b>' }] }));
-    const { app, services } = makeAdminApp({ fetch: fakeFetch });
+    const { app, services } = await makeAdminApp({ fetch: fakeFetch });
     const browser = await login(app);
     const created = await postForm(
       app,
@@ -195,11 +212,11 @@ describe('admin pages', () => {
       browser.cookie,
     );
     expect(created.status).toBe(303);
-    const id = services.db.select().from(tokens).all().at(-1)?.id ?? 0;
-    services.db.update(tokens).set({ lastError: payload, lastErrorAt: services.clock() }).where(eq(tokens.id, id)).run();
-    services.outbox.addNow([{ tokenId: id, name: 'task_event', params: {}, occurredAt: services.clock() }]);
-    const rowId = services.db.select().from(outbox).all()[0]?.id ?? 0;
-    services.outbox.failed(id, [rowId], payload);
+    const id = (await tokenIds(services)).at(-1) ?? 0;
+    await services.sql('UPDATE tokens SET last_error = ?, last_error_at = ? WHERE id = ?', [payload, services.clock(), id]);
+    await queueEvents(services, [{ tokenId: id, name: 'task_event', params: {} }]);
+    const rowId = Number((await services.sql<{ id: number }>('SELECT id FROM outbox ORDER BY id'))[0]?.id ?? 0);
+    await failEvents(services, id, [rowId], payload);
 
     const htmls = [
       await (await getPage(app, LIST, browser.cookie)).text(),
@@ -224,25 +241,26 @@ describe('admin pages', () => {
     expect(htmls[4]).toContain('<code>&lt;b&gt;X&lt;/b&gt;</code>');
   });
 
-  it('shows delivery status per token: delivered in 24 h, waiting, failed, last error', async () => {
-    const { app, services } = makeAdminApp();
+  it.each(DIALECTS)('shows delivery status per token: delivered in 24 h, waiting, failed, last error (%s)', async (database) => {
+    const { app, services } = await makeAdminApp({ database });
+    onTestFinished(() => services.store.close());
     const browser = await login(app);
     const { id } = (await (await api(app, 'POST', '/tokens', { name: 'Busy', measurementId: 'G-BUSY1', apiSecret: SECRET })).json()) as { id: number };
     const now = services.clock();
     const hour = now - (now % 3_600_000);
-    services.db
-      .insert(deliveryStats)
-      .values([
-        { tokenId: id, hour, delivered: 5 },
-        { tokenId: id, hour: hour - 5 * 3_600_000, delivered: 7 },
-        { tokenId: id, hour: hour - 30 * 3_600_000, delivered: 1000 },
-      ])
-      .run();
-    services.outbox.addNow(
+    for (const [at, delivered] of [
+      [hour, 5],
+      [hour - 5 * 3_600_000, 7],
+      [hour - 30 * 3_600_000, 1000],
+    ] as const) {
+      await services.sql('INSERT INTO delivery_stats (token_id, hour, delivered) VALUES (?, ?, ?)', [id, at, delivered]);
+    }
+    await queueEvents(
+      services,
       Array.from({ length: 4 }, () => ({ tokenId: id, name: 'task_event', params: {}, occurredAt: now })),
     );
-    const rows = services.db.select().from(outbox).all();
-    services.outbox.failed(id, rows.slice(0, 1).map((r) => r.id), `GA answered 403: secret ${SECRET} refused`);
+    const rows = await services.sql<{ id: number }>('SELECT id FROM outbox ORDER BY id');
+    await failEvents(services, id, rows.slice(0, 1).map((r) => Number(r.id)), `GA answered 403: secret ${SECRET} refused`);
     const row = rowOf(await (await getPage(app, LIST, browser.cookie)).text(), id);
     const cells = [...row.matchAll(/<td class="num">(\d+)<\/td>/g)].map((m) => Number(m[1]));
     expect(cells).toEqual([12, 3, 1]);
@@ -256,7 +274,7 @@ describe('admin pages', () => {
     const retried = await postForm(app, `/admin/analytics/analyticstokens/${id}/retry/`, { _csrf: browser.csrf, back: 'failed' }, browser.cookie);
     expect(retried.status).toBe(303);
     expect(retried.headers.get('location')).toBe('/admin/analytics/failed/?notice=retried&n=1');
-    expect(services.outbox.depth()).toBe(4);
+    expect(await services.outbox.depth()).toBe(4);
     const afterRetry = await (await getPage(app, '/admin/analytics/failed/?notice=retried&n=1', browser.cookie)).text();
     expect(afterRetry).toContain('1 failed event put back in the queue.');
     expect(afterRetry).toContain('No failed deliveries.');
@@ -273,7 +291,7 @@ describe('admin pages: validate', () => {
   });
 
   it('sends the samples to GA’s debug endpoint and shows the answer per feature', async () => {
-    const { app } = makeAdminApp({ config: { gaUrl: ga.url } });
+    const { app } = await makeAdminApp({ config: { gaUrl: ga.url } });
     const browser = await login(app);
     const { id } = (await (await api(app, 'POST', '/tokens', { name: 'V', measurementId: 'G-VALID1', apiSecret: SECRET, sendDailyStats: false })).json()) as { id: number };
     const ask = await getPage(app, `${LIST}${id}/validate/`, browser.cookie);

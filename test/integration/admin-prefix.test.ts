@@ -1,8 +1,6 @@
 import { servicesOf } from '../../server/services.ts';
-import { eq } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { afterEach, describe, expect, it } from 'vitest';
-import { tokens } from '../../server/store/schema.ts';
 import { createAnalytics, type Analytics } from '../../server/index.ts';
 import { silentLogger } from '../../server/core/log.ts';
 import type { Services } from '../../server/services.ts';
@@ -15,8 +13,8 @@ afterEach(async () => {
 });
 
 /** A host app with the analytics app mounted under `prefix`, as README.md and examples/host-app.ts do it. */
-function hostApp(prefix: string): { app: Hono; services: Services } {
-  const analytics = createAnalytics({ dbPath: ':memory:', config: { adminToken: ADMIN_TOKEN }, env: {}, log: silentLogger });
+async function hostApp(prefix: string): Promise<{ app: Hono; services: Services }> {
+  const analytics = await createAnalytics({ database: ':memory:', config: { adminToken: ADMIN_TOKEN }, env: {}, log: silentLogger });
   instances.push(analytics);
   const app = new Hono();
   app.get('/', (c) => c.text('the host’s own home page'));
@@ -163,7 +161,7 @@ async function adminFlow(app: Hono, services: Services, base: string): Promise<V
   const after = await browser.follow(saved);
   expect(after.html).toContain('Changes saved.');
   expect(rowOf(after.html, 1)).toContain('<td data-switch="sendPageViews"><span class="off">off</span></td>');
-  expect(services.db.select().from(tokens).where(eq(tokens.id, 1)).get()).toMatchObject({ sendPageViews: false, sendTaskEvents: true });
+  expect(await services.store.findToken(1)).toMatchObject({ sendPageViews: false, sendTaskEvents: true });
 
   // Refusals are pages of the same admin: their links stay under the base too.
   const missing = await browser.get(`${list}999/change/`);
@@ -209,7 +207,7 @@ async function loginLeadsTo(app: Hono, base: string, next: string): Promise<stri
 
 describe('admin under a host’s mount prefix', () => {
   it('logs in, changes token 1 and logs out with every link, redirect and cookie under /analytics/admin', async () => {
-    const { app, services } = hostApp('/analytics');
+    const { app, services } = await hostApp('/analytics');
     const browser = await adminFlow(app, services, '/analytics/admin');
     expectConfinedTo(browser, '/analytics/admin');
     // The host's own routes are untouched, and the admin is not reachable outside the mount.
@@ -218,13 +216,13 @@ describe('admin under a host’s mount prefix', () => {
   });
 
   it('works the same at the root, where the collector serves it', async () => {
-    const { app, services } = makeAdminApp();
+    const { app, services } = await makeAdminApp();
     const browser = await adminFlow(app, services, '/admin');
     expectConfinedTo(browser, '/admin');
   });
 
   it('works under a mount prefix with a parameter, each request under its own base', async () => {
-    const { app, services } = hostApp('/:tenant/analytics');
+    const { app, services } = await hostApp('/:tenant/analytics');
     const browser = await adminFlow(app, services, '/acme/analytics/admin');
     expectConfinedTo(browser, '/acme/analytics/admin');
     // A session cookie is scoped to the base it was given under.
@@ -233,13 +231,13 @@ describe('admin under a host’s mount prefix', () => {
   });
 
   it('keeps the session cookie Secure over https under the prefix', async () => {
-    const { app } = hostApp('/analytics');
+    const { app } = await hostApp('/analytics');
     const form = await app.request('https://host.example/analytics/admin/login');
     expect(form.headers.getSetCookie()[0]).toMatch(/; Path=\/analytics\/admin; HttpOnly; Secure; SameSite=Strict$/);
   });
 
   it('after login goes only to a page under the admin base it was reached through', async () => {
-    const { app } = hostApp('/analytics');
+    const { app } = await hostApp('/analytics');
     const base = '/analytics/admin';
     const list = `${base}/analytics/analyticstokens/`;
     expect(await loginLeadsTo(app, base, `${base}/analytics/failed/`)).toBe(`${base}/analytics/failed/`);
@@ -260,14 +258,14 @@ describe('admin under a host’s mount prefix', () => {
       expect(await loginLeadsTo(app, base, next), next).toBe(list);
     }
 
-    const tenants = hostApp('/:tenant/analytics');
+    const tenants = await hostApp('/:tenant/analytics');
     const acme = '/acme/analytics/admin';
     expect(await loginLeadsTo(tenants.app, acme, `${acme}/analytics/failed/`)).toBe(`${acme}/analytics/failed/`);
     expect(await loginLeadsTo(tenants.app, acme, '/other/analytics/admin/analytics/failed/')).toBe(`${acme}/analytics/analyticstokens/`);
   });
 
   it('never turns a prefix parameter into a link elsewhere or a cookie attribute', async () => {
-    const { app } = hostApp('/:tenant/analytics');
+    const { app } = await hostApp('/:tenant/analytics');
     // A backslash in the parameter would make `/\evil.example/…` (another host to a browser): it is encoded.
     const slash = await app.request('/%5Cevil.example/analytics/admin/');
     expect(slash.status).toBe(303);

@@ -1,7 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { outbox } from '../../server/store/schema.ts';
-import { Relay } from '../../server/delivery/relay.ts';
-import { addTestToken, makeTestApp, metricsText } from '../helpers/app.ts';
+import type { DeviceFields, EventParams } from '../../server/store/types.ts';
+import { addTestToken, DIALECTS, makeTestApp, metricsText, type TestAppOptions, type TestServices } from '../helpers/app.ts';
 import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 
 const CHROME =
@@ -10,41 +9,66 @@ const HEADLESS =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36';
 
 let ga: FakeGa;
+const opened: TestServices[] = [];
 beforeEach(async () => {
   ga = await startFakeGa();
 });
 afterEach(async () => {
+  for (const services of opened.splice(0)) {
+    await services.relay.stop();
+    await services.store.close();
+  }
   await ga.close();
 });
 
-function setup(config: Parameters<typeof makeTestApp>[0] = {}) {
-  const made = makeTestApp({ ...config, config: { gaUrl: ga.url, appVersion: '9.9.9', pageOrigin: 'https://auth.example.org', ...config.config } });
+/** The outbox's rows in the order they were queued, params and device read back from their JSON. */
+async function outboxRows(services: TestServices) {
+  const rows = await services.sql<{ token_id: number; name: string; params: string; device: string | null; status: string }>(
+    'SELECT token_id, name, params, device, status FROM outbox ORDER BY id',
+  );
+  return rows.map((r) => ({
+    tokenId: r.token_id,
+    name: r.name,
+    params: JSON.parse(r.params) as EventParams,
+    device: r.device === null ? null : (JSON.parse(r.device) as DeviceFields),
+    status: r.status,
+  }));
+}
+
+async function setup(options: TestAppOptions = {}) {
+  const made = await makeTestApp({ ...options, config: { gaUrl: ga.url, appVersion: '9.9.9', pageOrigin: 'https://auth.example.org', ...options.config } });
+  opened.push(made.services);
   const post = (body: string, headers: Record<string, string> = {}) =>
     made.app.request('/collect', {
       method: 'POST',
       body,
       headers: { 'Content-Type': 'text/plain;charset=UTF-8', 'User-Agent': CHROME, ...headers },
     });
-  const queued = () => made.services.db.select().from(outbox).all();
+  const queued = () => outboxRows(made.services);
   return { ...made, post, queued };
 }
 
 const hit = (fields: Record<string, unknown> = {}) => JSON.stringify({ path: '/dashboard', title: 'Dashboard', language: 'en-GB', ...fields });
 
-describe('POST /collect', () => {
+describe.each(DIALECTS)('POST /collect on %s', (database) => {
   it('queues a page view for every token with page views on, and the relay delivers it as GA expects', async () => {
-    const { services, post, queued } = setup();
-    const one = addTestToken(services);
-    const two = addTestToken(services);
-    addTestToken(services, { sendPageViews: false });
+    const { services, post, queued } = await setup({ database });
+    const one = await addTestToken(services);
+    const two = await addTestToken(services);
+    await addTestToken(services, { sendPageViews: false });
 
     const res = await post(hit());
     expect(res.status).toBe(204);
     expect(res.headers.get('x-analytics-ignored')).toBeNull();
-    expect(queued().map((row) => row.tokenId).sort()).toEqual([one.id, two.id]);
+    // The 204 comes once the hit is stored: it is there, for each token, as the answer arrives.
+    const rows = await queued();
+    expect(rows.map((row) => row.tokenId).sort((a, b) => a - b)).toEqual([one.id, two.id]);
+    expect(rows.map((row) => [row.name, row.status])).toEqual([
+      ['page_view', 'pending'],
+      ['page_view', 'pending'],
+    ]);
 
-    const relay = new Relay(services);
-    await relay.drain();
+    await services.relay.drain();
     const delivered = ga.delivered();
     expect(delivered.map((e) => e.measurementId).sort()).toEqual([one.measurementId, two.measurementId]);
     for (const event of delivered) {
@@ -65,65 +89,12 @@ describe('POST /collect', () => {
     const raw = ga.accepted().map((r) => r.rawBody).join('\n');
     expect(raw).not.toContain('Mozilla'); // never the raw User-Agent
     expect(raw).not.toContain('127.0.0.1'); // never an address
-    expect(queued()).toEqual([]);
+    expect(await queued()).toEqual([]);
   });
 
-  it.each([
-    ['a crawler', 'Googlebot/2.1 (+http://www.google.com/bot.html)'],
-    ['headless Chrome', HEADLESS],
-    ['a script', 'curl/8.5.0'],
-    ['no User-Agent at all', ''],
-  ])('answers 204 but queues nothing for %s (X-Analytics-Ignored: bot)', async (_, userAgent) => {
-    const { services, post, queued } = setup();
-    addTestToken(services);
-    const res = await post(hit(), { 'User-Agent': userAgent });
-    expect(res.status).toBe(204);
-    expect(res.headers.get('x-analytics-ignored')).toBe('bot');
-    expect(queued()).toEqual([]);
-  });
-
-  it('keeps a path a token ignores from that token only, and says so when no token takes it', async () => {
-    const { services, post, queued } = setup();
-    const everything = addTestToken(services);
-    const noAdmin = addTestToken(services, { ignorePaths: ['^/admin/', 'secret$'] });
-
-    expect((await post(hit({ path: '/admin/users' }))).status).toBe(204);
-    expect(queued().map((row) => row.tokenId)).toEqual([everything.id]);
-
-    services.db.delete(outbox).run();
-    const { services: lonely, post: postLonely, queued: queuedLonely } = setup();
-    addTestToken(lonely, { ignorePaths: ['^/admin/'] });
-    const res = await postLonely(hit({ path: '/admin/' }));
-    expect(res.headers.get('x-analytics-ignored')).toBe('ignored-path');
-    expect(queuedLonely()).toEqual([]);
-    expect(noAdmin.id).toBeGreaterThan(everything.id);
-  });
-
-  it('queues nothing while only the placeholder team token exists (X-Analytics-Ignored: no-token)', async () => {
-    const { post, queued } = setup();
-    const res = await post(hit());
-    expect(res.status).toBe(204);
-    expect(res.headers.get('x-analytics-ignored')).toBe('no-token');
-    expect(queued()).toEqual([]);
-  });
-
-  it('queues and sends nothing when analytics is disabled', async () => {
-    const { services, post, queued } = setup({ config: { disabled: true } });
-    addTestToken(services);
-    const res = await post(hit());
-    expect(res.status).toBe(204);
-    expect(res.headers.get('x-analytics-ignored')).toBe('disabled');
-    expect(queued()).toEqual([]);
-    const relay = new Relay(services);
-    relay.start();
-    await relay.drain();
-    await relay.stop();
-    expect(ga.requests).toEqual([]);
-  });
-
-  it('counts hits received and ignored by reason in /metrics', async () => {
-    const { app, services, post } = setup();
-    addTestToken(services);
+  it('counts hits received and ignored by reason in /metrics, and the outbox depth from the store', async () => {
+    const { app, services, post } = await setup({ database });
+    await addTestToken(services);
     await post(hit());
     await post(hit(), { 'User-Agent': 'Googlebot/2.1' });
     const text = await metricsText(app);
@@ -131,10 +102,65 @@ describe('POST /collect', () => {
     expect(text).toMatch(/^analytics_hits_ignored_total\{reason="bot"\} 1$/m);
     expect(text).toMatch(/^analytics_outbox_depth 1$/m);
   });
+});
+
+describe('POST /collect', () => {
+  it.each([
+    ['a crawler', 'Googlebot/2.1 (+http://www.google.com/bot.html)'],
+    ['headless Chrome', HEADLESS],
+    ['a script', 'curl/8.5.0'],
+    ['no User-Agent at all', ''],
+  ])('answers 204 but queues nothing for %s (X-Analytics-Ignored: bot)', async (_, userAgent) => {
+    const { services, post, queued } = await setup();
+    await addTestToken(services);
+    const res = await post(hit(), { 'User-Agent': userAgent });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('x-analytics-ignored')).toBe('bot');
+    expect(await queued()).toEqual([]);
+  });
+
+  it('keeps a path a token ignores from that token only, and says so when no token takes it', async () => {
+    const { services, post, queued } = await setup();
+    const everything = await addTestToken(services);
+    const noAdmin = await addTestToken(services, { ignorePaths: ['^/admin/', 'secret$'] });
+
+    expect((await post(hit({ path: '/admin/users' }))).status).toBe(204);
+    expect((await queued()).map((row) => row.tokenId)).toEqual([everything.id]);
+
+    await services.sql('DELETE FROM outbox');
+    const { services: lonely, post: postLonely, queued: queuedLonely } = await setup();
+    await addTestToken(lonely, { ignorePaths: ['^/admin/'] });
+    const res = await postLonely(hit({ path: '/admin/' }));
+    expect(res.headers.get('x-analytics-ignored')).toBe('ignored-path');
+    expect(await queuedLonely()).toEqual([]);
+    expect(noAdmin.id).toBeGreaterThan(everything.id);
+  });
+
+  it('queues nothing while only the placeholder team token exists (X-Analytics-Ignored: no-token)', async () => {
+    const { post, queued } = await setup();
+    const res = await post(hit());
+    expect(res.status).toBe(204);
+    expect(res.headers.get('x-analytics-ignored')).toBe('no-token');
+    expect(await queued()).toEqual([]);
+  });
+
+  it('queues and sends nothing when analytics is disabled', async () => {
+    const { services, post, queued } = await setup({ config: { disabled: true } });
+    await addTestToken(services);
+    const res = await post(hit());
+    expect(res.status).toBe(204);
+    expect(res.headers.get('x-analytics-ignored')).toBe('disabled');
+    expect(await queued()).toEqual([]);
+    const { relay } = services;
+    relay.start();
+    await relay.drain();
+    await relay.stop();
+    expect(ga.requests).toEqual([]);
+  });
 
   it('accepts a beacon from any origin, and answers a JSON preflight', async () => {
-    const { app, services, post } = setup();
-    addTestToken(services);
+    const { app, services, post } = await setup();
+    await addTestToken(services);
     const res = await post(hit(), { Origin: 'https://site.example' });
     expect(res.headers.get('access-control-allow-origin')).toBe('*');
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
@@ -149,10 +175,10 @@ describe('POST /collect', () => {
   });
 
   it('also takes an application/json body', async () => {
-    const { services, post, queued } = setup();
-    addTestToken(services);
+    const { services, post, queued } = await setup();
+    await addTestToken(services);
     expect((await post(hit(), { 'Content-Type': 'application/json' })).status).toBe(204);
-    expect(queued()).toHaveLength(1);
+    expect(await queued()).toHaveLength(1);
   });
 });
 
@@ -173,24 +199,24 @@ describe('POST /collect with bad input', () => {
     ['a body over 4 KiB', hit({ title: '', junk: 'j'.repeat(5000) }), 413],
     ['10 MB', huge, 413],
   ])('refuses %s with its 4xx and queues nothing', async (_, body, status) => {
-    const { services, post, queued, app } = setup();
-    addTestToken(services);
+    const { services, post, queued, app } = await setup();
+    await addTestToken(services);
     const res = await post(body);
     expect(res.status).toBe(status);
     expect((await res.json()) as unknown).toEqual({ error: expect.any(String) });
-    expect(queued()).toEqual([]);
+    expect(await queued()).toEqual([]);
     const metrics = await metricsText(app);
     expect(metrics).toMatch(/^analytics_hits_received_total 0$/m);
   });
 
   it('cleans what it keeps: no query string, no fragment, no e-mail address, no control characters', async () => {
-    const { services, post, queued } = setup();
-    addTestToken(services);
+    const { services, post, queued } = await setup();
+    await addTestToken(services);
     const res = await post(
       hit({ path: '/users/jane.doe@example.com/profile?token=abc&email=jane%40example.com#top', title: 'Profile of jane.doe@example.com\u0007\n' }),
     );
     expect(res.status).toBe(204);
-    const [row] = queued();
+    const [row] = await queued();
     expect(row?.params).toMatchObject({
       page_location: 'https://auth.example.org/users/[email]/profile',
       page_title: 'Profile of [email]',
@@ -199,17 +225,17 @@ describe('POST /collect with bad input', () => {
   });
 
   it('rate-limits each client address, taking X-Forwarded-For only when told to trust the proxy', async () => {
-    const limited = setup({ config: { rateLimitPerMinute: 2 } });
-    addTestToken(limited.services);
+    const limited = await setup({ config: { rateLimitPerMinute: 2 } });
+    await addTestToken(limited.services);
     const statuses = [];
     for (let i = 0; i < 3; i++) statuses.push((await limited.post(hit(), { 'X-Forwarded-For': `10.0.0.${i}` })).status);
     expect(statuses).toEqual([204, 204, 429]); // the header is not trusted: one client
     const refused = await limited.post(hit());
     expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
-    expect(limited.queued()).toHaveLength(2);
+    expect(await limited.queued()).toHaveLength(2);
 
-    const proxied = setup({ config: { rateLimitPerMinute: 2, trustProxy: true } });
-    addTestToken(proxied.services);
+    const proxied = await setup({ config: { rateLimitPerMinute: 2, trustProxy: true } });
+    await addTestToken(proxied.services);
     // The proxy appends the address it saw: what the client put before it changes nothing.
     for (let i = 0; i < 3; i++) expect((await proxied.post(hit(), { 'X-Forwarded-For': `203.0.113.${i}, 10.0.0.${i}` })).status).toBe(204);
     expect((await proxied.post(hit(), { 'X-Forwarded-For': '198.51.100.7, 10.0.0.1' })).status).toBe(204);
@@ -217,8 +243,8 @@ describe('POST /collect with bad input', () => {
   });
 
   it('judges a declared Content-Length before reading, and counts refused hits by reason in /metrics', async () => {
-    const { services, post, queued, app } = setup({ config: { rateLimitPerMinute: 4 } });
-    addTestToken(services);
+    const { services, post, queued, app } = await setup({ config: { rateLimitPerMinute: 4 } });
+    await addTestToken(services);
     const big = hit({ title: '', junk: 'j'.repeat(5000) });
     expect((await post(big, { 'Content-Length': String(Buffer.byteLength(big)) })).status).toBe(413);
     expect((await post(hit(), { 'Content-Length': String(Buffer.byteLength(hit())) })).status).toBe(204);
@@ -227,7 +253,7 @@ describe('POST /collect with bad input', () => {
     const limited = await post(hit());
     expect(limited.status).toBe(429);
     expect(limited.headers.get('access-control-allow-origin')).toBe('*');
-    expect(queued()).toHaveLength(2);
+    expect(await queued()).toHaveLength(2);
     const metrics = await metricsText(app);
     expect(metrics).toMatch(/^analytics_hits_refused_total\{reason="too-large"\} 1$/m);
     expect(metrics).toMatch(/^analytics_hits_refused_total\{reason="invalid"\} 1$/m);
@@ -237,7 +263,7 @@ describe('POST /collect with bad input', () => {
 
 describe('GET /analytics.js', () => {
   it('serves the built snippet as JavaScript with a long cache and an ETag', async () => {
-    const { app } = setup();
+    const { app } = await setup();
     const res = await app.request('/analytics.js');
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('text/javascript; charset=utf-8');

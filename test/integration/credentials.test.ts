@@ -6,8 +6,7 @@ import type { Hono } from 'hono';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ADMIN_COOKIES, CSRF_FIELD } from '../../server/admin/session.ts';
 import { Relay } from '../../server/delivery/relay.ts';
-import type { Services } from '../../server/services.ts';
-import { addTestToken, METRICS_TOKEN } from '../helpers/app.ts';
+import { addTestToken, DIALECTS, METRICS_TOKEN, type TestDatabase, type TestServices } from '../helpers/app.ts';
 import { ADMIN_TOKEN, api, cookiesOf, csrfOf, login, makeAdminApp, postForm, recordingLogger } from '../helpers/admin.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
 import type { FakeGa } from '../../harness/fake-ga.ts';
@@ -31,10 +30,9 @@ function appWithEverything(options: Parameters<typeof makeAdminApp>[0] = {}) {
 }
 
 /** Everything a change could touch, to show that nothing did. */
-function snapshot(services: Services): string {
-  const db = services.db.$client;
-  const rows = (table: string) => db.prepare(`SELECT * FROM ${table} ORDER BY 1`).all();
-  return JSON.stringify({ tokens: rows('tokens'), outbox: rows('outbox'), hostStats: rows('host_stats'), sessions: rows('admin_sessions') });
+async function snapshot(services: TestServices): Promise<string> {
+  const rows = (table: string) => services.sql(`SELECT * FROM ${table} ORDER BY 1`);
+  return JSON.stringify({ tokens: await rows('tokens'), outbox: await rows('outbox'), hostStats: await rows('host_stats'), sessions: await rows('admin_sessions') });
 }
 
 /** A value found on an answer, and where: a cookie (by name) or a form field. */
@@ -84,9 +82,9 @@ function cookieNames(found: Found[]): string[] {
 }
 
 /** Presents `value` in every credential place; each must refuse it and change nothing. */
-async function expectRefusedEverywhere(app: Hono, services: Services, found: Found, names: string[], genuineCsrf?: string): Promise<void> {
+async function expectRefusedEverywhere(app: Hono, services: TestServices, found: Found, names: string[], genuineCsrf?: string): Promise<void> {
   const label = `${found.where} = ${found.value.slice(0, 40)}`;
-  const before = snapshot(services);
+  const before = await snapshot(services);
   const ip = () => ({ 'x-forwarded-for': freshAddress() });
   for (const name of names) {
     const cookie = `${name}=${encodeURIComponent(found.value)}`;
@@ -116,12 +114,12 @@ async function expectRefusedEverywhere(app: Hono, services: Services, found: Fou
   expect(events.status, `${label} as events key`).toBe(401);
   expect(stats.status, `${label} as events key`).toBe(401);
   expect(metrics.status, `${label} as metrics token`).toBe(401);
-  expect(snapshot(services), label).toBe(before);
+  expect(await snapshot(services), label).toBe(before);
 }
 
 describe('no credential works anywhere but in its own place', () => {
   it('refuses every value an anonymous visitor can collect, under every cookie name, as CSRF and as every bearer', async () => {
-    const { app, services } = appWithEverything();
+    const { app, services } = await appWithEverything();
     const found = await anonymousValues(app);
     // The login form's cookie and CSRF token at least; whatever else appears later is covered the same way.
     expect(found.some((f) => f.where.includes('cookie analytics_admin_login'))).toBe(true);
@@ -132,7 +130,7 @@ describe('no credential works anywhere but in its own place', () => {
   });
 
   it('refuses what a logged-in admin holds, and the other secrets, outside their own place', async () => {
-    const { app, services } = appWithEverything();
+    const { app, services } = await appWithEverything();
     const browser = await login(app);
     const sessionValue = decodeURIComponent(browser.cookie.slice(browser.cookie.indexOf('=') + 1));
     const names = cookieNames([]);
@@ -148,7 +146,7 @@ describe('no credential works anywhere but in its own place', () => {
     const sessionAsLoginCookie = await postForm(app, '/admin/login', { _csrf: loginCsrf, token: ADMIN_TOKEN }, `analytics_admin_login=${encodeURIComponent(sessionValue)}`);
     expect(sessionAsLoginCookie.status).toBe(403);
     // Each configured secret opens its own door only.
-    const before = snapshot(services);
+    const before = await snapshot(services);
     const as = (secret: string, path: string, method = 'GET', body?: string) =>
       app.request(path, { method, body, headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json', 'x-forwarded-for': freshAddress() } });
     expect((await as(EVENTS_KEY, '/api/admin/tokens')).status).toBe(401);
@@ -157,7 +155,7 @@ describe('no credential works anywhere but in its own place', () => {
     expect((await as(METRICS_TOKEN, '/api/events', 'POST', '{"namespace":"a","task":"b"}')).status).toBe(401);
     expect((await as(ADMIN_TOKEN, '/metrics')).status).toBe(401);
     expect((await as(EVENTS_KEY, '/metrics')).status).toBe(401);
-    expect(snapshot(services)).toBe(before);
+    expect(await snapshot(services)).toBe(before);
     // And each works in its own place.
     expect((await as(ADMIN_TOKEN, '/api/admin/tokens')).status).toBe(200);
     expect((await as(METRICS_TOKEN, '/metrics')).status).toBe(200);
@@ -166,7 +164,7 @@ describe('no credential works anywhere but in its own place', () => {
 
 describe('what a visitor is handed says nothing about the admin token', () => {
   it('cannot be used to test a guess of the admin token offline, not even the right one', async () => {
-    const { app } = appWithEverything();
+    const { app } = await appWithEverything();
     const form = await app.request('/admin/login');
     const pair = cookiesOf(form).analytics_admin_login ?? '';
     const raw = decodeURIComponent(pair.slice(pair.indexOf('=') + 1));
@@ -189,30 +187,31 @@ describe('what a visitor is handed says nothing about the admin token', () => {
   });
 });
 
-describe('sessions', () => {
+describe.each(DIALECTS)('sessions (%s)', (dialect) => {
   it('a logged-out session stays refused after a restart, and a new admin token ends every session', async () => {
-    const dbPath = join(dir, 'sessions.db');
-    const first = appWithEverything({ dbPath });
+    const first = await appWithEverything({ database: dialect === 'sqlite' ? { sqliteFile: join(dir, 'sessions.db') } : 'postgres' });
+    // A restart opens the same database again.
+    const same: TestDatabase = dialect === 'sqlite' ? { sqliteFile: first.services.location } : { postgresUrl: first.services.location };
     const loggedOut = await login(first.app);
     const kept = await login(first.app);
     expect((await postForm(first.app, '/admin/logout', { _csrf: loggedOut.csrf }, loggedOut.cookie)).status).toBe(303);
-    first.services.db.$client.close();
+    await first.services.store.close();
 
-    const restarted = appWithEverything({ dbPath });
+    const restarted = await appWithEverything({ database: same });
     expect((await restarted.app.request('/admin/analytics/analyticstokens/', { headers: { cookie: loggedOut.cookie } })).status).toBe(303);
     expect((await restarted.app.request('/admin/analytics/analyticstokens/', { headers: { cookie: kept.cookie } })).status).toBe(200);
-    restarted.services.db.$client.close();
+    await restarted.services.store.close();
 
-    const newToken = appWithEverything({ dbPath, config: { adminToken: 'a-brand-new-admin-token-0042' } });
+    const newToken = await appWithEverything({ database: same, config: { adminToken: 'a-brand-new-admin-token-0042' } });
     expect((await newToken.app.request('/admin/analytics/analyticstokens/', { headers: { cookie: kept.cookie } })).status).toBe(303);
-    newToken.services.db.$client.close();
+    await newToken.services.store.close();
   });
 });
 
 describe('the failed-attempt budget', () => {
   it('answers 429 to an address after 10 failures a minute, whatever it sends, while others still get in', async () => {
     const log = recordingLogger();
-    const { app, services } = appWithEverything({ log });
+    const { app, services } = await appWithEverything({ log });
     const attacker = { 'x-forwarded-for': '2001:db8:7:7::1' };
     // Ten wrong credentials, spread over every surface, all from one /64.
     const wrong = (n: number) => `wrong-credential-number-${n}`;
@@ -246,7 +245,7 @@ describe('the failed-attempt budget', () => {
   });
 
   it('in a flood from many addresses, refuses those that failed, not those that did not', async () => {
-    const { app } = appWithEverything();
+    const { app } = await appWithEverything();
     // 100 wrong guesses (the total budget), one from each of 100 addresses, all at once.
     const addresses = Array.from({ length: 100 }, (_, i) => `198.18.0.${i}`);
     const answers = await Promise.all(addresses.map((address) => api(app, 'GET', '/tokens', undefined, 'a-wrong-guess-0000000', { 'x-forwarded-for': address })));
@@ -260,7 +259,7 @@ describe('the failed-attempt budget', () => {
 
 describe('the failed-attempt budget under pressure', () => {
   it('counts login guesses that arrive together: at most 10 are checked before the address is refused', async () => {
-    const { app } = appWithEverything();
+    const { app } = await appWithEverything();
     const attacker = { 'x-forwarded-for': '203.0.113.50' };
     const form = await app.request('/admin/login', { headers: attacker });
     const cookie = cookiesOf(form).analytics_admin_login ?? '';
@@ -293,7 +292,7 @@ describe('the failed-attempt budget under pressure', () => {
   });
 
   it('is not reset by flooding it with other addresses: a locked-out address stays locked out', async () => {
-    const { app } = appWithEverything();
+    const { app } = await appWithEverything();
     const attacker = { 'x-forwarded-for': '2001:db8:ffff:ffff::1' };
     for (let i = 0; i < 10; i += 1) await api(app, 'GET', '/tokens', undefined, `wrong-${i}-000000000000`, attacker);
     expect((await api(app, 'GET', '/tokens', undefined, 'wrong-x-000000000000', attacker)).status).toBe(429);
@@ -309,18 +308,18 @@ describe('the failed-attempt budget under pressure', () => {
 describe('secrets are never echoed', () => {
   it('blanks a secret GA echoes (raw and URL-encoded) before storing it, also once the secret changed', async () => {
     const log = recordingLogger();
-    const { app, services } = appWithEverything({ log, config: { gaUrl: ga.url } });
+    const { app, services } = await appWithEverything({ log, config: { gaUrl: ga.url } });
     // A secret stored before the alphabet rule, with characters that URL-encode differently.
     const old = 'legacy/secret+with=chars';
-    const token = addTestToken(services, { apiSecret: old });
+    const token = await addTestToken(services, { apiSecret: old });
     ga.setMode({ kind: 'status', status: 400, body: `bad request: api_secret=${encodeURIComponent(old)} (${old})` });
     const relay = stopAfterTest(new Relay(services, { lingerMs: 10, random: () => 0 }));
     await app.request('/collect', { method: 'POST', body: JSON.stringify({ path: '/x', title: 'X', language: 'en' }), headers: { 'user-agent': 'Mozilla/5.0 Firefox/120.0' } });
     relay.start();
     await ga.waitFor(() => ga.requests.length >= 1);
     await relay.stop();
-    const failedRow = services.db.$client.prepare("SELECT last_error FROM outbox WHERE status = 'failed'").pluck().get() as string;
-    expect(failedRow).toContain('bad request');
+    const [failedRow] = await services.sql<{ last_error: string }>("SELECT last_error FROM outbox WHERE status = 'failed'");
+    expect(failedRow?.last_error).toContain('bad request');
 
     const fresh = 'NewSecret_0123-abcd';
     expect((await api(app, 'PATCH', `/tokens/${token.id}`, { apiSecret: fresh })).status).toBe(200);
@@ -331,8 +330,8 @@ describe('secrets are never echoed', () => {
       await (await api(app, 'GET', `/tokens/${token.id}`)).text(),
       await (await app.request('/admin/analytics/analyticstokens/', { headers: { cookie: browser.cookie } })).text(),
       await (await app.request('/admin/analytics/failed/', { headers: { cookie: browser.cookie } })).text(),
-      JSON.stringify(services.db.$client.prepare('SELECT * FROM outbox').all()),
-      JSON.stringify(services.db.$client.prepare('SELECT last_error FROM tokens').all()),
+      JSON.stringify(await services.sql('SELECT * FROM outbox')),
+      JSON.stringify(await services.sql('SELECT last_error FROM tokens')),
       log.lines.join('\n'),
     ].join('\n');
     expect(seen).toContain('bad request');
@@ -340,7 +339,7 @@ describe('secrets are never echoed', () => {
   });
 
   it('refuses an API secret outside GA’s alphabet with a 400 saying so', async () => {
-    const { app } = appWithEverything();
+    const { app } = await appWithEverything();
     const res = await api(app, 'POST', '/tokens', { name: 'P', measurementId: 'G-ABC123', apiSecret: 'has space' });
     expect(res.status).toBe(400);
     expect(await res.text()).toMatch(/apiSecret.*letters, digits, _ and -/);
@@ -350,14 +349,14 @@ describe('secrets are never echoed', () => {
 
 describe('/metrics', () => {
   it('answers only with the metrics token, and not at all without one configured', async () => {
-    const { app } = appWithEverything();
+    const { app } = await appWithEverything();
     const from = () => ({ 'x-forwarded-for': freshAddress() });
     expect((await app.request('/metrics', { headers: from() })).status).toBe(401);
     expect((await app.request('/metrics', { headers: { authorization: 'Bearer wrong-metrics-token-000', ...from() } })).status).toBe(401);
     const ok = await app.request('/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}`, ...from() } });
     expect(ok.status).toBe(200);
     expect(await ok.text()).toContain('analytics_hits_received_total');
-    const off = appWithEverything({ config: { metricsToken: undefined } });
+    const off = await appWithEverything({ config: { metricsToken: undefined } });
     expect((await off.app.request('/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).status).toBe(404);
   });
 });

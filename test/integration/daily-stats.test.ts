@@ -3,11 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../../server/core/clock.ts';
-import { DAY_MS, DailyStats, type StatsSource } from '../../server/host-events/daily-stats.ts';
-import { outbox } from '../../server/store/schema.ts';
-import { Relay } from '../../server/delivery/relay.ts';
-import type { Services } from '../../server/services.ts';
-import { addTestToken, fakeClock, makeTestApp, makeTestServices } from '../helpers/app.ts';
+import { DAY_MS, type DailyStats, type DailyStatsRun, type StatsSource } from '../../server/host-events/daily-stats.ts';
+import type { EventParams } from '../../server/store/types.ts';
+import { addTestToken, DIALECTS, fakeClock, makeTestApp, makeTestServices, type TestDatabase, type TestServices } from '../helpers/app.ts';
 import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 import { validationMessages } from '../../harness/ga-validation.ts';
 
@@ -27,22 +25,37 @@ afterEach(async () => {
   await ga.close();
 });
 
-function setup(stats?: StatsSource) {
-  const made = makeTestApp({ config: { gaUrl: ga.url, eventsKey: KEY, appVersion: '2.0.0' } });
-  const relay = new Relay(made.services, { lingerMs: 10, random: () => 0 });
-  const runner = new DailyStats(made.services, { stats });
-  stops.push(() => runner.stop(), () => relay.stop());
+/** Stops the services' schedule and relay, then closes their store, after the test. */
+function stopAfterTest(services: TestServices): void {
+  stops.push(async () => {
+    await services.dailyStats.stop();
+    await services.relay.stop();
+    await services.store.close();
+  });
+}
+
+/** The outbox's rows in the order they were queued, params read back from their JSON. */
+async function queued(services: TestServices) {
+  const rows = await services.sql<{ token_id: number; name: string; params: string; occurred_at: number }>(
+    'SELECT token_id, name, params, occurred_at FROM outbox ORDER BY id',
+  );
+  return rows.map((r) => ({ tokenId: r.token_id, name: r.name, params: JSON.parse(r.params) as EventParams, occurredAt: r.occurred_at }));
+}
+
+async function setup(stats?: StatsSource) {
+  const made = await makeTestApp({ config: { gaUrl: ga.url, eventsKey: KEY, appVersion: '2.0.0' }, relay: { lingerMs: 10 }, dailyStats: { stats } });
+  stopAfterTest(made.services);
   const putStats = (body: unknown) =>
     made.app.request('/api/stats', { method: 'PUT', body: JSON.stringify(body), headers: { Authorization: `Bearer ${KEY}` } });
-  return { ...made, relay, runner, putStats };
+  return { ...made, relay: made.services.relay, runner: made.services.dailyStats, putStats };
 }
 
 describe('a daily-stats run against GA', () => {
   it('sends the phone-in, the numbers of PUT /api/stats and one installed_app per app, to tokens with daily stats on', async () => {
-    const { services, relay, runner, putStats } = setup();
-    const on = addTestToken(services);
-    const alsoOn = addTestToken(services, { sendTaskEvents: false, sendPageViews: false });
-    addTestToken(services, { sendDailyStats: false });
+    const { services, relay, runner, putStats } = await setup();
+    const on = await addTestToken(services);
+    const alsoOn = await addTestToken(services, { sendTaskEvents: false, sendPageViews: false });
+    await addTestToken(services, { sendDailyStats: false });
     expect((await putStats({ users: 1500, tokens: 320, apps: ['forum', 'billing', 'calendar'] })).status).toBe(204);
 
     const run = await runner.runNow();
@@ -71,8 +84,8 @@ describe('a daily-stats run against GA', () => {
   });
 
   it('sends the phone-in alone when the host never gave numbers', async () => {
-    const { services, relay, runner } = setup();
-    addTestToken(services);
+    const { services, relay, runner } = await setup();
+    await addTestToken(services);
     await runner.runNow();
     await relay.drain();
     expect(ga.delivered().map((e) => [e.name, e.params])).toEqual([['daily_stats', { label: 'existence', value: 1 }]]);
@@ -80,8 +93,8 @@ describe('a daily-stats run against GA', () => {
   });
 
   it('takes the numbers from the stats callback in library use', async () => {
-    const { services, relay, runner } = setup(() => ({ users: 2, tokens: 1, apps: ['wiki'] }));
-    addTestToken(services);
+    const { services, relay, runner } = await setup(() => ({ users: 2, tokens: 1, apps: ['wiki'] }));
+    await addTestToken(services);
     await runner.runNow();
     await relay.drain();
     expect(ga.delivered().map((e) => e.params.label)).toEqual(['existence', 'users', 'tokens', 'apps', 'wiki']);
@@ -89,8 +102,8 @@ describe('a daily-stats run against GA', () => {
 
   it('keeps every request within 25 events for a host with many apps', async () => {
     const apps = Array.from({ length: 60 }, (_, i) => `app_${i}`);
-    const { services, relay, runner } = setup(() => ({ users: 1, tokens: 1, apps }));
-    addTestToken(services);
+    const { services, relay, runner } = await setup(() => ({ users: 1, tokens: 1, apps }));
+    await addTestToken(services);
     await runner.runNow();
     await relay.drain();
     expect(ga.delivered().filter((e) => e.name === 'installed_app')).toHaveLength(60);
@@ -99,54 +112,61 @@ describe('a daily-stats run against GA', () => {
   });
 
   it('sends nothing, not one GA request, when analytics is disabled', async () => {
-    const made = makeTestApp({ config: { gaUrl: ga.url, disabled: true } });
-    addTestToken(made.services);
-    const relay = new Relay(made.services, { lingerMs: 10 });
-    const runner = new DailyStats(made.services, { stats: () => ({ users: 1, tokens: 1, apps: ['a'] }), startDelayMs: 0 });
-    stops.push(() => runner.stop(), () => relay.stop());
+    const made = await makeTestApp({
+      config: { gaUrl: ga.url, disabled: true },
+      relay: { lingerMs: 10 },
+      dailyStats: { stats: () => ({ users: 1, tokens: 1, apps: ['a'] }), startDelayMs: 0 },
+    });
+    stopAfterTest(made.services);
+    await addTestToken(made.services);
+    const { relay, dailyStats: runner } = made.services;
     runner.start();
     relay.start();
     await runner.runNow();
     await relay.drain();
     await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(made.services.db.select().from(outbox).all()).toEqual([]);
+    expect(await queued(made.services)).toEqual([]);
     expect(ga.requests).toEqual([]);
   });
 });
 
-describe('the daily schedule across restarts (a real SQLite file)', () => {
-  /** Opens the file as a collector start would, on a clock of its own. */
-  function boot(path: string, clock: Clock): { services: Services; runner: DailyStats; close(): Promise<void> } {
-    const services = makeTestServices({ dbPath: path, clock });
-    const runner = new DailyStats(services, { startDelayMs: 0 });
-    return {
-      services,
-      runner,
-      async close() {
-        await runner.stop();
-        services.db.$client.close();
-      },
+describe.each(DIALECTS)('the daily schedule across restarts and processes (%s)', (dialect) => {
+  let fileCounter = 0;
+  /** Where the next test's data lives: a SQLite file, or a fresh PostgreSQL database. */
+  const freshDatabase = (): TestDatabase => (dialect === 'sqlite' ? { sqliteFile: join(dir, `daily-${++fileCounter}.db`) } : 'postgres');
+  /** The same data again, as a restart (or a second process) opens it. */
+  const sameDatabase = (services: TestServices): TestDatabase => (dialect === 'sqlite' ? { sqliteFile: services.location } : { postgresUrl: services.location });
+
+  /** Opens the store as a collector start would, on a clock of its own. */
+  async function boot(database: TestDatabase, clock: Clock): Promise<{ services: TestServices; runner: DailyStats; close(): Promise<void> }> {
+    const services = await makeTestServices({ database, clock, dailyStats: { startDelayMs: 0 } });
+    let closed = false;
+    const close = async () => {
+      if (closed) return;
+      closed = true;
+      await services.dailyStats.stop();
+      await services.store.close();
     };
+    stops.push(close);
+    return { services, runner: services.dailyStats, close };
   }
-  const phoneIns = (services: Services) =>
-    services.db.select().from(outbox).all().filter((r) => r.params.label === 'existence').map((r) => r.occurredAt);
+  const phoneIns = async (services: TestServices) => (await queued(services)).filter((r) => r.params.label === 'existence').map((r) => r.occurredAt);
 
   it('neither repeats nor skips a day over restarts, and catches up once after a week off', async () => {
-    const path = join(dir, 'restarts.db');
     const start = Date.UTC(2026, 2, 1, 8);
     const clock = fakeClock(start);
 
-    const first = boot(path, clock);
-    addTestToken(first.services);
+    const first = await boot(freshDatabase(), clock);
+    await addTestToken(first.services);
     expect(await first.runner.runIfDue()).toMatchObject({ at: start, queued: 1 });
     await first.close();
 
     // Restarted the same day: nothing.
     clock.advance(6 * HOUR);
-    const second = boot(path, clock);
-    expect(second.runner.lastRunAt()).toBe(start);
+    const second = await boot(sameDatabase(first.services), clock);
+    expect(await second.runner.lastRunAt()).toBe(start);
     expect(await second.runner.runIfDue()).toBeUndefined();
-    expect(second.runner.nextRunAt()).toBe(start + DAY_MS);
+    expect(await second.runner.nextRunAt()).toBe(start + DAY_MS);
     // The next day, as scheduled.
     clock.set(start + DAY_MS);
     expect(await second.runner.runIfDue()).toMatchObject({ at: start + DAY_MS });
@@ -154,29 +174,49 @@ describe('the daily schedule across restarts (a real SQLite file)', () => {
 
     // Off for a week: once on return, and not again until a day later.
     clock.set(start + 8 * DAY_MS + 3 * HOUR);
-    const third = boot(path, clock);
+    const third = await boot(sameDatabase(first.services), clock);
     expect(await third.runner.runIfDue()).toMatchObject({ at: start + 8 * DAY_MS + 3 * HOUR });
     expect(await third.runner.runIfDue()).toBeUndefined();
     clock.advance(DAY_MS - 1);
     expect(await third.runner.runIfDue()).toBeUndefined();
-    expect(phoneIns(third.services)).toEqual([start, start + DAY_MS, start + 8 * DAY_MS + 3 * HOUR]);
+    expect(await phoneIns(third.services)).toEqual([start, start + DAY_MS, start + 8 * DAY_MS + 3 * HOUR]);
     await third.close();
   });
 
   it('runs at start-up when due, from its own timer', async () => {
-    const path = join(dir, 'startup.db');
     const clock = fakeClock(Date.UTC(2026, 2, 1));
-    const booted = boot(path, clock);
-    addTestToken(booted.services);
+    const booted = await boot(freshDatabase(), clock);
+    await addTestToken(booted.services);
     booted.runner.start();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(phoneIns(booted.services)).toEqual([clock()]);
+    await expect.poll(() => phoneIns(booted.services)).toEqual([clock()]);
     await booted.close();
 
-    const again = boot(path, clock);
+    const again = await boot(sameDatabase(booted.services), clock);
     again.runner.start();
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    expect(phoneIns(again.services)).toHaveLength(1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await again.runner.lastRunAt()).toBe(clock());
+    expect(await phoneIns(again.services)).toHaveLength(1);
     await again.close();
+  });
+
+  it('runs once a day per install when several processes share the store and look at the same moment', async () => {
+    const clock = fakeClock(Date.UTC(2026, 2, 1, 6));
+    const first = await boot(freshDatabase(), clock);
+    await addTestToken(first.services);
+    const others: Array<Awaited<ReturnType<typeof boot>>> = [];
+    for (let i = 0; i < 3; i++) others.push(await boot(sameDatabase(first.services), clock));
+    const everyone = [first, ...others];
+    // On PostgreSQL they look at once. SQLite connections of one Node thread cannot: a second BEGIN IMMEDIATE
+    // would block the very thread that holds the write lock until the busy timeout, so they look in turn there
+    // (real processes, each with its own thread, simply wait for the lock).
+    let runs: Array<DailyStatsRun | undefined> = [];
+    if (dialect === 'postgres') runs = await Promise.all(everyone.map((process) => process.runner.runIfDue()));
+    else for (const process of everyone) runs.push(await process.runner.runIfDue());
+    expect(runs.filter((run) => run !== undefined)).toHaveLength(1);
+    expect(await phoneIns(first.services)).toEqual([clock()]);
+    // A process that looks again later the same day finds it done.
+    clock.advance(HOUR);
+    expect(await others[0]?.runner.runIfDue()).toBeUndefined();
+    expect(await phoneIns(first.services)).toHaveLength(1);
   });
 });

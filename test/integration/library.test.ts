@@ -5,14 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Hono } from 'hono';
-import { afterAll, describe, expect, it, vi } from 'vitest';
-import { openDatabase } from '../../server/store/database.ts';
-import { tokens } from '../../server/store/schema.ts';
+import { afterAll, describe, expect, inject, it, vi } from 'vitest';
 import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
-import { ensureInstall } from '../../server/store/install.ts';
-import { ConfigError, createAnalytics, type Analytics } from '../../server/index.ts';
+import { ConfigError, createAnalytics, openStore, type Analytics } from '../../server/index.ts';
 import { silentLogger } from '../../server/core/log.ts';
-import { addTestToken } from '../helpers/app.ts';
+import { addTestToken, openTestStore } from '../helpers/app.ts';
+import { freshPostgresUrl } from '../helpers/postgres.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
 import type { FakeGa } from '../../harness/fake-ga.ts';
 import { validationMessages } from '../../harness/ga-validation.ts';
@@ -26,9 +24,9 @@ let ga: FakeGa;
 const stopAfterTest = fakeGaPerTest((started) => (ga = started));
 let fileCounter = 0;
 
-function create(options: Parameters<typeof createAnalytics>[0] = {}): Analytics {
-  const analytics = createAnalytics({
-    dbPath: join(dir, `lib-${++fileCounter}.db`),
+async function create(options: Parameters<typeof createAnalytics>[0] = {}): Promise<Analytics> {
+  const analytics = await createAnalytics({
+    database: join(dir, `lib-${++fileCounter}.db`),
     env: { ANALYTICS_GA_URL: ga.url, ANALYTICS_EVENTS_KEY: KEY },
     log: silentLogger,
     relay: { lingerMs: 10 },
@@ -41,8 +39,8 @@ function create(options: Parameters<typeof createAnalytics>[0] = {}): Analytics 
 
 describe('createAnalytics', () => {
   it('mounts into a host app, sends task events and the daily stats, and closes its database on stop', async () => {
-    const analytics = create({ stats: () => ({ users: 10, tokens: 3, apps: ['forum'] }) });
-    const token = addTestToken(servicesOf(analytics));
+    const analytics = await create({ stats: () => ({ users: 10, tokens: 3, apps: ['forum'] }) });
+    const token = await addTestToken(servicesOf(analytics));
     const host = new Hono();
     host.get('/', (c) => c.text('host home'));
     host.route('/analytics', analytics.app);
@@ -58,7 +56,7 @@ describe('createAnalytics', () => {
       body: JSON.stringify({ namespace: 'host', task: 'import', value: 4 }),
     });
     expect(posted.status).toBe(202);
-    expect(analytics.analyticsEvent({ namespace: 'host', task: 'reindex', value: true })).toBe(1);
+    expect(await analytics.analyticsEvent({ namespace: 'host', task: 'reindex', value: true })).toBe(1);
     expect(await analytics.trackTask('host', 'cleanup', () => 9)).toBe(9);
 
     analytics.start();
@@ -77,71 +75,102 @@ describe('createAnalytics', () => {
       ].sort(),
     );
     expect(await validationMessages(ga)).toEqual([]);
-    expect(servicesOf(analytics).dailyStats.lastRunAt()).toEqual(expect.any(Number));
+    expect(await servicesOf(analytics).dailyStats.lastRunAt()).toEqual(expect.any(Number));
 
     await analytics.stop();
     await analytics.stop();
-    expect(servicesOf(analytics).db.$client.open).toBe(false);
+    // The store it opened is closed.
+    await expect(servicesOf(analytics).store.ping()).rejects.toThrow();
     expect(() => analytics.start()).toThrow(/stopped/);
   });
 
   it('gives the admin a daily-stats run on demand', async () => {
-    const analytics = create();
-    addTestToken(servicesOf(analytics));
+    const analytics = await create();
+    await addTestToken(servicesOf(analytics));
     const run = await servicesOf(analytics).dailyStats.runNow();
     expect(run).toMatchObject({ queued: 1, withNumbers: false });
   });
 
   it('honours ANALYTICS_DISABLED from the environment: nothing queued, no GA request', async () => {
-    const analytics = create({ env: { ANALYTICS_GA_URL: ga.url, ANALYTICS_DISABLED: 'true' } });
-    addTestToken(servicesOf(analytics));
-    expect(analytics.analyticsEvent({ namespace: 'a', task: 'b' })).toBe(0);
+    const analytics = await create({ env: { ANALYTICS_GA_URL: ga.url, ANALYTICS_DISABLED: 'true' } });
+    await addTestToken(servicesOf(analytics));
+    expect(await analytics.analyticsEvent({ namespace: 'a', task: 'b' })).toBe(0);
     expect(await analytics.trackTask('a', 'b', () => 1)).toBe(1);
     analytics.start();
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(ga.requests).toEqual([]);
   });
 
-  it('keeps the opt-out of the process environment even when handed an environment of its own', () => {
+  it('keeps the opt-out of the process environment even when handed an environment of its own', async () => {
     vi.stubEnv('ANALYTICS_DISABLED', 'true');
     try {
-      expect(create({ env: {} }).config.disabled).toBe(true);
+      expect((await create({ env: {} })).config.disabled).toBe(true);
     } finally {
       vi.unstubAllEnvs();
     }
   });
 
-  it('lets config override the environment except an opt-out, and refuses bad values from either', () => {
-    const analytics = create({ env: { ANALYTICS_APP_VERSION: '4.0.0' }, config: { appVersion: '5.0.0' } });
+  it('lets config override the environment except an opt-out, and refuses bad values from either', async () => {
+    const analytics = await create({ env: { ANALYTICS_APP_VERSION: '4.0.0' }, config: { appVersion: '5.0.0' } });
     expect(analytics.config).toMatchObject({ disabled: false, appVersion: '5.0.0' });
-    const optedOut = create({ env: { ANALYTICS_DISABLED: 'true' }, config: { disabled: false } });
+    const optedOut = await create({ env: { ANALYTICS_DISABLED: 'true' }, config: { disabled: false } });
     expect(optedOut.config.disabled).toBe(true);
-    expect(create({ config: { disabled: true } }).config.disabled).toBe(true);
-    expect(() => create({ env: { ANALYTICS_DISABLED: 'maybe' } })).toThrow(ConfigError);
-    expect(() => create({ config: { adminToken: 'short' } })).toThrow(/adminToken must be at least 16 characters/);
-    expect(() => create({ config: { gaUrl: 'ftp://x' } })).toThrow(/gaUrl must be an http\(s\) URL/);
-    expect(() => create({ config: { gaUrl: 'https://ga.example/?' } })).toThrow(/gaUrl must be an http\(s\) URL/);
-    const tidied = create({ config: { gaUrl: 'https://region1.google-analytics.com/', pageOrigin: 'https://auth.example.org/some/page' } });
+    expect((await create({ config: { disabled: true } })).config.disabled).toBe(true);
+    await expect(create({ env: { ANALYTICS_DISABLED: 'maybe' } })).rejects.toThrow(ConfigError);
+    await expect(create({ env: { ANALYTICS_RELAY: 'maybe' } })).rejects.toThrow(/^ANALYTICS_RELAY must be on or off/);
+    await expect(create({ config: { adminToken: 'short' } })).rejects.toThrow(/adminToken must be at least 16 characters/);
+    await expect(create({ config: { gaUrl: 'ftp://x' } })).rejects.toThrow(/gaUrl must be an http\(s\) URL/);
+    await expect(create({ config: { gaUrl: 'https://ga.example/?' } })).rejects.toThrow(/gaUrl must be an http\(s\) URL/);
+    await expect(create({ config: { outboxMax: 0 } })).rejects.toThrow(/outboxMax must be a whole number of 1 or more/);
+    const tidied = await create({ config: { gaUrl: 'https://region1.google-analytics.com/', pageOrigin: 'https://auth.example.org/some/page' } });
     expect(tidied.config).toMatchObject({ gaUrl: 'https://region1.google-analytics.com', pageOrigin: 'https://auth.example.org' });
   });
 
-  it('leaves a database it was handed open', async () => {
-    const db = openDatabase(':memory:');
-    const analytics = create({ db });
+  it('leaves a store it was handed open', async () => {
+    const store = await openStore(':memory:');
+    const analytics = await create({ store });
     analytics.start();
     await analytics.stop();
-    expect(db.$client.open).toBe(true);
-    db.$client.close();
+    await expect(store.ping()).resolves.toBeUndefined();
+    await store.close();
+  });
+
+  it('only collects with ANALYTICS_RELAY=off: start() sends nothing, the events wait for another process', async () => {
+    const analytics = await create({ env: { ANALYTICS_GA_URL: ga.url, ANALYTICS_RELAY: 'off' } });
+    expect(analytics.config.relay).toBe(false);
+    await addTestToken(servicesOf(analytics));
+    expect(await analytics.analyticsEvent({ namespace: 'host', task: 'import' })).toBe(1);
+    analytics.start();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(ga.requests).toEqual([]);
+    expect(await servicesOf(analytics).outbox.depth()).toBe(1);
+  });
+
+  it('runs on a PostgreSQL URL, and closes its pool on stop', async () => {
+    const analytics = await create({ database: await freshPostgresUrl(inject('pgUrl')) });
+    const token = await addTestToken(servicesOf(analytics));
+    expect(servicesOf(analytics).store.dialect).toBe('postgres');
+    expect(await analytics.analyticsEvent({ namespace: 'host', task: 'reindex', value: 2 })).toBe(1);
+    analytics.start();
+    await ga.waitFor(() => ga.delivered().some((e) => e.name === 'task_event'));
+    expect(ga.delivered().filter((e) => e.name === 'task_event').map((e) => [e.measurementId, e.params.task, e.params.value])).toEqual([
+      [token.measurementId, 'reindex', 2],
+    ]);
+    await analytics.stop();
+    await expect(servicesOf(analytics).store.ping()).rejects.toThrow();
   });
 });
 
 describe('examples/host-app.ts', () => {
   it('runs: mounts the routes, reports its wrapped job, stops on SIGTERM', async () => {
     const dbPath = join(dir, 'example.db');
-    const setupDb = openDatabase(dbPath);
-    const now = ensureInstall(setupDb, TEAM_TOKEN).createdAt;
-    setupDb.insert(tokens).values({ name: 'Host property', measurementId: 'G-EXAMPLE', apiSecret: 's', createdAt: now, updatedAt: now }).run();
-    setupDb.$client.close();
+    const { store } = await openTestStore({ sqliteFile: dbPath });
+    const now = (await store.install(TEAM_TOKEN, Date.now())).createdAt;
+    await store.createToken(
+      { name: 'Host property', measurementId: 'G-EXAMPLE', apiSecret: 's', sendDailyStats: true, sendTaskEvents: true, sendPageViews: true, ignorePaths: [] },
+      now,
+    );
+    await store.close();
 
     const child = spawn(process.execPath, ['--import', 'tsx', 'examples/host-app.ts'], {
       cwd: ROOT,

@@ -1,8 +1,9 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, inject } from 'vitest';
 import { runCollectorToExit, startCollector as start, type CollectorProcess } from '../../harness/collector-process.ts';
+import { freshPostgresUrl } from '../helpers/postgres.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'analytics-start-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -52,6 +53,7 @@ describe('the collector process', () => {
     [{ ANALYTICS_GA_URL: 'gopher://x' }, /ANALYTICS_GA_URL must be an http\(s\) URL/],
     [{ ANALYTICS_ADMIN_TOKEN: 'too-short' }, /ANALYTICS_ADMIN_TOKEN must be at least 16 characters/],
     [{ ANALYTICS_EVENTS_KEY: 'short-events' }, /ANALYTICS_EVENTS_KEY must be at least 16 characters/],
+    [{ ANALYTICS_RELAY: 'maybe' }, /ANALYTICS_RELAY must be on or off/],
   ])('refuses to start with %o', async (env, message) => {
     const { code, output } = await runCollectorToExit({ ANALYTICS_DB: ':memory:', ...env });
     expect(code).toBe(1);
@@ -74,6 +76,31 @@ describe('the collector process', () => {
     const { code, output } = await runCollectorToExit({ ANALYTICS_DB: join(file, 'db', 'a.db') });
     expect(code).toBe(1);
     expect(output).toContain('cannot create the database folder');
+  });
+
+  it('runs on a PostgreSQL URL, naming the database without its password, and stops cleanly', async () => {
+    const url = await freshPostgresUrl(inject('pgUrl'));
+    const password = decodeURIComponent(new URL(url).password);
+    const first = await startCollector({ ANALYTICS_DB: url });
+    const where = new URL(url);
+    expect(first.output()).toContain(`database PostgreSQL at ${where.hostname}:${where.port}${where.pathname}`);
+    expect((await fetch(`${first.url}/healthz`)).status).toBe(200);
+    const uuid = /install ([0-9a-f-]{36})/.exec(first.output())?.[1];
+    expect(await first.stop('SIGTERM')).toBe(0);
+    // The identity lives in the database: a restart keeps it.
+    const second = await startCollector({ ANALYTICS_DB: url });
+    expect(uuid).toBeDefined();
+    expect(second.output()).toContain(`install ${uuid}`);
+    expect(await second.stop('SIGTERM')).toBe(0);
+    if (password !== '') expect(first.output() + second.output()).not.toContain(password);
+  });
+
+  it('refuses a PostgreSQL server it cannot reach, without echoing the password', async () => {
+    const { code, output } = await runCollectorToExit({ ANALYTICS_DB: 'postgres://analytics:hunter2-secret@127.0.0.1:1/analytics' });
+    expect(code).toBe(1);
+    expect(output).toContain('cannot use the PostgreSQL database at 127.0.0.1:1/analytics');
+    expect(output).not.toContain('hunter2');
+    expect(output).not.toMatch(/\n\s+at /);
   });
 
   it('refuses a port that is already taken', async () => {

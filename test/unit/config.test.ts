@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../server/core/config.ts';
+import { ConfigError, loadConfig, resolveConfig } from '../../server/core/config.ts';
 
 describe('loadConfig', () => {
   it('gives the documented defaults for an empty environment', () => {
@@ -8,6 +8,10 @@ describe('loadConfig', () => {
       port: 3000,
       host: '127.0.0.1',
       dbPath: './data/analytics.db',
+      relay: true,
+      leaseSeconds: 30,
+      outboxMax: 100_000,
+      maxConnections: 10_000,
       disabled: false,
       gaUrl: 'https://www.google-analytics.com',
       appVersion: '1.2.3',
@@ -29,6 +33,10 @@ describe('loadConfig', () => {
       PORT: '8080',
       HOST: '0.0.0.0',
       ANALYTICS_DB: ':memory:',
+      ANALYTICS_RELAY: 'off',
+      ANALYTICS_RELAY_LEASE_SECONDS: '60',
+      ANALYTICS_OUTBOX_MAX: '5000',
+      ANALYTICS_MAX_CONNECTIONS: '200',
       ANALYTICS_DISABLED: '1',
       ANALYTICS_GA_URL: 'https://region1.google-analytics.com/',
       ANALYTICS_APP_VERSION: '4.0.0',
@@ -43,6 +51,10 @@ describe('loadConfig', () => {
       port: 8080,
       host: '0.0.0.0',
       dbPath: ':memory:',
+      relay: false,
+      leaseSeconds: 60,
+      outboxMax: 5000,
+      maxConnections: 200,
       disabled: true,
       gaUrl: 'https://region1.google-analytics.com',
       appVersion: '4.0.0',
@@ -68,9 +80,41 @@ describe('loadConfig', () => {
     ['ANALYTICS_GA_URL', 'https://ga.example/?x=1'],
     ['ANALYTICS_RATE_LIMIT', '0'],
     ['ANALYTICS_RATE_LIMIT', 'lots'],
+    ['ANALYTICS_RELAY', 'maybe'],
+    ['ANALYTICS_RELAY_LEASE_SECONDS', '14'],
+    ['ANALYTICS_OUTBOX_MAX', '0'],
+    ['ANALYTICS_OUTBOX_MAX', '-5'],
+    ['ANALYTICS_MAX_CONNECTIONS', 'x'],
+    ['ANALYTICS_MAX_CONNECTIONS', '1.5'],
   ])('refuses %s=%s with a message naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name} `));
+  });
+
+  it.each([
+    ['on', true],
+    ['ON', true],
+    ['true', true],
+    ['1', true],
+    ['off', false],
+    ['false', false],
+    ['0', false],
+    ['', true],
+  ])('reads ANALYTICS_RELAY=%s as %s (unset or empty: on)', (value, relay) => {
+    expect(loadConfig({ ANALYTICS_RELAY: value }).relay).toBe(relay);
+  });
+
+  it('says what ANALYTICS_RELAY takes', () => {
+    expect(() => loadConfig({ ANALYTICS_RELAY: 'maybe' })).toThrow(/^ANALYTICS_RELAY must be on or off \(got "maybe"\)$/);
+  });
+
+  it.each([
+    ['outboxMax', 0],
+    ['outboxMax', 2.5],
+    ['maxConnections', 0],
+    ['maxConnections', Number.NaN],
+  ] as const)('refuses %s=%s given in code (library use), naming the field', (field, value) => {
+    expect(() => resolveConfig({ [field]: value }, {})).toThrow(new RegExp(`^${field} must be a whole number of 1 or more$`));
   });
 
   it('never echoes a URL that may hold a password', () => {

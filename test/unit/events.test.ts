@@ -1,5 +1,4 @@
-import { describe, expect, it } from 'vitest';
-import { outbox } from '../../server/store/schema.ts';
+import { describe, expect, it, vi } from 'vitest';
 import {
   analyticsEvent,
   checkText,
@@ -10,10 +9,22 @@ import {
   trackTask,
 } from '../../server/host-events/task-events.ts';
 import type { Logger } from '../../server/core/log.ts';
-import type { Services } from '../../server/services.ts';
-import { addTestToken, fakeClock, makeTestServices } from '../helpers/app.ts';
+import type { EventParams } from '../../server/store/types.ts';
+import { addTestToken, fakeClock, makeTestServices, type TestServices } from '../helpers/app.ts';
 
-const queued = (services: Services) => services.db.select().from(outbox).all();
+/** The outbox's rows, oldest first, params and device read back from their JSON. */
+async function queued(services: TestServices) {
+  const rows = await services.sql<{ token_id: number; name: string; params: string; device: string | null; occurred_at: number }>(
+    'SELECT token_id, name, params, device, occurred_at FROM outbox ORDER BY id',
+  );
+  return rows.map((r) => ({
+    tokenId: r.token_id,
+    name: r.name,
+    params: JSON.parse(r.params) as EventParams,
+    device: r.device === null ? null : (JSON.parse(r.device) as unknown),
+    occurredAt: r.occurred_at,
+  }));
+}
 
 class QuotaExceededError extends Error {}
 
@@ -71,13 +82,13 @@ describe('taskEventOf', () => {
 });
 
 describe('analyticsEvent', () => {
-  it('queues one event per token with task events on and returns the count', () => {
-    const services = makeTestServices({ clock: fakeClock(Date.UTC(2026, 0, 1, 12)) });
-    const a = addTestToken(services);
-    addTestToken(services, { sendTaskEvents: false });
-    const c = addTestToken(services, { sendDailyStats: false, sendPageViews: false });
-    expect(analyticsEvent(services, { namespace: 'billing', task: 'send_invoices', value: 3 })).toBe(2);
-    const rows = queued(services);
+  it('queues one event per token with task events on and returns the count', async () => {
+    const services = await makeTestServices({ clock: fakeClock(Date.UTC(2026, 0, 1, 12)) });
+    const a = await addTestToken(services);
+    await addTestToken(services, { sendTaskEvents: false });
+    const c = await addTestToken(services, { sendDailyStats: false, sendPageViews: false });
+    expect(await analyticsEvent(services, { namespace: 'billing', task: 'send_invoices', value: 3 })).toBe(2);
+    const rows = await queued(services);
     expect(rows.map((r) => r.tokenId).sort()).toEqual([a.id, c.id].sort());
     expect(rows[0]).toMatchObject({
       name: 'task_event',
@@ -87,40 +98,40 @@ describe('analyticsEvent', () => {
     });
   });
 
-  it('queues a stats event only for tokens with daily stats on', () => {
-    const services = makeTestServices();
-    addTestToken(services, { sendDailyStats: false });
-    const b = addTestToken(services, { sendTaskEvents: false });
-    expect(analyticsEvent(services, { namespace: 'a', task: 'b', eventType: 'stats' })).toBe(1);
-    expect(queued(services).map((r) => r.tokenId)).toEqual([b.id]);
+  it('queues a stats event only for tokens with daily stats on', async () => {
+    const services = await makeTestServices();
+    await addTestToken(services, { sendDailyStats: false });
+    const b = await addTestToken(services, { sendTaskEvents: false });
+    expect(await analyticsEvent(services, { namespace: 'a', task: 'b', eventType: 'stats' })).toBe(1);
+    expect((await queued(services)).map((r) => r.tokenId)).toEqual([b.id]);
   });
 
-  it('queues nothing for the placeholder token 1, which cannot receive', () => {
-    const services = makeTestServices();
-    expect(analyticsEvent(services, { namespace: 'a', task: 'b' })).toBe(0);
-    expect(queued(services)).toEqual([]);
+  it('queues nothing for the placeholder token 1, which cannot receive', async () => {
+    const services = await makeTestServices();
+    expect(await analyticsEvent(services, { namespace: 'a', task: 'b' })).toBe(0);
+    expect(await queued(services)).toEqual([]);
   });
 
-  it('queues nothing at all when analytics is disabled, but still checks the call', () => {
-    const services = makeTestServices({ config: { disabled: true } });
-    addTestToken(services);
-    expect(analyticsEvent(services, { namespace: 'a', task: 'b' })).toBe(0);
-    expect(queued(services)).toEqual([]);
+  it('queues nothing at all when analytics is disabled, but still checks the call', async () => {
+    const services = await makeTestServices({ config: { disabled: true } });
+    await addTestToken(services);
+    expect(await analyticsEvent(services, { namespace: 'a', task: 'b' })).toBe(0);
+    expect(await queued(services)).toEqual([]);
     expect(() => analyticsEvent(services, { namespace: '', task: 'b' })).toThrow(InvalidEventError);
   });
 
-  it('queues nothing when the call is invalid', () => {
-    const services = makeTestServices();
-    addTestToken(services);
+  it('queues nothing when the call is invalid', async () => {
+    const services = await makeTestServices();
+    await addTestToken(services);
     expect(() => analyticsEvent(services, { namespace: 'a', task: '' })).toThrow(InvalidEventError);
-    expect(queued(services)).toEqual([]);
+    expect(await queued(services)).toEqual([]);
   });
 
   it('counts queued events in the metrics by event name', async () => {
-    const services = makeTestServices();
-    addTestToken(services);
-    addTestToken(services);
-    analyticsEvent(services, { namespace: 'a', task: 'b' });
+    const services = await makeTestServices();
+    await addTestToken(services);
+    await addTestToken(services);
+    await analyticsEvent(services, { namespace: 'a', task: 'b' });
     const metric = await services.metrics.eventsQueued.get();
     expect(metric.values).toEqual([expect.objectContaining({ labels: { type: 'task_event' }, value: 2 })]);
   });
@@ -136,28 +147,34 @@ describe('errorClassName', () => {
 });
 
 describe('trackTask', () => {
-  function setup() {
-    const services = makeTestServices();
-    addTestToken(services);
+  async function setup() {
+    const services = await makeTestServices();
+    await addTestToken(services);
     return services;
   }
-  const params = (services: Services) => queued(services).map((r) => r.params);
+  /** The params of the `count` reports queued (trackTask queues in the background: the job never waits for it). */
+  async function params(services: TestServices, count: number) {
+    await vi.waitFor(async () => expect(await queued(services)).toHaveLength(count));
+    return (await queued(services)).map((r) => r.params);
+  }
+  /** Lets a report queued in the background (if any) reach the store. */
+  const backgroundWrites = () => new Promise((resolve) => setTimeout(resolve, 20));
 
   it('reports a success with the returned number as value', async () => {
-    const services = setup();
+    const services = await setup();
     expect(await trackTask(services, 'jobs', 'cleanup', () => 17)).toBe(17);
-    expect(params(services)).toEqual([{ namespace: 'jobs', task: 'cleanup', label: '', result: 'Success', value: 17 }]);
+    expect(await params(services, 1)).toEqual([{ namespace: 'jobs', task: 'cleanup', label: '', result: 'Success', value: 17 }]);
   });
 
   it('reports a value of 1 when the job returns something other than a number', async () => {
-    const services = setup();
+    const services = await setup();
     expect(await trackTask(services, 'jobs', 'sync', async () => ({ synced: true }))).toEqual({ synced: true });
     await trackTask(services, 'jobs', 'noop', () => undefined);
-    expect(params(services).map((p) => p.value)).toEqual([1, 1]);
+    expect((await params(services, 2)).map((p) => p.value)).toEqual([1, 1]);
   });
 
   it("reports a failure by the error's class name, not its message, and rethrows it", async () => {
-    const services = setup();
+    const services = await setup();
     const error = new QuotaExceededError('mailbox of alice@example.com is full');
     await expect(
       trackTask(services, 'mail', 'send', async () => {
@@ -170,25 +187,26 @@ describe('trackTask', () => {
         throw new RangeError('row 7 of bob');
       }),
     ).rejects.toThrow(RangeError);
-    const sent = params(services);
+    const sent = await params(services, 2);
     expect(sent.map((p) => p.result)).toEqual(['QuotaExceededError', 'RangeError']);
     expect(JSON.stringify(sent)).not.toMatch(/alice|bob/);
   });
 
   it('reports nothing about the analytics module itself', async () => {
-    const services = setup();
+    const services = await setup();
     expect(await trackTask(services, OWN_NAMESPACE, 'daily_stats', () => 5)).toBe(5);
     await expect(
       trackTask(services, `${OWN_NAMESPACE}.relay`, 'deliver', () => {
         throw new Error('x');
       }),
     ).rejects.toThrow('x');
-    expect(analyticsEvent(services, { namespace: OWN_NAMESPACE, task: 'relay' })).toBe(0);
-    expect(queued(services)).toEqual([]);
+    expect(await analyticsEvent(services, { namespace: OWN_NAMESPACE, task: 'relay' })).toBe(0);
+    await backgroundWrites();
+    expect(await queued(services)).toEqual([]);
   });
 
   it('refuses an invalid namespace before the job runs', async () => {
-    const services = setup();
+    const services = await setup();
     let ran = false;
     await expect(trackTask(services, '', 'job', () => (ran = true))).rejects.toThrow(InvalidEventError);
     expect(ran).toBe(false);
@@ -197,17 +215,19 @@ describe('trackTask', () => {
   it('never breaks the job when the report cannot be queued', async () => {
     const errors: string[] = [];
     const log: Logger = { info() {}, warn() {}, error: (message) => errors.push(message) };
-    const services = makeTestServices({ log });
-    addTestToken(services);
-    services.db.$client.exec('DROP TABLE outbox');
+    const services = await makeTestServices({ log });
+    await addTestToken(services);
+    await services.sql('DROP TABLE outbox');
     expect(await trackTask(services, 'jobs', 'cleanup', () => 3)).toBe(3);
-    expect(errors).toEqual(['could not queue the task event for jobs.cleanup']);
+    // Reported in the background: the job's answer does not wait for the store.
+    await vi.waitFor(() => expect(errors).toEqual(['could not queue the task event for jobs.cleanup']));
   });
 
   it('runs the job but sends nothing when analytics is disabled', async () => {
-    const services = makeTestServices({ config: { disabled: true } });
-    addTestToken(services);
+    const services = await makeTestServices({ config: { disabled: true } });
+    await addTestToken(services);
     expect(await trackTask(services, 'jobs', 'cleanup', () => 2)).toBe(2);
-    expect(queued(services)).toEqual([]);
+    await backgroundWrites();
+    expect(await queued(services)).toEqual([]);
   });
 });

@@ -8,6 +8,8 @@ const BODY: MpBody = {
   user_properties: { app_version: { value: '1.0.0' } },
   events: [{ name: 'task_event', timestamp_micros: 1, params: { task: 't' } }],
 };
+/** The text that goes to GA: the relay serializes once, and what it keeps for the admin is exactly what went. */
+const JSON_BODY = JSON.stringify(BODY);
 const URL_ = 'http://ga.invalid/mp/collect?measurement_id=G-X&api_secret=s';
 
 /** A fetch that ignores its signal and answers `response()` only after `ms` (or never). */
@@ -43,15 +45,22 @@ async function timed<T>(promise: Promise<T>): Promise<{ ms: number; result: Prom
 describe('postToGa', () => {
   it('posts the body as JSON and hands back status, text and Retry-After', async () => {
     const { fake, calls } = deafFetch(0, () => new Response('busy', { status: 429, headers: { 'Retry-After': '7' } }));
-    expect(await postToGa(URL_, BODY, { fetch: fake, timeoutMs: 1_000 })).toEqual({ status: 429, text: 'busy', retryAfter: 7_000 });
+    expect(await postToGa(URL_, JSON_BODY, { fetch: fake, timeoutMs: 1_000 })).toEqual({ status: 429, text: 'busy', retryAfter: 7_000 });
     expect(calls).toHaveLength(1);
-    expect(calls[0]?.init).toMatchObject({ method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(BODY) });
+    expect(calls[0]?.init).toMatchObject({ method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON_BODY });
     expect(calls[0]?.init?.signal).toBeInstanceOf(AbortSignal);
+  });
+
+  it('sends the JSON text exactly as given, not serialized again', async () => {
+    const { fake, calls } = deafFetch(0);
+    const spaced = JSON.stringify(BODY, null, 2);
+    expect((await postToGa(URL_, spaced, { fetch: fake, timeoutMs: 1_000 })).status).toBe(204);
+    expect(calls[0]?.init?.body).toBe(spaced);
   });
 
   it('gives up at its timeout even when the fetch ignores the abort and never settles', async () => {
     const { fake, calls } = deafFetch('never');
-    const { ms, result } = await timed(postToGa(URL_, BODY, { fetch: fake, timeoutMs: 100 }));
+    const { ms, result } = await timed(postToGa(URL_, JSON_BODY, { fetch: fake, timeoutMs: 100 }));
     expect(result.status).toBe('rejected');
     const reason = (result as PromiseRejectedResult).reason as Error;
     expect(reason.name).toBe('TimeoutError');
@@ -64,7 +73,7 @@ describe('postToGa', () => {
 
   it('leaves a late answer to an abandoned request unread and unreported', async () => {
     const late = deafFetch(200, () => new Response('{}', { status: 200 }));
-    const { result } = await timed(postToGa(URL_, BODY, { fetch: late.fake, timeoutMs: 50 }));
+    const { result } = await timed(postToGa(URL_, JSON_BODY, { fetch: late.fake, timeoutMs: 50 }));
     expect(result.status).toBe('rejected');
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(late.cancelled()).toBe(1);
@@ -72,7 +81,7 @@ describe('postToGa', () => {
 
   it('counts a status that arrived in time even when the body then stalls', async () => {
     const { fake } = deafFetch(0, () => stalledBody(200));
-    const { ms, result } = await timed(postToGa(URL_, BODY, { fetch: fake, timeoutMs: 100 }));
+    const { ms, result } = await timed(postToGa(URL_, JSON_BODY, { fetch: fake, timeoutMs: 100 }));
     expect(result).toEqual({ status: 'fulfilled', value: { status: 200, text: '', retryAfter: undefined } });
     expect(ms).toBeLessThan(500);
   });
@@ -80,20 +89,20 @@ describe('postToGa', () => {
   it('is abandoned at once when its signal aborts, and not sent at all when it already has', async () => {
     const stop = new AbortController();
     const { fake, calls } = deafFetch('never');
-    const pending = timed(postToGa(URL_, BODY, { fetch: fake, timeoutMs: 60_000, signal: stop.signal }));
+    const pending = timed(postToGa(URL_, JSON_BODY, { fetch: fake, timeoutMs: 60_000, signal: stop.signal }));
     setTimeout(() => stop.abort(new Error('stopping')), 50);
     const { ms, result } = await pending;
     expect(ms).toBeLessThan(1_000);
     const reason = (result as PromiseRejectedResult).reason as Error;
     expect(describeNetworkError(reason)).toBe('request abandoned (collector stopping)');
 
-    await expect(postToGa(URL_, BODY, { fetch: fake, signal: stop.signal })).rejects.toMatchObject({ name: 'AbortError' });
+    await expect(postToGa(URL_, JSON_BODY, { fetch: fake, signal: stop.signal })).rejects.toMatchObject({ name: 'AbortError' });
     expect(calls).toHaveLength(1);
   });
 
   it('passes a network error on as it came', async () => {
     const failing: typeof fetch = () => Promise.reject(new TypeError('fetch failed', { cause: { code: 'ECONNREFUSED' } }));
-    const error: unknown = await postToGa(URL_, BODY, { fetch: failing, timeoutMs: 1_000 }).catch((e: unknown) => e);
+    const error: unknown = await postToGa(URL_, JSON_BODY, { fetch: failing, timeoutMs: 1_000 }).catch((e: unknown) => e);
     expect(describeNetworkError(error)).toBe('network error (ECONNREFUSED)');
   });
 });

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { OutboxRow } from '../../server/store/schema.ts';
+import type { EventParams, OutboxRow } from '../../server/store/types.ts';
 import { retryAfterMs, retryDelay } from '../../server/delivery/backoff.ts';
 import { deviceFromUserAgent } from '../../server/ingest/device.ts';
-import { buildRequests, clampParams, clampText, mpUrl, pageViewParams, sessionId } from '../../server/delivery/measurement-protocol.ts';
-import { deviceKey } from '../../server/delivery/outbox.ts';
+import { buildRequests, clampParams, clampText, GA_LIMITS, mpUrl, pageViewParams, sessionId, type MpRequest } from '../../server/delivery/measurement-protocol.ts';
+import { deviceKey } from '../../server/store/sql-outbox.ts';
 import { describeNetworkError } from '../../server/delivery/ga-client.ts';
-import { classifyStatus } from '../../server/delivery/relay.ts';
+import { chooseRequests, classifyStatus } from '../../server/delivery/token-round.ts';
 import { validateMpBody } from '../../harness/fake-ga.ts';
 
 const NOW = Date.UTC(2026, 10, 27, 10, 44, 12);
@@ -20,9 +20,7 @@ function row(id: number, overrides: Partial<OutboxRow> = {}): OutboxRow {
     deviceKey: '',
     occurredAt: NOW,
     attempts: 0,
-    nextAttemptAt: 0,
-    status: 'pending',
-    lastError: null,
+    dueAt: NOW,
     ...overrides,
   };
 }
@@ -32,6 +30,9 @@ describe('GA4 requests', () => {
     const requests = buildRequests(Array.from({ length: 60 }, (_, i) => row(i + 1)), 'uuid', '1.0.0');
     expect(requests.map((r) => r.body.events.length)).toEqual([25, 25, 10]);
     expect(requests.flatMap((r) => r.ids)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    // 25 events are a full request; the rest is partial (more may join it).
+    expect(requests.map((r) => r.full)).toEqual([true, true, false]);
+    expect(requests.map((r) => r.oldestAt)).toEqual([NOW, NOW, NOW]);
     for (const r of requests) {
       const json = JSON.stringify(r.body);
       expect(validateMpBody(JSON.parse(json), Buffer.byteLength(json), NOW)).toEqual([]);
@@ -47,11 +48,11 @@ describe('GA4 requests', () => {
     expect(phone).toEqual({ category: 'mobile', language: 'de', operating_system: 'iOS', operating_system_version: '17.1', browser: 'Mobile Safari', browser_version: '17.1' });
     const pv = (id: number, device: typeof desktop) =>
       row(id, { name: 'page_view', params: pageViewParams({ path: '/', title: 'T', language: device.language }, 'https://x.invalid', NOW), device, deviceKey: deviceKey(device) });
-    const requests = buildRequests([pv(1, desktop), pv(2, phone), pv(3, desktop), row(4)], 'uuid', '1');
-    expect(requests.map((r) => [r.ids, r.body.device?.category])).toEqual([
-      [[1, 3], 'desktop'],
-      [[2], 'mobile'],
-      [[4], undefined],
+    const requests = buildRequests([pv(1, desktop), pv(2, phone), { ...pv(3, desktop), occurredAt: NOW - 5_000 }, row(4)], 'uuid', '1');
+    expect(requests.map((r) => [r.ids, r.body.device?.category, r.full, r.oldestAt])).toEqual([
+      [[1, 3], 'desktop', false, NOW - 5_000], // its oldest event, wherever it is in the request
+      [[2], 'mobile', false, NOW],
+      [[4], undefined, false, NOW],
     ]);
   });
 
@@ -60,6 +61,24 @@ describe('GA4 requests', () => {
     const requests = buildRequests(Array.from({ length: 200 }, (_, i) => big(i + 1)), 'uuid', '1');
     for (const r of requests) expect(Buffer.byteLength(JSON.stringify(r.body))).toBeLessThan(130_000);
     expect(requests.flatMap((r) => r.ids)).toHaveLength(200);
+  });
+
+  it('calls a request that the size limit closed full, though it holds fewer than 25 events', () => {
+    // 25 parameters of 100 three-byte characters: about 10 kB an event, so GA's size limit closes a request first.
+    const params: EventParams = { page_title: 't'.repeat(300), page_location: `https://x.invalid/${'p'.repeat(980)}` };
+    for (let i = 0; i < 23; i++) params[`p${String(i).padStart(2, '0')}_${'x'.repeat(36)}`] = '€'.repeat(100);
+    const requests = buildRequests(Array.from({ length: 30 }, (_, i) => row(i + 1, { params })), 'uuid', '1');
+    expect(requests.length).toBeGreaterThan(2);
+    const [first] = requests;
+    expect(first?.ids.length).toBeLessThan(GA_LIMITS.eventsPerRequest);
+    expect(first?.full).toBe(true);
+    expect(requests.at(-1)?.full).toBe(false);
+    expect(requests.flatMap((r) => r.ids)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    for (const r of requests) {
+      const json = JSON.stringify(r.body);
+      expect(Buffer.byteLength(json)).toBeLessThanOrEqual(GA_LIMITS.requestBytes);
+      expect(validateMpBody(JSON.parse(json), Buffer.byteLength(json), NOW)).toEqual([]);
+    }
   });
 
   it('cuts values to GA limits and drops invalid parameter names', () => {
@@ -77,6 +96,44 @@ describe('GA4 requests', () => {
   it('puts the secret only in the query string of the collect URL', () => {
     expect(mpUrl('https://ga.example', { measurementId: 'G-1', apiSecret: 's&x' })).toBe('https://ga.example/mp/collect?measurement_id=G-1&api_secret=s%26x');
     expect(mpUrl('https://ga.example', { measurementId: 'G-1', apiSecret: 's' }, true)).toContain('/debug/mp/collect?');
+  });
+});
+
+describe('which requests go now (chooseRequests)', () => {
+  const LINGER = 500;
+  /** A full request (25 events) and a partial one (3 events), each with its oldest event at `oldestAt`. */
+  function requests(oldestAt: number): { full: MpRequest; partial: MpRequest } {
+    const full = buildRequests(Array.from({ length: 25 }, (_, i) => row(i + 1, { occurredAt: oldestAt })), 'uuid', '1');
+    const partial = buildRequests(Array.from({ length: 3 }, (_, i) => row(100 + i, { occurredAt: oldestAt + i })), 'uuid', '1');
+    expect(full.map((r) => r.full)).toEqual([true]);
+    expect(partial.map((r) => r.full)).toEqual([false]);
+    return { full: full[0] as MpRequest, partial: partial[0] as MpRequest };
+  }
+
+  it('sends a full request at once', () => {
+    const { full } = requests(NOW);
+    expect(chooseRequests([full], NOW, LINGER, false)).toEqual({ send: [full], wait: [] });
+  });
+
+  it('holds a partial request back until its oldest event is lingerMs old', () => {
+    const { full, partial } = requests(NOW);
+    expect(chooseRequests([full, partial], NOW, LINGER, false)).toEqual({ send: [full], wait: [partial] });
+    expect(chooseRequests([partial], NOW + LINGER - 1, LINGER, false)).toEqual({ send: [], wait: [partial] });
+    expect(chooseRequests([partial], NOW + LINGER, LINGER, false)).toEqual({ send: [partial], wait: [] });
+    // Its oldest event counts, not its newest: events that joined later do not hold it back longer.
+    const older = requests(NOW - LINGER).partial;
+    expect(older.oldestAt).toBe(NOW - LINGER);
+    expect(chooseRequests([older], NOW, LINGER, false)).toEqual({ send: [older], wait: [] });
+  });
+
+  it('sends everything when flushing (drain, shutdown)', () => {
+    const { full, partial } = requests(NOW);
+    expect(chooseRequests([partial, full], NOW, LINGER, true)).toEqual({ send: [partial, full], wait: [] });
+  });
+
+  it('holds nothing back with no linger', () => {
+    const { partial } = requests(NOW);
+    expect(chooseRequests([partial], NOW, 0, false)).toEqual({ send: [partial], wait: [] });
   });
 });
 

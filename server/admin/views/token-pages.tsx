@@ -1,10 +1,17 @@
 import type { Child, FC, PropsWithChildren } from 'hono/jsx';
 import { maskSecret } from '../../core/secrets.ts';
-import { FEATURES } from '../../tokens/features.ts';
+import { FEATURES, featureLabel, featureOfEvent } from '../../tokens/features.ts';
 import type { Token } from '../../tokens/tokens.ts';
 import type { DeliveryStatus, InstallInfo } from '../status.ts';
 import type { TokenFormValues } from '../token-form.ts';
 import { Csrf, formatTime, Layout, OnOff, type PageProps } from './layout.tsx';
+
+/** Why events were dropped, in words. */
+const DROP_REASONS: Record<string, string> = {
+  'outbox-full': 'the outbox was full (ANALYTICS_OUTBOX_MAX); page views go first',
+  expired: "older than GA's 72 hours",
+  'switched-off': 'the feature was switched off on the token',
+};
 
 /** Props of {@link TokenListPage}. */
 export interface TokenListPageProps extends PageProps {
@@ -18,7 +25,14 @@ export interface TokenListPageProps extends PageProps {
 
 /** The token list: switches and delivery status per token, and the install's identity. */
 export const TokenListPage: FC<TokenListPageProps> = ({ paths, csrf, install, tokens, statuses, failedTotal, notice }) => (
-  <Layout paths={paths} title="Analytics tokens" csrf={csrf} disabled={install.disabled} notice={notice}>
+  <Layout
+    paths={paths}
+    title="Analytics tokens"
+    csrf={csrf}
+    disabled={install.disabled}
+    notice={notice}
+    error={install.storeTrouble ? `The database cannot be written right now: ${install.storeTrouble}. Hits and events are answered 503 until it can; nothing answered 204 before is lost.` : undefined}
+  >
     <p class="actions">
       <a class="button" href={paths.addToken}>
         Add a token
@@ -67,11 +81,14 @@ export const TokenListPage: FC<TokenListPageProps> = ({ paths, csrf, install, to
                     <span class="skipped">skipped: {status.skipped}</span>
                   ) : (
                     <span>
-                      sending
+                      {status?.heldUntil ? `held until ${formatTime(status.heldUntil)} (GA is failing)` : 'sending'}
                       <br />
                       <span class="muted">last delivery {formatTime(status?.lastDeliveredAt)}</span>
                     </span>
                   )}
+                  {status?.unusableIgnorePaths.map((problem) => (
+                    <p class="error-text">Ignore path unusable, so it matches every path (no page view is sent here): {problem}</p>
+                  ))}
                 </td>
                 <td class="num">{status?.delivered24h ?? 0}</td>
                 <td class="num">{status?.waiting ?? 0}</td>
@@ -131,6 +148,20 @@ export const TokenListPage: FC<TokenListPageProps> = ({ paths, csrf, install, to
       </dd>
       <dt>Waiting to be sent</dt>
       <dd>{install.outboxDepth} events</dd>
+      <dt>Dropped without being sent</dt>
+      <dd>
+        {install.dropped.length === 0 ? (
+          'none'
+        ) : (
+          <ul class="messages">
+            {install.dropped.map((drop) => (
+              <li>
+                {drop.count} {featureLabel(featureOfEvent(drop.event)).toLowerCase()} ({drop.event}): {DROP_REASONS[drop.reason] ?? drop.reason}
+              </li>
+            ))}
+          </ul>
+        )}
+      </dd>
       {(
         <>
           <dt>Daily stats</dt>

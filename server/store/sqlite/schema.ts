@@ -1,18 +1,7 @@
+// The SQLite schema: drizzle-kit generates drizzle/sqlite/ from it (npm run db:generate). The queries that use
+// it are plain SQL in ../sql-*.ts, the same for both dialects; this file and ../postgres/schema.ts must agree.
 import { sql } from 'drizzle-orm';
 import { check, index, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
-
-/** GA4 device fields, derived from a browser's User-Agent; page views only. */
-export interface DeviceFields {
-  category: string;
-  language: string;
-  operating_system?: string;
-  operating_system_version?: string;
-  browser?: string;
-  browser_version?: string;
-}
-
-/** Event parameters as GA4 takes them. */
-export type EventParams = Record<string, string | number>;
 
 /** The install's identity: exactly one row (id 1), made once and never changed. */
 export const install = sqliteTable(
@@ -23,11 +12,10 @@ export const install = sqliteTable(
     createdAt: integer('created_at').notNull(),
     /** When the daily stats last ran (ms since epoch); null before the first run. */
     lastDailyStatsAt: integer('last_daily_stats_at'),
-    /**
-     * A random secret of this install, mixed into every key the admin signs with: what a visitor is handed
-     * (a signed cookie, a CSRF token) then says nothing about the admin token. Null until first needed.
-     */
+    /** A random secret mixed into every key the admin signs with. Null only in installs older than it. */
     signingSecret: text('signing_secret'),
+    /** Moves on every change to the tokens' settings, so every process refreshes its cache. */
+    tokensVersion: integer('tokens_version').notNull().default(0),
   },
   (t) => [check('install_single_row', sql`${t.id} = 1`)],
 );
@@ -41,13 +29,17 @@ export const tokens = sqliteTable('tokens', {
   sendDailyStats: integer('send_daily_stats', { mode: 'boolean' }).notNull().default(true),
   sendTaskEvents: integer('send_task_events', { mode: 'boolean' }).notNull().default(true),
   sendPageViews: integer('send_page_views', { mode: 'boolean' }).notNull().default(true),
-  /** Regular expressions (sources) matched against page paths; a match is not sent to this token. */
-  ignorePaths: text('ignore_paths', { mode: 'json' }).$type<string[]>().notNull().default(sql`'[]'`),
+  /** JSON array of regular expressions matched against page paths. */
+  ignorePaths: text('ignore_paths').notNull().default('[]'),
   createdAt: integer('created_at').notNull(),
   updatedAt: integer('updated_at').notNull(),
   lastDeliveredAt: integer('last_delivered_at'),
   lastError: text('last_error'),
   lastErrorAt: integer('last_error_at'),
+  /** GA is failing for this token: nothing goes to it before this time (0: not held). */
+  heldUntil: integer('held_until').notNull().default(0),
+  /** Passing failures in a row; the back-off grows with them. */
+  failures: integer('failures').notNull().default(0),
 });
 
 /** Every event for every token waits here until GA took it. */
@@ -60,23 +52,27 @@ export const outbox = sqliteTable(
       .references(() => tokens.id, { onDelete: 'cascade' }),
     /** GA4 event name: page_view, task_event, daily_stats, installed_app. */
     name: text('name').notNull(),
-    params: text('params', { mode: 'json' }).$type<EventParams>().notNull(),
-    /** Page views only: the device fields, which belong to the whole GA request. */
-    device: text('device', { mode: 'json' }).$type<DeviceFields>(),
+    /** JSON of the event's parameters. */
+    params: text('params').notNull(),
+    /** Page views only: JSON of the device fields, which belong to the whole GA request. */
+    device: text('device'),
     /** Groups events that may share one GA request ('' for events without a device). */
     deviceKey: text('device_key').notNull().default(''),
     /** When it happened, ms since epoch; sent as timestamp_micros. */
     occurredAt: integer('occurred_at').notNull(),
     attempts: integer('attempts').notNull().default(0),
+    /** When it is due; while claimed, when the claim's lease runs out. */
     nextAttemptAt: integer('next_attempt_at').notNull(),
     /** pending: waiting for GA; failed: GA refused it for good (kept for the admin). */
     status: text('status', { enum: ['pending', 'failed'] }).notNull().default('pending'),
     lastError: text('last_error'),
+    /** The claim delivering it right now, if any: only that claim may settle it. */
+    claimedBy: text('claimed_by'),
   },
   (t) => [index('outbox_due').on(t.status, t.tokenId, t.nextAttemptAt)],
 );
 
-/** Deliveries per token per hour, for the admin's "delivered in the last 24 h". */
+/** Deliveries per token per hour (kept 90 days), for the admin's counts and chart. */
 export const deliveryStats = sqliteTable(
   'delivery_stats',
   {
@@ -91,6 +87,33 @@ export const deliveryStats = sqliteTable(
   (t) => [primaryKey({ columns: [t.tokenId, t.hour] })],
 );
 
+/** Events dropped without being sent, by why and by GA event name. */
+export const dropCounts = sqliteTable(
+  'drop_counts',
+  {
+    reason: text('reason').notNull(),
+    event: text('event').notNull(),
+    n: integer('n').notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.reason, t.event] })],
+);
+
+/** The last requests that went to each token, exactly as GA received them (bounded per token). */
+export const sentRequests = sqliteTable(
+  'sent_requests',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    tokenId: integer('token_id')
+      .notNull()
+      .references(() => tokens.id, { onDelete: 'cascade' }),
+    at: integer('at').notNull(),
+    status: integer('status').notNull(),
+    events: integer('events').notNull(),
+    body: text('body').notNull(),
+  },
+  (t) => [index('sent_requests_token').on(t.tokenId, t.id)],
+);
+
 /** The host's latest numbers for the daily stats (from `PUT /api/stats`); one row at most. */
 export const hostStats = sqliteTable(
   'host_stats',
@@ -98,20 +121,14 @@ export const hostStats = sqliteTable(
     id: integer('id').primaryKey(),
     users: integer('users').notNull(),
     tokens: integer('tokens').notNull(),
-    apps: text('apps', { mode: 'json' }).$type<string[]>().notNull(),
+    /** JSON array of app names. */
+    apps: text('apps').notNull(),
     updatedAt: integer('updated_at').notNull(),
   },
   (t) => [check('host_stats_single_row', sql`${t.id} = 1`)],
 );
 
-export type Token = typeof tokens.$inferSelect;
-export type NewToken = typeof tokens.$inferInsert;
-export type OutboxRow = typeof outbox.$inferSelect;
-
-/**
- * Admin sessions that are logged in: a session cookie counts only while its row is here, so a logout
- * (which deletes the row) holds across restarts and processes. Only a hash of the session id is stored.
- */
+/** Logged-in admin sessions, by the hash of their id: a logout deletes the row, in every process. */
 export const adminSessions = sqliteTable('admin_sessions', {
   idHash: text('id_hash').primaryKey(),
   expiresAt: integer('expires_at').notNull(),

@@ -1,0 +1,175 @@
+import type { Clock } from '../core/clock.ts';
+import type { Metrics } from '../core/metrics.ts';
+import { redactSecret } from '../core/secrets.ts';
+import type { Store } from '../store/store.ts';
+import type { Claim, Token } from '../store/types.ts';
+import { featureOfEvent, featureOn } from '../tokens/features.ts';
+import { retryDelay } from './backoff.ts';
+import { describeNetworkError, postToGa } from './ga-client.ts';
+import { buildRequests, mpUrl, type MpRequest } from './measurement-protocol.ts';
+
+/** What one token's delivery in one round works with. */
+export interface TokenRoundDeps {
+  store: Store;
+  metrics: Metrics;
+  clock: Clock;
+  gaUrl: string;
+  clientId: string;
+  appVersion: string;
+  fetch: typeof fetch | undefined;
+}
+
+/** How one token's round is run. */
+export interface TokenRoundOptions {
+  /** Who claims (unique per relay). */
+  owner: string;
+  leaseMs: number;
+  batchRows: number;
+  concurrency: number;
+  lingerMs: number;
+  timeoutMs: number;
+  /** Send partial requests without waiting for their linger (drain, shutdown). */
+  flush: boolean;
+  /** Abandons requests in flight (the relay is stopping). */
+  signal: AbortSignal;
+  random: () => number;
+  /** The last requests kept per token for the admin (0: none). */
+  keepSent: number;
+}
+
+/** What a token's round came to. */
+export interface TokenRoundResult {
+  /** A full batch was taken and GA is not failing: more may wait right now. */
+  more: boolean;
+  /** When partial requests held back for their linger may go, if any were. */
+  lingerUntil: number | undefined;
+}
+
+type Outcome =
+  | { kind: 'delivered'; status: number }
+  | { kind: 'retry'; status?: number; error: string; retryAfter?: number }
+  | { kind: 'failed'; status: number; error: string }
+  | { kind: 'abandoned' };
+
+/** Classifies GA's answer: 2xx delivered; 429, 5xx and 408 passing; any other 4xx refused for good. */
+export function classifyStatus(status: number): 'delivered' | 'retry' | 'failed' {
+  if (status >= 200 && status < 300) return 'delivered';
+  if (status === 429 || status === 408 || status >= 500) return 'retry';
+  return 'failed';
+}
+
+/**
+ * The requests of a claim that go now and those that wait: a full request goes at once, a partial one only
+ * once its oldest event has waited `lingerMs` (so that a burst fills requests rather than sending what has
+ * arrived so far), or when flushing.
+ */
+export function chooseRequests(requests: MpRequest[], now: number, lingerMs: number, flush: boolean): { send: MpRequest[]; wait: MpRequest[] } {
+  const send: MpRequest[] = [];
+  const wait: MpRequest[] = [];
+  for (const request of requests) (flush || request.full || request.oldestAt + lingerMs <= now ? send : wait).push(request);
+  return { send, wait };
+}
+
+/**
+ * Delivers one batch of a token's due events: claims them with a lease, drops those whose feature was switched
+ * off, sends what should go now (a few requests at a time) and settles each request's rows by GA's answer.
+ */
+export async function deliverTokenRound(deps: TokenRoundDeps, options: TokenRoundOptions, token: Token): Promise<TokenRoundResult> {
+  const { store, clock } = deps;
+  const now = clock();
+  const claim = await store.claim({ tokenId: token.id, owner: options.owner, now, leaseMs: options.leaseMs, limit: options.batchRows });
+  if (claim.rows.length === 0) return { more: false, lingerUntil: undefined };
+  const switchedOff = claim.rows.filter((row) => !featureOn(token, featureOfEvent(row.name))).map((row) => row.id);
+  // A feature switched off after its events were queued (or put back by a retry): they are not sent.
+  for (const drop of await store.discard({ claim, ids: switchedOff, now, reason: 'switched-off' })) {
+    deps.metrics.eventsDropped.inc({ reason: drop.reason, feature: featureOfEvent(drop.event) }, drop.count);
+  }
+  const off = new Set(switchedOff);
+  const rows = claim.rows.filter((row) => !off.has(row.id));
+  const { send, wait } = chooseRequests(buildRequests(rows, deps.clientId, deps.appVersion), now, options.lingerMs, options.flush);
+  await store.release(claim, wait.flatMap((r) => r.ids));
+  const lingerUntil = wait.length === 0 ? undefined : Math.min(...wait.map((r) => r.oldestAt + options.lingerMs));
+
+  const attempts = new Map(rows.map((row) => [row.id, row.attempts]));
+  // Counted once per round: several requests failing together are one failure of the token, not four.
+  const failures = token.failures + 1;
+  let blocked = false;
+  let delivered = false;
+  let next = 0;
+  const worker = async () => {
+    while (next < send.length) {
+      const request = send[next++] as MpRequest;
+      // GA is failing for this token: what is left goes back, to wait for the hold with the rest.
+      if (blocked) {
+        await store.release(claim, request.ids);
+        continue;
+      }
+      const outcome = await sendRequest(deps, options, token, request);
+      if (outcome.kind !== 'abandoned') deps.metrics.gaRequests.inc({ token: String(token.id), outcome: outcome.kind });
+      if (outcome.kind === 'delivered') delivered = true;
+      if (outcome.kind === 'retry') blocked = true;
+      await settle(deps, options, claim, request, outcome, { failures, attempts });
+    }
+  };
+  const workers = await Promise.allSettled(Array.from({ length: Math.min(options.concurrency, send.length) }, worker));
+  const failure = workers.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) throw failure.reason;
+  // GA took something and refused nothing passing-ly: the token is healthy again. A success that overlapped a
+  // failure does not lift the hold.
+  if (delivered && !blocked && token.failures > 0) await store.clearHold(token.id);
+  return { more: !blocked && claim.rows.length === options.batchRows, lingerUntil };
+}
+
+async function sendRequest(deps: TokenRoundDeps, options: TokenRoundOptions, token: Token, request: MpRequest): Promise<Outcome> {
+  const body = JSON.stringify(request.body);
+  try {
+    const answer = await postToGa(mpUrl(deps.gaUrl, token), body, { timeoutMs: options.timeoutMs, signal: options.signal, fetch: deps.fetch });
+    if (options.keepSent > 0) {
+      await deps.store.recordSent(token.id, { at: deps.clock(), status: answer.status, events: request.ids.length, body }, options.keepSent);
+    }
+    const kind = classifyStatus(answer.status);
+    if (kind === 'delivered') return { kind, status: answer.status };
+    // GA's text can echo the request, secret included: blanked before it is cut (a cut could split it).
+    const text = redactSecret(answer.text, token.apiSecret).slice(0, 200);
+    const error = `GA answered ${answer.status}${text ? `: ${text}` : ''}`;
+    if (kind === 'failed') return { kind, status: answer.status, error };
+    return { kind, status: answer.status, error, retryAfter: answer.retryAfter };
+  } catch (error) {
+    if (options.signal.aborted) return { kind: 'abandoned' };
+    return { kind: 'retry', error: describeNetworkError(error) };
+  }
+}
+
+/** Settles a request's rows by its outcome, each in one transaction that checks the claim still holds them. */
+async function settle(
+  deps: TokenRoundDeps,
+  options: TokenRoundOptions,
+  claim: Claim,
+  request: MpRequest,
+  outcome: Outcome,
+  context: { failures: number; attempts: Map<number, number> },
+): Promise<void> {
+  const { store, metrics, clock } = deps;
+  const token = String(claim.tokenId);
+  const settlement = { claim, ids: request.ids, now: clock() };
+  switch (outcome.kind) {
+    case 'delivered':
+      metrics.eventsDelivered.inc({ token }, await store.delivered(settlement));
+      return;
+    case 'failed':
+      metrics.eventsFailed.inc({ token }, await store.failed({ ...settlement, error: outcome.error }));
+      return;
+    case 'abandoned':
+      // Stopping: the rows go back as they were, for this or another process to send after the restart.
+      await store.release(claim, request.ids);
+      return;
+    case 'retry': {
+      // The back-off grows with the events' own tries and with the token's failures in a row, so fresh events
+      // during an outage do not restart it from one second. GA's Retry-After is a floor: `0` must not mean "at once".
+      const tries = Math.max(context.failures - 1, ...request.ids.map((id) => context.attempts.get(id) ?? 0));
+      const at = settlement.now + Math.max(outcome.retryAfter ?? 0, retryDelay(tries, options.random));
+      const n = await store.retryLater({ ...settlement, nextAttemptAt: at, error: outcome.error, hold: { until: at, failures: context.failures } });
+      metrics.eventsRetried.inc({ token }, n);
+    }
+  }
+}

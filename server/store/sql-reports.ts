@@ -1,0 +1,77 @@
+import type { SqlDriver } from './sql-driver.ts';
+import type { Store } from './store.ts';
+import type { FailedEvent, TokenCounts } from './types.ts';
+
+type ReportQueries = Pick<Store, 'tokenCounts' | 'hourCounts' | 'failedEvents' | 'dropCounts' | 'recordSent' | 'sentRequests'>;
+
+/** What the admin reads: counts, failed events, drops, and what went to GA. */
+export function reportQueries(db: SqlDriver): ReportQueries {
+  return {
+    async tokenCounts(since) {
+      const delivered = await db.query<{ tokenId: number; n: number }>(
+        'SELECT token_id AS "tokenId", sum(delivered) AS n FROM delivery_stats WHERE hour >= ? GROUP BY token_id',
+        [since],
+      );
+      const queued = await db.query<{ tokenId: number; status: string; n: number }>(
+        'SELECT token_id AS "tokenId", status, count(*) AS n FROM outbox GROUP BY token_id, status',
+      );
+      const counts = new Map<number, TokenCounts>();
+      const of = (tokenId: number) => {
+        let entry = counts.get(tokenId);
+        if (!entry) counts.set(tokenId, (entry = { tokenId, delivered: 0, waiting: 0, failed: 0 }));
+        return entry;
+      };
+      for (const row of delivered.rows) of(row.tokenId).delivered = Number(row.n);
+      for (const row of queued.rows) of(row.tokenId)[row.status === 'failed' ? 'failed' : 'waiting'] = Number(row.n);
+      return [...counts.values()];
+    },
+
+    async hourCounts(since) {
+      const { rows } = await db.query<{ tokenId: number; hour: number; delivered: number; failed: number }>(
+        'SELECT token_id AS "tokenId", hour, delivered, failed FROM delivery_stats WHERE hour >= ? ORDER BY token_id, hour',
+        [since],
+      );
+      return rows;
+    },
+
+    async failedEvents(limit) {
+      const total = await db.query<{ n: number }>("SELECT count(*) AS n FROM outbox WHERE status = 'failed'");
+      const { rows } = await db.query<FailedEvent>(
+        `SELECT o.id, o.token_id AS "tokenId", t.name AS "tokenName", o.name AS event, o.occurred_at AS "occurredAt",
+           o.attempts, COALESCE(o.last_error, '') AS error
+         FROM outbox o JOIN tokens t ON t.id = o.token_id WHERE o.status = 'failed' ORDER BY o.id DESC LIMIT ?`,
+        [limit],
+      );
+      return { total: Number(total.rows[0]?.n ?? 0), items: rows };
+    },
+
+    async dropCounts() {
+      const { rows } = await db.query<{ reason: string; event: string; count: number }>('SELECT reason, event, n AS count FROM drop_counts ORDER BY reason, event');
+      return rows.map((r) => ({ ...r, count: Number(r.count) }));
+    },
+
+    async recordSent(tokenId, request, keep) {
+      await db.transaction(async (tx) => {
+        await tx.query('INSERT INTO sent_requests (token_id, at, status, events, body) VALUES (?, ?, ?, ?, ?)', [
+          tokenId,
+          request.at,
+          request.status,
+          request.events,
+          request.body,
+        ]);
+        await tx.query(
+          'DELETE FROM sent_requests WHERE token_id = ? AND id <= (SELECT id FROM sent_requests WHERE token_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)',
+          [tokenId, tokenId, keep],
+        );
+      });
+    },
+
+    async sentRequests(tokenId, limit) {
+      const { rows } = await db.query<{ at: number; status: number; events: number; body: string }>(
+        'SELECT at, status, events, body FROM sent_requests WHERE token_id = ? ORDER BY id DESC LIMIT ?',
+        [tokenId, limit],
+      );
+      return rows;
+    },
+  };
+}

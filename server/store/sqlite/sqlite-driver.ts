@@ -1,0 +1,176 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database, { type Statement } from 'better-sqlite3';
+import { readMigrationFiles } from 'drizzle-orm/migrator';
+import { DatabaseError, StoreUnavailableError } from '../errors.ts';
+import type { SqlDriver, SqlExecutor, SqlResult } from '../sql-driver.ts';
+
+const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../../drizzle/sqlite', import.meta.url));
+const MIGRATIONS_TABLE = '__drizzle_migrations';
+/** How long a statement waits for another process's write lock before the store reports it unavailable. */
+export const BUSY_TIMEOUT_MS = 5_000;
+const STATEMENT_CACHE = 500;
+
+/** SQLite's answers that mean "not now" rather than "wrong": full disk, locked, I/O trouble. */
+const UNAVAILABLE = /^SQLITE_(FULL|BUSY|LOCKED|IOERR|CANTOPEN|READONLY|PROTOCOL)/;
+
+/** A passing SQLite condition as {@link StoreUnavailableError}; anything else as it is. */
+function translate(error: unknown): unknown {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && UNAVAILABLE.test(code)) {
+    const why = code.startsWith('SQLITE_FULL') ? 'the disk is full' : code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED') ? 'the database is locked' : `the database cannot be written (${code})`;
+    return new StoreUnavailableError(why);
+  }
+  return error;
+}
+
+/** Ends a write probe: its transaction is rolled back on purpose. */
+class ProbeDone extends Error {}
+
+/** better-sqlite3 binds numbers, strings, bigints, buffers and null: booleans become 1/0. */
+function bindable(params: readonly unknown[]): unknown[] {
+  return params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p === undefined ? null : p));
+}
+
+/**
+ * Opens (creating its folder) the SQLite file, sets it up for several processes and for durable commits, and
+ * applies the committed migrations under the write lock, so processes starting together migrate once.
+ * @example const driver = openSqlite(':memory:');
+ */
+export function openSqlite(path: string): SqliteDriver {
+  if (path !== ':memory:') {
+    const folder = dirname(resolve(path));
+    try {
+      mkdirSync(folder, { recursive: true });
+    } catch (error) {
+      throw new DatabaseError(`cannot create the database folder ${folder}: ${(error as Error).message}`);
+    }
+  }
+  let sqlite: Database.Database;
+  try {
+    sqlite = new Database(path);
+  } catch (error) {
+    throw new DatabaseError(`cannot open the database ${path}: ${(error as Error).message}`);
+  }
+  try {
+    // WAL lets readers and one writer work at once, across processes. FULL syncs each commit to the disk, so
+    // a 204 (answered after the commit) holds through a power cut too; the group commit of concurrent hits
+    // keeps that to one sync per batch.
+    sqlite.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = FULL');
+    sqlite.pragma('foreign_keys = ON');
+    migrate(sqlite);
+    return new SqliteDriver(sqlite);
+  } catch (error) {
+    sqlite.close();
+    throw new DatabaseError(`cannot use the database ${path}: ${(error as Error).message}`);
+  }
+}
+
+/** drizzle's migrations, applied as drizzle's own migrator does, but inside one write transaction taken at once. */
+function migrate(sqlite: Database.Database): void {
+  const migrations = readMigrationFiles({ migrationsFolder: MIGRATIONS_FOLDER });
+  sqlite.exec('BEGIN IMMEDIATE');
+  try {
+    sqlite.exec(`CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (id SERIAL PRIMARY KEY, hash text NOT NULL, created_at numeric)`);
+    const last = sqlite.prepare(`SELECT created_at FROM ${MIGRATIONS_TABLE} ORDER BY created_at DESC LIMIT 1`).pluck().get() as number | undefined;
+    for (const migration of migrations) {
+      if (last !== undefined && Number(last) >= migration.folderMillis) continue;
+      for (const statement of migration.sql) if (statement.trim() !== '') sqlite.exec(statement);
+      sqlite.prepare(`INSERT INTO ${MIGRATIONS_TABLE} (hash, created_at) VALUES (?, ?)`).run(migration.hash, migration.folderMillis);
+    }
+    sqlite.exec('COMMIT');
+  } catch (error) {
+    sqlite.exec('ROLLBACK');
+    throw error;
+  }
+}
+
+/**
+ * One better-sqlite3 connection as a {@link SqlDriver}. Its calls are synchronous; every query and transaction
+ * goes through one queue, so a transaction that awaits between its statements never has another caller's
+ * statement run inside it.
+ */
+export class SqliteDriver implements SqlDriver {
+  readonly dialect = 'sqlite' as const;
+  private readonly statements = new Map<string, Statement>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private troubleReason: string | undefined;
+  private readonly direct: SqlExecutor = { query: async (sql, params) => this.run(sql, params) };
+
+  constructor(readonly connection: Database.Database) {}
+
+  query<R>(sql: string, params: readonly unknown[] = []): Promise<SqlResult<R>> {
+    return this.serially(async () => this.run<R>(sql, params));
+  }
+
+  transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    return this.serially(async () => {
+      try {
+        this.connection.exec('BEGIN IMMEDIATE');
+        const result = await work(this.direct);
+        this.connection.exec('COMMIT');
+        this.troubleReason = undefined;
+        return result;
+      } catch (error) {
+        if (this.connection.inTransaction) this.connection.exec('ROLLBACK');
+        throw this.noted(translate(error));
+      }
+    });
+  }
+
+  trouble(): string | undefined {
+    return this.troubleReason;
+  }
+
+  probeWrite(): Promise<void> {
+    return this.transaction(async (tx) => {
+      // A row big enough to need new pages: a full disk (or a full max_page_count) refuses it.
+      await tx.query("INSERT INTO drop_counts (reason, event, n) VALUES ('write-probe', ?, 0)", [`probe-${'x'.repeat(8192)}-${Date.now()}`]);
+      throw new ProbeDone();
+    }).catch((error: unknown) => {
+      if (!(error instanceof ProbeDone)) throw error;
+      this.troubleReason = undefined;
+    });
+  }
+
+  /** Remembers why writes fail while they do. */
+  private noted(error: unknown): unknown {
+    if (error instanceof StoreUnavailableError) this.troubleReason = error.message;
+    return error;
+  }
+
+  async close(): Promise<void> {
+    await this.queue.catch(() => undefined);
+    if (this.connection.open) this.connection.close();
+  }
+
+  private run<R>(sql: string, params: readonly unknown[] = []): SqlResult<R> {
+    try {
+      const statement = this.statement(sql);
+      if (statement.reader) return { rows: statement.all(...bindable(params)) as R[], changes: 0 };
+      return { rows: [], changes: statement.run(...bindable(params)).changes };
+    } catch (error) {
+      throw this.noted(translate(error));
+    }
+  }
+
+  /** Each distinct SQL text is prepared once (the store's texts are a fixed set). */
+  private statement(sql: string): Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      if (this.statements.size >= STATEMENT_CACHE) this.statements.clear();
+      statement = this.connection.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  private serially<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(work);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+}

@@ -1,0 +1,257 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Hono } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { afterAll, describe, expect, it } from 'vitest';
+import { rateLimit } from '../../server/ingest/rate-limit.ts';
+import { startCollector } from '../../harness/collector-process.ts';
+import type { FakeGa } from '../../harness/fake-ga.ts';
+import { ADMIN_TOKEN, api, login } from '../helpers/admin.ts';
+import { addTestToken, makeTestApp, metricsText, queueEvents, until } from '../helpers/app.ts';
+import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
+
+const CHROME = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+const EVENTS_KEY = 'events-key-for-hardening-01';
+const dir = mkdtempSync(join(tmpdir(), 'analytics-hardening-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let ga: FakeGa;
+const stopAfterTest = fakeGaPerTest((started) => (ga = started));
+
+const hitRequest = (path: string, headers: Record<string, string> = {}) => ({
+  method: 'POST',
+  body: JSON.stringify({ path, title: 't', language: 'en' }),
+  headers: { 'User-Agent': CHROME, ...headers },
+});
+
+describe('a fair outbox', () => {
+  it('past the bound drops page views, never the host events, counts the drops by reason and feature and shows them', async () => {
+    const { app, services } = await makeTestApp({ config: { eventsKey: EVENTS_KEY, adminToken: ADMIN_TOKEN, gaUrl: ga.url }, outboxMax: 100 });
+    await addTestToken(services);
+    const event = await app.request('/api/events', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${EVENTS_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ namespace: 'host.jobs', task: 'nightly' }),
+    });
+    expect(event.status).toBe(202);
+    for (let i = 0; i < 110; i += 1) expect((await app.request('/collect', hitRequest(`/anon/${i}`))).status).toBe(204);
+    await services.outbox.settled();
+    await services.outbox.trim();
+    const names = await services.sql<{ name: string }>('SELECT name FROM outbox');
+    expect(names).toHaveLength(100);
+    expect(names.filter((r) => r.name === 'task_event')).toHaveLength(1);
+    expect(await metricsText(app)).toMatch(/^analytics_events_dropped_total\{reason="outbox-full",feature="pageViews"\} 11$/m);
+    const browser = await login(app);
+    const page = await (await app.request('/admin/analytics/analyticstokens/', { headers: { cookie: browser.cookie } })).text();
+    expect(page).toMatch(/11 page views \(page_view\): the outbox was full/);
+  });
+});
+
+describe('ignore paths cost little, always', () => {
+  it('refuses patterns that are too long, repeat too much or run too slowly, saying why, on the API and the page', async () => {
+    const { app } = await makeTestApp({ config: { adminToken: ADMIN_TOKEN } });
+    const cases: Array<[string, RegExp]> = [
+      ['x'.repeat(201), /longer than 200 characters|at most 200 characters/],
+      ['[a-z]{1000}[0-9]', /repeats something more than 100 times/],
+      ['[a-z]{100}[0-9]', /too slow to run on every page view/],
+    ];
+    for (const [pattern, why] of cases) {
+      const res = await api(app, 'POST', '/tokens', { name: 'P', measurementId: 'G-SLOW1', ignorePaths: [pattern] });
+      expect(res.status, pattern.slice(0, 20)).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toMatch(why);
+    }
+    const browser = await login(app);
+    const form = await app.request('/admin/analytics/analyticstokens/add/', {
+      method: 'POST',
+      headers: { cookie: browser.cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: browser.csrf, name: 'P', measurementId: 'G-SLOW1', ignorePaths: '[a-z]{1000}[0-9]' }).toString(),
+    });
+    expect(form.status).toBe(400);
+    expect(await form.text()).toMatch(/repeats something more than 100 times/);
+    expect(((await (await api(app, 'GET', '/tokens')).json()) as { tokens: unknown[] }).tokens).toHaveLength(1);
+  });
+
+  it('treats a stored pattern that breaks the limits as matching every path, cheaply, and the admin says so', async () => {
+    const { app, services } = await makeTestApp({ config: { adminToken: ADMIN_TOKEN } });
+    const token = await addTestToken(services);
+    // Stored before the limits existed: 50 slow patterns.
+    await services.sql('UPDATE tokens SET ignore_paths = ? WHERE id = ?', [JSON.stringify(Array(50).fill('[a-z]{1000}[0-9]')), token.id]);
+    await services.sql('UPDATE install SET tokens_version = tokens_version + 1');
+    await services.tokens.refresh();
+    const started = performance.now();
+    const res = await app.request('/collect', hitRequest(`/${'a'.repeat(2000)}`));
+    expect(performance.now() - started).toBeLessThan(200);
+    expect(res.status).toBe(204);
+    expect(res.headers.get('x-analytics-ignored')).toBe('ignored-path');
+    const browser = await login(app);
+    const page = await (await app.request('/admin/analytics/analyticstokens/', { headers: { cookie: browser.cookie } })).text();
+    expect(page).toContain('Ignore path unusable, so it matches every path');
+  });
+});
+
+describe('a rate limiter others cannot reset', () => {
+  it('keeps limiting a client however many other addresses come and go past its memory', async () => {
+    // The limiter of /collect with a small memory: 5,000 other addresses pass through a map of 1,000.
+    const app = new Hono();
+    app.post('/collect', rateLimit({ max: 5, trustProxy: true, maxClients: 1_000 }), (c) => c.body(null, 204));
+    app.onError((error, c) => (error instanceof HTTPException ? c.body(null, error.status) : c.body(null, 500)));
+    const from = (address: string) => ({ method: 'POST', headers: { 'x-forwarded-for': address } });
+    for (let i = 0; i < 5; i += 1) expect((await app.request('/collect', from('203.0.113.9'))).status).toBe(204);
+    expect((await app.request('/collect', from('203.0.113.9'))).status).toBe(429);
+    for (let batch = 0; batch < 5_000; batch += 500) {
+      await Promise.all(Array.from({ length: 500 }, (_, i) => app.request('/collect', from(`10.0.${(batch + i) >> 8}.${(batch + i) & 255}`))));
+      // The limited client keeps knocking: it is never the least recently seen.
+      expect((await app.request('/collect', from('203.0.113.9'))).status).toBe(429);
+    }
+  });
+
+  it('counts an IPv6 /64 as one client at /collect', async () => {
+    const { app } = await makeTestApp({ config: { rateLimitPerMinute: 5, trustProxy: true } });
+    const from = (address: string) => hitRequest('/p', { 'x-forwarded-for': address });
+    // Stepping through a /64 does not help.
+    for (let i = 0; i < 5; i += 1) expect((await app.request('/collect', from(`2001:db8:5:5::${i + 1}`))).status).toBe(204);
+    expect((await app.request('/collect', from('2001:db8:5:5:ffff::abcd'))).status).toBe(429);
+    expect((await app.request('/collect', from('2001:db8:5:6::1'))).status).toBe(204);
+  });
+});
+
+describe('slow clients are cut off', () => {
+  it('a client dribbling its headers is cut off within 15 s, while 50 slow connections do not hold up ordinary hits', async () => {
+    const collector = await startCollector({ ANALYTICS_DB: join(dir, 'slow.db'), ANALYTICS_GA_URL: ga.url });
+    stopAfterTest(collector);
+    const { hostname, port } = new URL(collector.url);
+    const sockets: Socket[] = [];
+    const dribble = (socket: Socket) => {
+      const text = 'POST /collect HTTP/1.1\r\nHost: x\r\nX-Slow: ';
+      let i = 0;
+      const timer = setInterval(() => {
+        if (socket.destroyed) return clearInterval(timer);
+        socket.write(text[i % text.length] as string);
+        i += 1;
+      }, 500);
+      socket.on('close', () => clearInterval(timer));
+    };
+    const closedAfter: number[] = [];
+    const opened = Date.now();
+    for (let i = 0; i < 50; i += 1) {
+      const socket = connect(Number(port), hostname);
+      socket.on('error', () => undefined);
+      socket.on('close', () => closedAfter.push(Date.now() - opened));
+      sockets.push(socket);
+      dribble(socket);
+    }
+    try {
+      // Ordinary hits are answered quickly meanwhile.
+      for (let i = 0; i < 20; i += 1) {
+        const started = Date.now();
+        const res = await fetch(`${collector.url}/collect`, hitRequest(`/ordinary/${i}`));
+        expect(res.status).toBe(204);
+        expect(Date.now() - started).toBeLessThan(1_000);
+      }
+      await until(() => closedAfter.length === 50, 15_000);
+      expect(Math.max(...closedAfter)).toBeLessThan(15_000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+    }
+  }, 30_000);
+});
+
+describe('a database that cannot be written', () => {
+  it('a full disk is a clear 503 with Retry-After (collect, events, healthz, admin), recovering by itself, losing nothing', async () => {
+    const { app, services } = await makeTestApp({
+      database: { sqliteFile: join(dir, 'full.db') },
+      config: { eventsKey: EVENTS_KEY, adminToken: ADMIN_TOKEN, gaUrl: ga.url },
+    });
+    stopAfterTest({ stop: () => services.store.close() });
+    const token = await addTestToken(services);
+    expect((await app.request('/collect', hitRequest('/before'))).status).toBe(204);
+    const browser = await login(app);
+    // The file may not grow any more: as if the disk were full.
+    const [{ pages }] = (await services.sql<{ pages: number }>('SELECT page_count AS pages FROM pragma_page_count()')) as [{ pages: number }];
+    await services.sql(`PRAGMA max_page_count = ${Number(pages)}`);
+    const big = `/${'x'.repeat(2000)}`;
+    let refused: Response | undefined;
+    for (let i = 0; i < 200 && !refused; i += 1) {
+      const res = await app.request('/collect', hitRequest(`${big}/${i}`));
+      if (res.status !== 204) refused = res;
+    }
+    expect(refused?.status).toBe(503);
+    expect(Number(refused?.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await refused?.text()).toMatch(/disk is full/);
+    const health = await app.request('/healthz');
+    expect(health.status).toBe(503);
+    expect(health.headers.get('retry-after')).not.toBeNull();
+    const page = await (await app.request('/admin/analytics/analyticstokens/', { headers: { cookie: browser.cookie } })).text();
+    expect(page).toContain('The database cannot be written right now: the disk is full');
+    // A host's events meet the same wall: refused with 503, or taken if they still fit; never a 500.
+    const event = await app.request('/api/events', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${EVENTS_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ namespace: 'n', task: `t-${'y'.repeat(90)}`, label: 'z'.repeat(100) }),
+    });
+    expect([202, 503]).toContain(event.status);
+    const answered = (await services.sql<{ n: number }>('SELECT count(*) AS n FROM outbox'))[0]?.n;
+
+    // Room again: everything recovers by itself, and what was answered 204 is all there.
+    await services.sql('PRAGMA max_page_count = 1073741823');
+    expect((await app.request('/healthz')).status).toBe(200);
+    expect((await app.request('/collect', hitRequest('/after'))).status).toBe(204);
+    await services.outbox.settled();
+    expect(Number((await services.sql<{ n: number }>('SELECT count(*) AS n FROM outbox'))[0]?.n)).toBe(Number(answered) + 1);
+    await queueEvents(services, [{ tokenId: token.id, name: 'task_event', params: { task: 'x' } }]);
+  });
+
+  it('a database locked past its busy timeout is a 503, not a hang or a crash', async () => {
+    const file = join(dir, 'locked.db');
+    const { app, services } = await makeTestApp({ database: { sqliteFile: file }, config: { gaUrl: ga.url } });
+    stopAfterTest({ stop: () => services.store.close() });
+    await addTestToken(services);
+    const Database = (await import('better-sqlite3')).default;
+    const other = new Database(file);
+    other.exec('BEGIN IMMEDIATE');
+    try {
+      const started = Date.now();
+      const res = await app.request('/collect', hitRequest('/while-locked'));
+      expect(res.status).toBe(503);
+      expect(await res.text()).toMatch(/locked/);
+      expect(Date.now() - started).toBeLessThan(8_000);
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+    expect((await app.request('/collect', hitRequest('/after-lock'))).status).toBe(204);
+  }, 20_000);
+});
+
+describe('a relay stopped and started again', () => {
+  it('delivers after the second start', async () => {
+    const { services } = await makeTestApp({ config: { gaUrl: ga.url } });
+    const token = await addTestToken(services);
+    services.relay.start();
+    await services.relay.stop();
+    services.relay.start();
+    stopAfterTest(services.relay);
+    await queueEvents(services, [{ tokenId: token.id, name: 'task_event', params: { namespace: 'n', task: 'again' } }]);
+    await ga.waitFor(() => ga.delivered().length === 1, 5_000);
+  });
+});
+
+describe('the admin API under a mount prefix', () => {
+  it('answers a new token with a Location that includes the prefix', async () => {
+    const { createAnalytics } = await import('../../server/index.ts');
+    const analytics = await createAnalytics({ database: ':memory:', env: { ANALYTICS_ADMIN_TOKEN: ADMIN_TOKEN } });
+    stopAfterTest(analytics);
+    const host = new Hono();
+    host.route('/analytics', analytics.app);
+    const res = await host.request('/analytics/api/admin/tokens', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'P', measurementId: 'G-PREFIX1' }),
+    });
+    expect(res.status).toBe(201);
+    const { id } = (await res.json()) as { id: number };
+    expect(res.headers.get('location')).toBe(`/analytics/api/admin/tokens/${id}`);
+  });
+});
