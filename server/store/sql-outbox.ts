@@ -184,10 +184,16 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
 
     async release(claim, ids) {
       if (ids.length === 0) return;
+      // Due again as each was before the claim (one statement per distinct time; usually one or two).
       const wanted = new Set(ids);
-      const dueAt = Math.min(...claim.rows.filter((r) => wanted.has(r.id)).map((r) => r.dueAt));
-      const [where, params] = held({ claim, ids, now: 0 });
-      await db.query(`UPDATE outbox SET claimed_by = NULL, next_attempt_at = ? WHERE ${where}`, [dueAt, ...params]);
+      const byDue = new Map<number, number[]>();
+      for (const row of claim.rows) if (wanted.has(row.id)) byDue.set(row.dueAt, [...(byDue.get(row.dueAt) ?? []), row.id]);
+      await db.transaction(async (tx) => {
+        for (const [dueAt, group] of byDue) {
+          const [where, params] = held({ claim, ids: group, now: 0 });
+          await tx.query(`UPDATE outbox SET claimed_by = NULL, next_attempt_at = ? WHERE ${where}`, [dueAt, ...params]);
+        }
+      });
     },
 
     delivered(s) {
