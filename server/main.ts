@@ -1,10 +1,10 @@
+#!/usr/bin/env node
 import { serve, type ServerType } from '@hono/node-server';
 import { ConfigError } from './core/config.ts';
 import { consoleLogger as log } from './core/log.ts';
 import { createAnalytics, type Analytics } from './index.ts';
 import { DatabaseError } from './store/errors.ts';
-import { isPostgresUrl } from './store/open-store.ts';
-import { describePostgresUrl } from './store/postgres/postgres-driver.ts';
+import { describePostgresUrl, isPostgresUrl } from './store/location.ts';
 
 // `npm start`: collect (and, unless ANALYTICS_RELAY=off, deliver). `npm run relay` (--relay-only): deliver only.
 const relayOnly = process.argv.includes('--relay-only');

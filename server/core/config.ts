@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { packagePath } from './package-root.ts';
 
 /** The collector's settings, parsed once from the environment at start-up. */
 export interface Config {
@@ -55,7 +56,7 @@ type Env = Record<string, string | undefined>;
 
 /** The version in this package's package.json. */
 export function packageVersion(): string {
-  const raw = readFileSync(new URL('../../package.json', import.meta.url), 'utf8');
+  const raw = readFileSync(packagePath('package.json'), 'utf8');
   return (JSON.parse(raw) as { version: string }).version;
 }
 

@@ -1,4 +1,4 @@
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
 import { retryAfterMs } from './backoff.ts';
 
 /** How long a GA request may take, from connecting to the last byte of the answer, unless told otherwise. */
@@ -32,27 +32,31 @@ interface RawAnswer {
 }
 
 const agents = new Map<number, Agent>();
+// Loaded on the first request to GA rather than at start: a start (and a collect-only process) does not pay for it.
+let undici: Promise<typeof import('undici')> | undefined;
 
 /**
  * The connection pool for GA, with undici's own connect, headers and body timeouts as a second line behind
  * the deadline {@link postToGa} holds: a connection whose abort somehow does not go through is still closed.
  */
-function gaAgent(timeoutMs: number): Agent {
+function gaAgent(Pool: typeof Agent, timeoutMs: number): Agent {
   let agent = agents.get(timeoutMs);
   if (!agent) {
-    agent = new Agent({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, keepAliveTimeout: 30_000, connections: 64 });
+    agent = new Pool({ connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs, keepAliveTimeout: 30_000, connections: 64 });
     agents.set(timeoutMs, agent);
   }
   return agent;
 }
 
 async function sendWithUndici(url: string, json: string, signal: AbortSignal, timeoutMs: number): Promise<RawAnswer> {
+  undici ??= import('undici');
+  const { Agent: Pool, request } = await undici;
   const res = await request(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: json,
     signal,
-    dispatcher: gaAgent(timeoutMs),
+    dispatcher: gaAgent(Pool, timeoutMs),
   });
   const retryAfter = res.headers['retry-after'];
   return {

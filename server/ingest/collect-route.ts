@@ -8,6 +8,7 @@ import { MAX_HIT_BYTES } from '../../shared/wire.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import { bodyTooLarge, limitBody } from '../core/http.ts';
+import { packagePath } from '../core/package-root.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { pageViewParams } from '../delivery/measurement-protocol.ts';
 import type { NewEvent, Outbox } from '../delivery/outbox.ts';
@@ -34,7 +35,7 @@ const REFUSED: Partial<Record<number, string>> = { 400: 'invalid', 413: 'too-lar
 /** As the app-wide security headers send it; these two routes set their own headers. */
 const HSTS = 'max-age=15552000; includeSubDomains';
 
-const SNIPPET_PATH = new URL('../../dist/analytics.js', import.meta.url);
+const SNIPPET_PATH = packagePath('dist', 'analytics.js');
 
 interface Snippet {
   body: string;

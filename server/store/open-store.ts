@@ -1,12 +1,9 @@
-import { openPostgres, type PostgresOptions } from './postgres/postgres-driver.ts';
+import type { PostgresOptions } from './postgres/postgres-driver.ts';
 import { openSqlite } from './sqlite/sqlite-driver.ts';
+import { isPostgresUrl } from './location.ts';
 import { sqlStore } from './sql-store.ts';
 import type { Store } from './store.ts';
 
-/** True when `location` names a PostgreSQL database rather than a SQLite file. */
-export function isPostgresUrl(location: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(location);
-}
 
 /**
  * Opens the store `location` names, migrated and ready: a `postgres://` / `postgresql://` URL, or a SQLite
@@ -14,6 +11,7 @@ export function isPostgresUrl(location: string): boolean {
  * @example const store = await openStore('./data/analytics.db');
  */
 export async function openStore(location: string, options: PostgresOptions = {}): Promise<Store> {
-  const driver = isPostgresUrl(location) ? await openPostgres(location, options) : openSqlite(location);
+  // pg and drizzle's PostgreSQL migrator are loaded only when used: a SQLite start does not pay for them.
+  const driver = isPostgresUrl(location) ? await (await import('./postgres/postgres-driver.ts')).openPostgres(location, options) : openSqlite(location);
   return sqlStore(driver);
 }

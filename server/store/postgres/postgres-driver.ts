@@ -1,11 +1,12 @@
-import { fileURLToPath } from 'node:url';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
+import { packagePath } from '../../core/package-root.ts';
 import { DatabaseError, StoreUnavailableError } from '../errors.ts';
+import { describePostgresUrl } from '../location.ts';
 import type { SqlDriver, SqlExecutor, SqlResult } from '../sql-driver.ts';
 
-const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../../drizzle/postgres', import.meta.url));
+const MIGRATIONS_FOLDER = packagePath('drizzle', 'postgres');
 /** One advisory lock, held while migrating: processes starting together migrate once, one after the other. */
 const MIGRATION_LOCK = 0x61_6e_61_6c; // "anal", any fixed number of this project
 const INT8_OID = 20;
@@ -33,16 +34,6 @@ function translate(error: unknown): unknown {
   if (!isUnavailable(error)) return error;
   const code = (error as { code?: unknown }).code;
   return new StoreUnavailableError(`PostgreSQL does not answer${typeof code === 'string' ? ` (${code})` : ''}`);
-}
-
-/** Where a URL points, for messages: host, port and database, never the user or the password. */
-export function describePostgresUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.hostname || 'localhost'}:${parsed.port || '5432'}${parsed.pathname || '/'}`;
-  } catch {
-    return 'the PostgreSQL URL';
-  }
 }
 
 /** `?` placeholders as PostgreSQL's `$1, $2, …` (the store's SQL has no `?` inside literals). */

@@ -1,12 +1,12 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database, { type Statement } from 'better-sqlite3';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
+import { packagePath } from '../../core/package-root.ts';
 import { DatabaseError, StoreUnavailableError } from '../errors.ts';
 import type { SqlDriver, SqlExecutor, SqlResult } from '../sql-driver.ts';
 
-const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../../drizzle/sqlite', import.meta.url));
+const MIGRATIONS_FOLDER = packagePath('drizzle', 'sqlite');
 const MIGRATIONS_TABLE = '__drizzle_migrations';
 /** How long a statement waits for another process's write lock before the store reports it unavailable. */
 export const BUSY_TIMEOUT_MS = 5_000;

