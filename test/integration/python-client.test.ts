@@ -1,0 +1,117 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startCollector } from '../../harness/collector-process.ts';
+import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
+import { openTestStore } from '../helpers/app.ts';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const TESTS = 'clients/python/test_analytics_event.py';
+// What the Python tests send their events under (NAMESPACE there).
+const NAMESPACE = 'python_client.tests';
+const EVENTS_KEY = 'python-client-events-key-0123';
+const dir = mkdtempSync(join(tmpdir(), 'analytics-python-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs Debian's python3 from the repository root with `env` on top of a clean environment. */
+function python(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ code: number | null; output: string }> {
+  const child = spawn('python3', args, {
+    cwd: ROOT,
+    // No __pycache__ left in the working tree; no proxy settings of the machine between the client and 127.0.0.1.
+    env: { PATH: process.env.PATH ?? '', PYTHONDONTWRITEBYTECODE: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`python3 did not finish within ${timeoutMs} ms:\n${output}`));
+    }, timeoutMs);
+    // A missing python3 fails the test: CI and this machine both have it, and the issue asks for it to run.
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
+  });
+}
+
+/** Asserts unittest's verdict: exit 0, `OK`, and no test skipped (a skip would hide a missing variable). */
+function expectAllPassed(run: { code: number | null; output: string }, tests: number): void {
+  expect(run.output).toContain(`Ran ${tests} tests`);
+  expect(run.output).toMatch(/\nOK\s*$/);
+  expect(run.output).not.toMatch(/skipped/i);
+  expect(run.code, run.output).toBe(0);
+}
+
+type QueuedRow = { token_id: number; name: string; params: string; status: string };
+
+describe('clients/python/analytics_event.py', () => {
+  it('queues each event the Python tests send, with exactly the fields sent, and nothing for the refused ones', async () => {
+    const dbPath = join(dir, 'python.db');
+    const prepared = await openTestStore({ sqliteFile: dbPath });
+    const now = (await prepared.store.install(TEAM_TOKEN, Date.now())).createdAt;
+    const token = await prepared.store.createToken(
+      { name: 'Python host', measurementId: 'G-PYTHON1', apiSecret: 's', sendDailyStats: true, sendTaskEvents: true, sendPageViews: true, ignorePaths: [] },
+      now,
+    );
+    await prepared.store.close();
+
+    // Relay off: nothing leaves, so every queued row is still there to read afterwards.
+    const collector = await startCollector({ ANALYTICS_DB: dbPath, ANALYTICS_EVENTS_KEY: EVENTS_KEY, ANALYTICS_RELAY: 'off' });
+    let run: { code: number | null; output: string };
+    try {
+      run = await python(['-m', 'unittest', '-v', TESTS], { ANALYTICS_URL: collector.url, ANALYTICS_EVENTS_KEY: EVENTS_KEY });
+    } finally {
+      await collector.stop();
+    }
+    expectAllPassed(run, 18);
+    // The warnings go to the test's own handler; Python's last-resort handler would print them here.
+    expect(run.output).not.toContain(EVENTS_KEY);
+
+    const { store, sql } = await openTestStore({ sqliteFile: dbPath });
+    try {
+      const rows = await sql<QueuedRow>('SELECT token_id, name, params, status FROM outbox ORDER BY id');
+      // The daily phone-in is not due this early, but only the Python tests' events are looked at anyway.
+      const fromPython = rows
+        .map((row) => ({ tokenId: row.token_id, name: row.name, status: row.status, params: JSON.parse(row.params) as Record<string, unknown> }))
+        .filter((row) => row.params.namespace === NAMESPACE)
+        .sort((a, b) => String(a.params.task).localeCompare(String(b.params.task)));
+      const event = (name: string, task: string, label: string, result: string, value: number) => ({
+        tokenId: token.id, // the team token is the placeholder: it receives nothing
+        name,
+        status: 'pending',
+        params: { namespace: NAMESPACE, task, label, result, value },
+      });
+      // Sorted by task; wrong_key, unknown_type, bad_value, nan_value, bad_label (and the blank namespace) are absent.
+      expect(fromPython).toEqual([
+        event('task_event', 'bool_false', '', 'Success', 0),
+        event('task_event', 'bool_true', '', 'Success', 1),
+        event('task_event', 'defaults', '', '', 1),
+        event('task_event', 'float_value', '', '', 2.5),
+        event('task_event', 'send_invoices', 'monthly', 'Success', 12),
+        event('task_event', 'trailing_slash', '', '', 1),
+        event('daily_stats', 'users', 'count', '', 42),
+      ]);
+      expect(rows.filter((row) => row.params.includes('blank_namespace'))).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('gives the host its time back within 6 s when no collector answers (timed in Python)', async () => {
+    // Nothing started: the tests point the client at a closed port and at one that never answers.
+    const run = await python(['-m', 'unittest', '-v', TESTS, '-k', 'CollectorDown'], {});
+    expectAllPassed(run, 5);
+    expect(run.output).toMatch(/test_closed_port .*\.\.\. ok/);
+    expect(run.output).toMatch(/test_collector_that_never_answers .*\.\.\. ok/);
+  });
+});
