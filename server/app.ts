@@ -3,6 +3,7 @@ import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
 import { ZodError } from 'zod';
 import { adminApiRoutes } from './admin/api-routes.ts';
+import { openApiRoutes } from './admin/openapi.ts';
 import { adminRoutes } from './admin/pages-routes.ts';
 import { CredentialGuard, requireBearer } from './core/credential-guard.ts';
 import { describeZodError } from './core/http.ts';
@@ -35,6 +36,7 @@ export function createApp(services: Services): Hono {
   app.route('/', healthRoutes(services, guard));
   app.route('/api', eventsRoutes(services, guard));
   app.route('/api/admin', adminApiRoutes(services, guard));
+  app.route('/', openApiRoutes(services.config));
   app.route('/admin', adminRoutes(services, guard));
   app.notFound((c) => c.json({ error: 'not found' }, 404));
   app.onError((error, c) => {

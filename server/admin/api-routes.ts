@@ -7,14 +7,15 @@ import type { Services } from '../services.ts';
 import { parseNewToken, parseTokenPatch, tokenJson } from '../tokens/token-input.ts';
 import type { Token } from '../tokens/tokens.ts';
 import { adminBodyLimit, adminEnabled, tokenOr404 } from './access.ts';
+import { sentRequestsOf } from './sent.ts';
 import { deliveryStatuses, failedDeliveries, installInfo } from './status.ts';
 import { validateToken, validationBlocker } from './validate.ts';
 
-const retrySchema = z.strictObject({ ids: z.array(z.number().int().positive()).max(10_000).optional() });
+export const retrySchema = z.strictObject({ ids: z.array(z.number().int().positive()).max(10_000).optional() });
 
 /**
  * The JSON admin API under `/api/admin` (`Authorization: Bearer <ANALYTICS_ADMIN_TOKEN>`): token management,
- * validation against GA's debug endpoint, delivery status and retry of failed deliveries.
+ * validation against GA's debug endpoint, what was sent to a token, delivery status and retry of failed deliveries.
  */
 export function adminApiRoutes(services: Services, guard: CredentialGuard): Hono {
   const app = new Hono();
@@ -69,6 +70,9 @@ export function adminApiRoutes(services: Services, guard: CredentialGuard): Hono
     if (blocker) throw new HTTPException(409, { message: blocker });
     return c.json({ results: await validateToken(services, token) });
   });
+
+  // Newest first, each body the exact text GA received; the URL with the secret was never stored.
+  app.get('/tokens/:id/sent', async (c) => c.json({ requests: await sentRequestsOf(services, (await tokenOf(c)).id) }));
 
   app.post('/tokens/:id/retry', async (c) => {
     const token = await tokenOf(c);

@@ -9,20 +9,26 @@ import { refuseOverBudget, type CredentialGuard } from '../core/credential-guard
 import { sameSecret } from '../core/http.ts';
 import type { Services } from '../services.ts';
 import { RETRY_AFTER_S, StoreUnavailableError } from '../store/errors.ts';
+import { skipReason } from '../tokens/team-token.ts';
 import { parseNewToken, parseTokenPatch } from '../tokens/token-input.ts';
 import type { Token } from '../tokens/tokens.ts';
+import { aboutData } from './about.ts';
 import { adminBodyLimit, adminEnabled, tokenOr404 } from './access.ts';
+import { deliveryHistories } from './delivery-history.ts';
 import { readForm } from './form.ts';
 import { adminLocation, safeNext, type AdminPathVariables } from './paths.ts';
 import { AdminSessions, CSRF_FIELD, requireSession, type SessionVariables } from './session.ts';
+import { readableSent, sentRequestsOf } from './sent.ts';
 import { storeSessions } from './session-store.ts';
 import { deliveryStatuses, failedDeliveries, installInfo } from './status.ts';
 import { fieldErrors, formValuesFromFields, formValuesOf, NEW_TOKEN_VALUES, tokenBodyFromForm } from './token-form.ts';
 import { validateToken, validationBlocker } from './validate.ts';
 import { LoginPage, LogoutPage } from './views/auth-pages.tsx';
+import { AboutPage } from './views/about-page.tsx';
 import { ErrorPage } from './views/error-page.tsx';
 import { FailedPage } from './views/failed-page.tsx';
 import { PAGE_CSP } from './views/layout.tsx';
+import { SentPage } from './views/sent-page.tsx';
 import { DeletePage, TokenFormPage, TokenListPage } from './views/token-pages.tsx';
 import { ValidatePage } from './views/validate-page.tsx';
 
@@ -39,8 +45,9 @@ const NOTICES: Record<string, (n: number) => string> = {
 };
 
 /**
- * The admin pages (HTML) under `/admin`: login, the token list with delivery status, add/change/delete,
- * validation against GA's debug endpoint, failed deliveries and their retry. Absent (404) without an admin token.
+ * The admin pages (HTML) under `/admin`: login, the token list with delivery status and charts, add/change/delete,
+ * validation against GA's debug endpoint, what was sent to a token, what is sent at all, failed deliveries and
+ * their retry. Absent (404) without an admin token.
  * A host that mounts the app under a prefix gets them under `<prefix>/admin`: every link, form action,
  * redirect and cookie path is built per request from where the admin was reached.
  */
@@ -131,7 +138,10 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
 
   app.get('/analytics/analyticstokens/', async (c) => {
     const tokens = await services.tokens.list();
-    const statuses = await deliveryStatuses(services, tokens);
+    const [statuses, histories] = await Promise.all([
+      deliveryStatuses(services, tokens),
+      deliveryHistories(services, tokens.map((token) => token.id)),
+    ]);
     return page(
       c,
       TokenListPage({
@@ -140,6 +150,7 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
         install: await installInfo(services),
         tokens,
         statuses,
+        histories,
         failedTotal: statuses.reduce((sum, status) => sum + status.failed, 0),
         notice: noticeOf(c),
       }),
@@ -214,6 +225,14 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
     const results = await validateToken(services, token);
     return page(c, ValidatePage({ paths: c.var.paths, csrf: c.var.csrf, disabled, token, results }));
   });
+
+  app.get('/analytics/analyticstokens/:id/sent/', async (c) => {
+    const token = await tokenOf(c);
+    const requests = (await sentRequestsOf(services, token.id)).map(readableSent);
+    return page(c, SentPage({ paths: c.var.paths, csrf: c.var.csrf, disabled, token, requests, skipped: skipReason(token) }));
+  });
+
+  app.get('/analytics/about/', async (c) => page(c, AboutPage({ paths: c.var.paths, csrf: c.var.csrf, data: await aboutData(services) })));
 
   app.post('/analytics/analyticstokens/:id/retry/', async (c) => {
     const token = await tokenOf(c);

@@ -2,7 +2,7 @@ import type { MiddlewareHandler } from 'hono';
 import { basePath } from 'hono/route';
 
 /** A per-token page or form action. */
-export type TokenAction = 'change' | 'delete' | 'validate' | 'retry';
+export type TokenAction = 'change' | 'delete' | 'validate' | 'retry' | 'sent';
 
 /**
  * Every admin URL of one request, built from where the admin was reached: `/admin` when the collector
@@ -17,6 +17,8 @@ export interface AdminPaths {
   addToken: string;
   /** The failed deliveries page. */
   failed: string;
+  /** What leaves the install at all, with live examples and the ways to opt out. */
+  about: string;
   /** The login page. */
   login: string;
   /** The logout page (POST logs out). */
@@ -35,6 +37,7 @@ export function adminPaths(base: string): AdminPaths {
     tokens,
     addToken: `${tokens}add/`,
     failed: `${base}/analytics/failed/`,
+    about: `${base}/analytics/about/`,
     login: `${base}/login`,
     logout: `${base}/logout`,
     statsRun: `${base}/analytics/stats/run/`,

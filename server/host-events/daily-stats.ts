@@ -50,7 +50,7 @@ export interface DailyStatsRunner {
   nextRunAt(): Promise<number>;
 }
 
-const hostStatsSchema = z.object({
+export const hostStatsSchema = z.object({
   users: z.number().int().min(0),
   tokens: z.number().int().min(0),
   apps: z.array(z.string()).max(1000),

@@ -15,7 +15,7 @@ export interface EventsRouteDeps extends DailyStatsDeps {
 export const MAX_EVENTS_BODY_BYTES = 16 * 1024;
 
 // Strict: a misspelt field (say `eventType`) is refused rather than silently ignored.
-const eventBodySchema = z.strictObject({
+export const eventBodySchema = z.strictObject({
   namespace: z.string(),
   task: z.string(),
   label: z.string().optional(),

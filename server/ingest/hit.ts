@@ -11,7 +11,7 @@ const EMAIL = /[^\s/?#@%]{1,64}(?:@|%40)[^\s/?#@%]{1,255}\.[A-Za-z]{2,}/gi;
 const LANGUAGE = /^[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*$/;
 const MAX_PATH_LENGTH = 2048;
 
-const hitSchema = z.object({
+export const hitSchema = z.object({
   path: z
     .string()
     .min(1)

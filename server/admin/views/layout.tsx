@@ -51,6 +51,23 @@ form.card { background: #fff; border: 1px solid var(--line); padding: 1rem 1.25r
 fieldset { border: 1px solid var(--line); margin: 0 0 1rem; padding: .5rem 1rem; }
 legend { font-weight: 600; padding: 0 .25rem; }
 ul.messages { margin: .25rem 0 0; padding-left: 1.25rem; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; border: 0; overflow: hidden; clip: rect(0 0 0 0); clip-path: inset(50%); white-space: nowrap; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 30rem), 1fr)); gap: 1rem; }
+figure.chart { position: relative; margin: 0; background: #fff; border: 1px solid var(--line); padding: .5rem .75rem .25rem; }
+figure.chart figcaption { font-weight: 600; margin: 0 0 .25rem; }
+figure.chart svg { display: block; width: 100%; height: auto; }
+caption { text-align: left; font-weight: 600; padding: .4rem 0; }
+.sent-request, section.feature { background: #fff; border: 1px solid var(--line); padding: .75rem 1rem; margin: 0 0 1rem; }
+.sent-request h2 { font-size: 1rem; margin: 0 0 .5rem; }
+.sent-request h3 { font-size: .9rem; margin: .5rem 0 .25rem; color: var(--muted); }
+.sent-request table, section.feature table { margin: .5rem 0; }
+section.feature h2 { margin-top: .25rem; }
+table.fields td.mono { white-space: nowrap; }
+dl.params { display: grid; grid-template-columns: max-content 1fr; gap: 0 .75rem; margin: 0; }
+dl.params dt { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9em; color: var(--muted); }
+dl.params dd { margin: 0; }
+pre.json { background: #f3f5f7; border: 1px solid var(--line); padding: .5rem .75rem; margin: .5rem 0 0; overflow-x: auto; font-size: .85rem; white-space: pre-wrap; overflow-wrap: anywhere; }
+summary { cursor: pointer; color: var(--accent); margin: .5rem 0 0; }
 `;
 
 const STYLE_HASH = `sha256-${createHash('sha256').update(STYLE).digest('base64')}`;
@@ -98,6 +115,7 @@ export const Layout: FC<PropsWithChildren<LayoutProps>> = ({ paths, title, csrf,
           <>
             <a href={paths.tokens}>Tokens</a>
             <a href={paths.failed}>Failed deliveries</a>
+            <a href={paths.about}>What is sent</a>
             <form method="post" action={paths.logout}>
               <Csrf token={csrf} />
               <button type="submit">Log out</button>

@@ -2,8 +2,10 @@ import type { Child, FC, PropsWithChildren } from 'hono/jsx';
 import { maskSecret } from '../../core/secrets.ts';
 import { FEATURES, featureLabel, featureOfEvent } from '../../tokens/features.ts';
 import type { Token } from '../../tokens/tokens.ts';
+import type { DeliveryHistory } from '../delivery-history.ts';
 import type { DeliveryStatus, InstallInfo } from '../status.ts';
 import type { TokenFormValues } from '../token-form.ts';
+import { DeliveryCharts } from './delivery-chart.tsx';
 import { Csrf, formatTime, Layout, OnOff, type PageProps } from './layout.tsx';
 
 /** Why events were dropped, in words. */
@@ -19,12 +21,14 @@ export interface TokenListPageProps extends PageProps {
   install: InstallInfo;
   tokens: Token[];
   statuses: DeliveryStatus[];
+  /** Each token's deliveries per hour over 7 days, in the tokens' order. */
+  histories: DeliveryHistory[];
   failedTotal: number;
   notice?: string;
 }
 
 /** The token list: switches and delivery status per token, and the install's identity. */
-export const TokenListPage: FC<TokenListPageProps> = ({ paths, csrf, install, tokens, statuses, failedTotal, notice }) => (
+export const TokenListPage: FC<TokenListPageProps> = ({ paths, csrf, install, tokens, statuses, histories, failedTotal, notice }) => (
   <Layout
     paths={paths}
     title="Analytics tokens"
@@ -42,6 +46,7 @@ export const TokenListPage: FC<TokenListPageProps> = ({ paths, csrf, install, to
           {failedTotal} failed {failedTotal === 1 ? 'delivery' : 'deliveries'}
         </a>
       )}
+      <a href={paths.about}>What is sent, and how to opt out</a>
     </p>
     {tokens.length === 0 ? (
       <p>No tokens: nothing is sent anywhere.</p>
@@ -107,6 +112,7 @@ export const TokenListPage: FC<TokenListPageProps> = ({ paths, csrf, install, to
                 <td>
                   <div class="actions">
                     <a href={paths.token(token.id, 'change')}>Change</a>
+                    <a href={paths.token(token.id, 'sent')}>Sent</a>
                     <form method="post" action={paths.token(token.id, 'validate')}>
                       <Csrf token={csrf} />
                       <button type="submit" class="secondary">
@@ -130,6 +136,7 @@ export const TokenListPage: FC<TokenListPageProps> = ({ paths, csrf, install, to
         </tbody>
       </table>
     )}
+    {tokens.length > 0 && <DeliveryCharts tokens={tokens} histories={histories} />}
     <h2>This install</h2>
     <dl class="facts">
       <dt>Install UUID</dt>
