@@ -89,14 +89,18 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Runs `node [nodeArgs] --import tsx <script>` and waits for its `listening on http://…` line. */
+/**
+ * Runs `node [nodeArgs] <script>` (with tsx's loader for a `.ts` script; compiled JavaScript runs as it is) and
+ * waits for its `listening on http://…` line.
+ */
 export async function startScript(
   script: string,
   env: Record<string, string> = {},
   nodeArgs: string[] = [],
   timeoutMs = 20_000,
 ): Promise<ServerProcess> {
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
+  const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, ...loader, script], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -24,6 +24,8 @@ export interface AnalyticsOptions {
   store?: Store;
   /** A SQLite file or a PostgreSQL URL to open (and close on `stop()`); otherwise `config.dbPath`. */
   database?: string;
+  /** SQLite: run the database in a worker thread, so its commits never block the host's event loop. */
+  databaseThread?: boolean;
   /** Settings over those of `env`. */
   config?: Partial<Config>;
   /** The environment to read `ANALYTICS_*` settings from; the process's when omitted. */
@@ -71,7 +73,7 @@ export async function createAnalytics(options: AnalyticsOptions = {}): Promise<A
     options.env,
   );
   const ownsStore = options.store === undefined;
-  const store = options.store ?? (await openStore(config.dbPath));
+  const store = options.store ?? (await openStore(config.dbPath, { thread: options.databaseThread }));
   let services: Services;
   try {
     services = await createServices({

@@ -48,8 +48,7 @@ CREATE TABLE "outbox" (
 	"attempts" integer DEFAULT 0 NOT NULL,
 	"next_attempt_at" bigint NOT NULL,
 	"status" text DEFAULT 'pending' NOT NULL,
-	"last_error" text,
-	"claimed_by" text
+	"last_error" text
 );
 --> statement-breakpoint
 CREATE TABLE "sent_requests" (
@@ -76,7 +75,11 @@ CREATE TABLE "tokens" (
 	"last_error" text,
 	"last_error_at" bigint,
 	"held_until" bigint DEFAULT 0 NOT NULL,
-	"failures" integer DEFAULT 0 NOT NULL
+	"failures" integer DEFAULT 0 NOT NULL,
+	"claimed_by" text,
+	"lease_until" bigint DEFAULT 0 NOT NULL,
+	"lease_due" bigint,
+	"lease_id" bigint
 );
 --> statement-breakpoint
 ALTER TABLE "delivery_stats" ADD CONSTRAINT "delivery_stats_token_id_tokens_id_fk" FOREIGN KEY ("token_id") REFERENCES "public"."tokens"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint

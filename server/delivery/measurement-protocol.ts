@@ -1,4 +1,4 @@
-import type { DeviceFields, EventParams, OutboxRow } from '../store/types.ts';
+import type { ClaimedRow, DeviceFields, EventParams, OutboxRow } from '../store/types.ts';
 
 /** GA4 Measurement Protocol limits that every request keeps to. */
 export const GA_LIMITS = {
@@ -90,46 +90,70 @@ export function mpUrl(gaUrl: string, token: { measurementId: string; apiSecret: 
   return `${gaUrl}${debug ? '/debug' : ''}/mp/collect?${query.toString()}`;
 }
 
-function emptyBody(clientId: string, appVersion: string, device: DeviceFields | null): MpBody {
-  return {
-    client_id: clientId,
-    non_personalized_ads: true,
-    user_properties: { app_version: { value: clampText(appVersion, 36) } },
-    ...(device ? { device } : {}),
-    events: [],
-  };
+/** One request to GA as its exact JSON text, and the outbox rows it carries. */
+export interface RawRequest {
+  ids: number[];
+  /** The body, exactly as it is sent (and kept for the admin). */
+  json: string;
+  /** Nothing more could join it: it holds 25 events, or the next would pass GA's size limit. */
+  full: boolean;
+  /** When its oldest event happened (ms since epoch). */
+  oldestAt: number;
 }
 
 /**
- * Groups one token's outbox rows into GA requests: rows with the same device fields share a request,
- * each request has at most 25 events and stays under GA's size limit. Order is kept within a group.
+ * Groups one token's claimed rows into GA requests, as JSON text built from the stored JSON of each event's
+ * parameters and device (stored already within GA's limits): rows with the same device fields share a request,
+ * each request has at most 25 events and stays under GA's size limit. Order is kept within a group. Nothing is
+ * parsed and built again per event: this runs for every event delivered.
  */
-export function buildRequests(rows: OutboxRow[], clientId: string, appVersion: string): MpRequest[] {
-  const groups = new Map<string, OutboxRow[]>();
+export function rawRequests(rows: ClaimedRow[], clientId: string, appVersion: string): RawRequest[] {
+  const groups = new Map<string, ClaimedRow[]>();
   for (const row of rows) {
     const group = groups.get(row.deviceKey);
     if (group) group.push(row);
     else groups.set(row.deviceKey, [row]);
   }
-  const requests: MpRequest[] = [];
+  const head = `{"client_id":${JSON.stringify(clientId)},"non_personalized_ads":true,"user_properties":{"app_version":{"value":${JSON.stringify(clampText(appVersion, 36))}}}`;
+  const requests: RawRequest[] = [];
   for (const group of groups.values()) {
-    let current: MpRequest | undefined;
-    let bytes = 0;
+    const start = group[0]?.deviceJson ? `${head},"device":${group[0].deviceJson},"events":[` : `${head},"events":[`;
+    const startBytes = Buffer.byteLength(start) + 2;
+    let current: { request: RawRequest; events: string[]; bytes: number } | undefined;
+    const close = () => {
+      if (current) current.request.json = `${start}${current.events.join(',')}]}`;
+    };
     for (const row of group) {
-      const event = { name: row.name, timestamp_micros: row.occurredAt * 1000, params: clampParams(row.params) };
-      const eventBytes = Buffer.byteLength(JSON.stringify(event)) + 1;
-      if (!current || current.ids.length >= GA_LIMITS.eventsPerRequest || bytes + eventBytes > GA_LIMITS.requestBytes) {
-        if (current) current.full = true;
-        current = { ids: [], body: emptyBody(clientId, appVersion, row.device), full: false, oldestAt: row.occurredAt };
-        bytes = Buffer.byteLength(JSON.stringify(current.body));
-        requests.push(current);
+      const event = `{"name":${JSON.stringify(row.name)},"timestamp_micros":${row.occurredAt * 1000},"params":${row.paramsJson}}`;
+      const eventBytes = Buffer.byteLength(event) + 1;
+      if (!current || current.events.length >= GA_LIMITS.eventsPerRequest || current.bytes + eventBytes > GA_LIMITS.requestBytes) {
+        if (current) {
+          current.request.full = true;
+          close();
+        }
+        current = { request: { ids: [], json: '', full: false, oldestAt: row.occurredAt }, events: [], bytes: startBytes };
+        requests.push(current.request);
       }
-      current.ids.push(row.id);
-      current.body.events.push(event);
-      current.oldestAt = Math.min(current.oldestAt, row.occurredAt);
-      bytes += eventBytes;
+      current.request.ids.push(row.id);
+      current.events.push(event);
+      current.request.oldestAt = Math.min(current.request.oldestAt, row.occurredAt);
+      current.bytes += eventBytes;
     }
-    if (current && current.ids.length >= GA_LIMITS.eventsPerRequest) current.full = true;
+    if (current && current.events.length >= GA_LIMITS.eventsPerRequest) current.request.full = true;
+    close();
   }
   return requests;
+}
+
+/**
+ * Groups one token's outbox rows (parameters as objects, cut to GA's limits here) into GA requests, as
+ * {@link rawRequests} does for claimed rows; each with its body as an object.
+ */
+export function buildRequests(rows: OutboxRow[], clientId: string, appVersion: string): MpRequest[] {
+  const claimed: ClaimedRow[] = rows.map((row) => ({
+    ...row,
+    paramsJson: JSON.stringify(clampParams(row.params)),
+    deviceJson: row.device ? JSON.stringify(row.device) : null,
+  }));
+  return rawRequests(claimed, clientId, appVersion).map(({ ids, json, full, oldestAt }) => ({ ids, body: JSON.parse(json) as MpBody, full, oldestAt }));
 }

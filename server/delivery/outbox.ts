@@ -24,6 +24,7 @@ interface Waiting {
 export class Outbox {
   private waiting: Waiting[] = [];
   private flushScheduled = false;
+  private flushing = false;
   private readonly listeners: Array<() => void> = [];
   /** This process's idea of how many events wait: the last count plus what it wrote since. */
   private estimate: number | undefined;
@@ -57,15 +58,23 @@ export class Outbox {
     if (events.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.waiting.push({ events, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => void this.flush());
-      }
+      this.scheduleFlush();
     });
+  }
+
+  /**
+   * One commit at a time: what arrives while one is on its way waits for the next, which then takes it all.
+   * Under load the batches grow by themselves, and so do the hits sharing one sync.
+   */
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.flushing || this.waiting.length === 0) return;
+    this.flushScheduled = true;
+    setImmediate(() => void this.flush());
   }
 
   private async flush(): Promise<void> {
     this.flushScheduled = false;
+    this.flushing = true;
     const batch = this.waiting;
     this.waiting = [];
     let written: Map<string, number>;
@@ -74,6 +83,9 @@ export class Outbox {
     } catch (error) {
       for (const w of batch) w.reject(error);
       return;
+    } finally {
+      this.flushing = false;
+      this.scheduleFlush();
     }
     for (const w of batch) w.resolve();
     let total = 0;

@@ -2,11 +2,11 @@ import type { Clock } from '../core/clock.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { redactSecret } from '../core/secrets.ts';
 import type { Store } from '../store/store.ts';
-import type { Claim, Token } from '../store/types.ts';
+import type { Claim, ClaimRef, SentRequest, Token } from '../store/types.ts';
 import { featureOfEvent, featureOn } from '../tokens/features.ts';
 import { retryDelay } from './backoff.ts';
 import { describeNetworkError, postToGa } from './ga-client.ts';
-import { buildRequests, mpUrl, type MpRequest } from './measurement-protocol.ts';
+import { mpUrl, rawRequests, type RawRequest } from './measurement-protocol.ts';
 
 /** What one token's delivery in one round works with. */
 export interface TokenRoundDeps {
@@ -46,9 +46,9 @@ export interface TokenRoundResult {
 }
 
 type Outcome =
-  | { kind: 'delivered'; status: number }
-  | { kind: 'retry'; status?: number; error: string; retryAfter?: number }
-  | { kind: 'failed'; status: number; error: string }
+  | { kind: 'delivered'; sent: SentRequest }
+  | { kind: 'retry'; sent?: SentRequest; error: string; retryAfter?: number }
+  | { kind: 'failed'; sent: SentRequest; error: string }
   | { kind: 'abandoned' };
 
 /** Classifies GA's answer: 2xx delivered; 429, 5xx and 408 passing; any other 4xx refused for good. */
@@ -63,9 +63,9 @@ export function classifyStatus(status: number): 'delivered' | 'retry' | 'failed'
  * once its oldest event has waited `lingerMs` (so that a burst fills requests rather than sending what has
  * arrived so far), or when flushing.
  */
-export function chooseRequests(requests: MpRequest[], now: number, lingerMs: number, flush: boolean): { send: MpRequest[]; wait: MpRequest[] } {
-  const send: MpRequest[] = [];
-  const wait: MpRequest[] = [];
+export function chooseRequests<R extends { full: boolean; oldestAt: number }>(requests: R[], now: number, lingerMs: number, flush: boolean): { send: R[]; wait: R[] } {
+  const send: R[] = [];
+  const wait: R[] = [];
   for (const request of requests) (flush || request.full || request.oldestAt + lingerMs <= now ? send : wait).push(request);
   return { send, wait };
 }
@@ -78,16 +78,28 @@ export async function deliverTokenRound(deps: TokenRoundDeps, options: TokenRoun
   const { store, clock } = deps;
   const now = clock();
   const claim = await store.claim({ tokenId: token.id, owner: options.owner, now, leaseMs: options.leaseMs, limit: options.batchRows });
+  const ref: ClaimRef = { id: claim.id, tokenId: claim.tokenId };
+  try {
+    return await deliverClaim(deps, options, token, { ...claim, now });
+  } finally {
+    // The token is free for any relay again (of this process or another) as soon as this batch is settled.
+    await store.endClaim(ref);
+  }
+}
+
+/** Sends what should go now of a claimed batch, and settles each request's rows by GA's answer. */
+async function deliverClaim(deps: TokenRoundDeps, options: TokenRoundOptions, token: Token, claim: Claim & { now: number }): Promise<TokenRoundResult> {
+  const { store, now } = { store: deps.store, now: claim.now };
   if (claim.rows.length === 0) return { more: false, lingerUntil: undefined };
   const switchedOff = claim.rows.filter((row) => !featureOn(token, featureOfEvent(row.name))).map((row) => row.id);
   // A feature switched off after its events were queued (or put back by a retry): they are not sent.
-  for (const drop of await store.discard({ claim, ids: switchedOff, now, reason: 'switched-off' })) {
+  for (const drop of await store.discard({ claim: { id: claim.id, tokenId: claim.tokenId }, ids: switchedOff, now, reason: 'switched-off' })) {
     deps.metrics.eventsDropped.inc({ reason: drop.reason, feature: featureOfEvent(drop.event) }, drop.count);
   }
+  const ref: ClaimRef = { id: claim.id, tokenId: claim.tokenId };
   const off = new Set(switchedOff);
   const rows = claim.rows.filter((row) => !off.has(row.id));
-  const { send, wait } = chooseRequests(buildRequests(rows, deps.clientId, deps.appVersion), now, options.lingerMs, options.flush);
-  await store.release(claim, wait.flatMap((r) => r.ids));
+  const { send, wait } = chooseRequests(rawRequests(rows, deps.clientId, deps.appVersion), now, options.lingerMs, options.flush);
   const lingerUntil = wait.length === 0 ? undefined : Math.min(...wait.map((r) => r.oldestAt + options.lingerMs));
 
   const attempts = new Map(rows.map((row) => [row.id, row.attempts]));
@@ -98,17 +110,14 @@ export async function deliverTokenRound(deps: TokenRoundDeps, options: TokenRoun
   let next = 0;
   const worker = async () => {
     while (next < send.length) {
-      const request = send[next++] as MpRequest;
-      // GA is failing for this token: what is left goes back, to wait for the hold with the rest.
-      if (blocked) {
-        await store.release(claim, request.ids);
-        continue;
-      }
+      const request = send[next++] as RawRequest;
+      // GA is failing for this token: what is left waits for the hold with the rest.
+      if (blocked) continue;
       const outcome = await sendRequest(deps, options, token, request);
       if (outcome.kind !== 'abandoned') deps.metrics.gaRequests.inc({ token: String(token.id), outcome: outcome.kind });
       if (outcome.kind === 'delivered') delivered = true;
       if (outcome.kind === 'retry') blocked = true;
-      await settle(deps, options, claim, request, outcome, { failures, attempts });
+      await settle(deps, options, ref, request, outcome, { failures, attempts });
     }
   };
   const workers = await Promise.allSettled(Array.from({ length: Math.min(options.concurrency, send.length) }, worker));
@@ -120,20 +129,19 @@ export async function deliverTokenRound(deps: TokenRoundDeps, options: TokenRoun
   return { more: !blocked && claim.rows.length === options.batchRows, lingerUntil };
 }
 
-async function sendRequest(deps: TokenRoundDeps, options: TokenRoundOptions, token: Token, request: MpRequest): Promise<Outcome> {
-  const body = JSON.stringify(request.body);
+async function sendRequest(deps: TokenRoundDeps, options: TokenRoundOptions, token: Token, request: RawRequest): Promise<Outcome> {
+  const body = request.json;
   try {
     const answer = await postToGa(mpUrl(deps.gaUrl, token), body, { timeoutMs: options.timeoutMs, signal: options.signal, fetch: deps.fetch });
-    if (options.keepSent > 0) {
-      await deps.store.recordSent(token.id, { at: deps.clock(), status: answer.status, events: request.ids.length, body }, options.keepSent);
-    }
+    // Exactly what GA received (the URL, which holds the secret, is not kept), stored with the outcome.
+    const sent = { at: deps.clock(), status: answer.status, events: request.ids.length, body };
     const kind = classifyStatus(answer.status);
-    if (kind === 'delivered') return { kind, status: answer.status };
+    if (kind === 'delivered') return { kind, sent };
     // GA's text can echo the request, secret included: blanked before it is cut (a cut could split it).
     const text = redactSecret(answer.text, token.apiSecret).slice(0, 200);
     const error = `GA answered ${answer.status}${text ? `: ${text}` : ''}`;
-    if (kind === 'failed') return { kind, status: answer.status, error };
-    return { kind, status: answer.status, error, retryAfter: answer.retryAfter };
+    if (kind === 'failed') return { kind, sent, error };
+    return { kind, sent, error, retryAfter: answer.retryAfter };
   } catch (error) {
     if (options.signal.aborted) return { kind: 'abandoned' };
     return { kind: 'retry', error: describeNetworkError(error) };
@@ -144,31 +152,31 @@ async function sendRequest(deps: TokenRoundDeps, options: TokenRoundOptions, tok
 async function settle(
   deps: TokenRoundDeps,
   options: TokenRoundOptions,
-  claim: Claim,
-  request: MpRequest,
+  claim: ClaimRef,
+  request: RawRequest,
   outcome: Outcome,
   context: { failures: number; attempts: Map<number, number> },
 ): Promise<void> {
   const { store, metrics, clock } = deps;
   const token = String(claim.tokenId);
+  const kept = (sent: SentRequest | undefined) => (sent && options.keepSent > 0 ? { sent: { request: sent, keep: options.keepSent } } : {});
   const settlement = { claim, ids: request.ids, now: clock() };
   switch (outcome.kind) {
     case 'delivered':
-      metrics.eventsDelivered.inc({ token }, await store.delivered(settlement));
+      metrics.eventsDelivered.inc({ token }, await store.delivered({ ...settlement, ...kept(outcome.sent) }));
       return;
     case 'failed':
-      metrics.eventsFailed.inc({ token }, await store.failed({ ...settlement, error: outcome.error }));
+      metrics.eventsFailed.inc({ token }, await store.failed({ ...settlement, ...kept(outcome.sent), error: outcome.error }));
       return;
     case 'abandoned':
-      // Stopping: the rows go back as they were, for this or another process to send after the restart.
-      await store.release(claim, request.ids);
+      // Stopping: the rows stay as they were, for this or another process to send (the lease is given back).
       return;
     case 'retry': {
       // The back-off grows with the events' own tries and with the token's failures in a row, so fresh events
       // during an outage do not restart it from one second. GA's Retry-After is a floor: `0` must not mean "at once".
       const tries = Math.max(context.failures - 1, ...request.ids.map((id) => context.attempts.get(id) ?? 0));
       const at = settlement.now + Math.max(outcome.retryAfter ?? 0, retryDelay(tries, options.random));
-      const n = await store.retryLater({ ...settlement, nextAttemptAt: at, error: outcome.error, hold: { until: at, failures: context.failures } });
+      const n = await store.retryLater({ ...settlement, ...kept(outcome.sent), nextAttemptAt: at, error: outcome.error, hold: { until: at, failures: context.failures } });
       metrics.eventsRetried.inc({ token }, n);
     }
   }

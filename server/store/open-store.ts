@@ -1,4 +1,13 @@
 import type { PostgresOptions } from './postgres/postgres-driver.ts';
+
+/** How a store is opened. */
+export interface StoreOptions extends PostgresOptions {
+  /**
+   * SQLite: run the database in a worker thread of its own, so that commits (and the sync that makes each one
+   * durable) never block the thread that answers HTTP. `npm start` does.
+   */
+  thread?: boolean;
+}
 import { openSqlite } from './sqlite/sqlite-driver.ts';
 import { isPostgresUrl } from './location.ts';
 import { sqlStore } from './sql-store.ts';
@@ -10,8 +19,9 @@ import type { Store } from './store.ts';
  * file path (`:memory:` allowed). Throws a `DatabaseError` with one line saying why it cannot.
  * @example const store = await openStore('./data/analytics.db');
  */
-export async function openStore(location: string, options: PostgresOptions = {}): Promise<Store> {
+export async function openStore(location: string, options: StoreOptions = {}): Promise<Store> {
   // pg and drizzle's PostgreSQL migrator are loaded only when used: a SQLite start does not pay for them.
-  const driver = isPostgresUrl(location) ? await (await import('./postgres/postgres-driver.ts')).openPostgres(location, options) : openSqlite(location);
-  return sqlStore(driver);
+  if (isPostgresUrl(location)) return sqlStore(await (await import('./postgres/postgres-driver.ts')).openPostgres(location, options));
+  if (options.thread) return (await import('./sqlite/worker-store.ts')).openSqliteInWorker(location);
+  return sqlStore(openSqlite(location));
 }

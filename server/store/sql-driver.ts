@@ -4,6 +4,15 @@ export interface SqlResult<R> {
   changes: number;
 }
 
+/** How a transaction is run. */
+export interface TransactionOptions {
+  /** Synced to disk before the commit returns (default true). */
+  durable?: boolean;
+}
+
+/** What delivery bookkeeping asks for: committed, not waited on the disk for. */
+export const BOOKKEEPING: TransactionOptions = { durable: false };
+
 /** Runs plain SQL written with `?` placeholders, the same text for both dialects. */
 export interface SqlExecutor {
   query<R = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<SqlResult<R>>;
@@ -18,8 +27,10 @@ export interface SqlDriver extends SqlExecutor {
   /**
    * Runs `work` in one transaction that writes: SQLite takes the write lock at once (BEGIN IMMEDIATE), so
    * what `work` read stays true until it commits; PostgreSQL runs it on one connection of the pool.
+   * A transaction is durable (synced to disk before it returns) unless `durable: false` says its loss in a power
+   * cut costs nothing but a second send (delivery bookkeeping); a later durable commit syncs it along.
    */
-  transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  transaction<T>(work: (tx: SqlExecutor) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /**
    * Why the last write could not be done (disk full, locked, gone), until a write succeeds again; undefined
    * when writes work.

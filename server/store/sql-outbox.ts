@@ -1,6 +1,6 @@
-import { exclusively, greatest, idIn, skipLocked, type SqlDriver, type SqlExecutor } from './sql-driver.ts';
+import { BOOKKEEPING, exclusively, greatest, idIn, type SqlDriver, type SqlExecutor } from './sql-driver.ts';
 import type { Settlement, Store } from './store.ts';
-import type { DeviceFields, DropCount, EventParams, NewEvent, OutboxRow } from './types.ts';
+import type { ClaimedRow, DeviceFields, DropCount, NewEvent, SentRequest } from './types.ts';
 
 type OutboxQueries = Pick<
   Store,
@@ -8,7 +8,7 @@ type OutboxQueries = Pick<
   | 'pendingCount'
   | 'trimOutbox'
   | 'claim'
-  | 'release'
+  | 'endClaim'
   | 'delivered'
   | 'retryLater'
   | 'failed'
@@ -110,17 +110,40 @@ async function countOutcome(tx: SqlExecutor, tokenId: number, now: number, deliv
   );
 }
 
-type ClaimedRow = Omit<OutboxRow, 'params' | 'device'> & { params: string; device: string | null };
+/** Keeps a request that went to GA, and at most `keep` of the token's newest. */
+export async function keepSent(tx: SqlExecutor, tokenId: number, request: SentRequest, keep: number): Promise<void> {
+  const { rows } = await tx.query<{ id: number }>('INSERT INTO sent_requests (token_id, at, status, events, body) VALUES (?, ?, ?, ?, ?) RETURNING id', [
+    tokenId,
+    request.at,
+    request.status,
+    request.events,
+    request.body,
+  ]);
+  // Trimmed every few requests rather than each time: the table holds a few more than `keep` at most.
+  if (Number(rows[0]?.id ?? 0) % 16 !== 0) return;
+  await tx.query('DELETE FROM sent_requests WHERE token_id = ? AND id <= (SELECT id FROM sent_requests WHERE token_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)', [
+    tokenId,
+    tokenId,
+    keep,
+  ]);
+}
 
-const NOT_LEASED = '(claimed_by IS NULL OR next_attempt_at <= ?)';
+/** Keeps the settlement's request, if it carries one. */
+async function keepSettled(tx: SqlExecutor, s: Settlement): Promise<void> {
+  if (s.sent) await keepSent(tx, s.claim.tokenId, s.sent.request, s.sent.keep);
+}
+
+/** Not among the rows a live lease is delivering (`?`: now). */
+const NOT_LEASED = `NOT EXISTS (SELECT 1 FROM tokens t WHERE t.id = outbox.token_id AND t.lease_until > ? AND t.lease_id IS NOT NULL
+  AND (outbox.next_attempt_at < t.lease_due OR (outbox.next_attempt_at = t.lease_due AND outbox.id <= t.lease_id)))`;
 
 /** The outbox: queueing, the bound, claims with a lease, and what each outcome does to rows and token. */
 export function outboxQueries(db: SqlDriver): OutboxQueries {
   const { dialect } = db;
-  /** `id IN (…)` for the settlement's rows, still held by its claim. */
+  /** `id IN (…)` for the settlement's rows, while its claim still holds their token. */
   const held = (s: Settlement): [string, unknown[]] => {
     const [inList, param] = idIn(dialect, 'id', s.ids);
-    return [`${inList} AND claimed_by = ?`, [param, s.claim.id]];
+    return [`${inList} AND EXISTS (SELECT 1 FROM tokens WHERE id = ? AND claimed_by = ?)`, [param, s.claim.tokenId, s.claim.id]];
   };
   let claims = 0;
 
@@ -154,46 +177,39 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
           excess -= gone.rows.length;
         }
         return countDrops(tx, 'outbox-full', dropped);
-      });
+      }, BOOKKEEPING);
     },
 
     claim({ tokenId, owner, now, leaseMs, limit }) {
       claims += 1;
       const id = `${owner}:${claims}`;
       return db.transaction(async (tx) => {
+        // The lease is on the token: one relay at a time delivers a token's events, and the rows themselves are
+        // not written to claim them (writing each row was most of what delivering it cost).
+        const taken = await tx.query(
+          `UPDATE tokens SET claimed_by = ?, lease_until = ?, lease_due = NULL, lease_id = NULL WHERE id = ? AND lease_until <= ?`,
+          [id, now + leaseMs, tokenId, now],
+        );
+        if (taken.changes === 0) return { id, tokenId, rows: [] };
         const { rows } = await tx.query<ClaimedRow>(
-          `SELECT id, token_id AS "tokenId", name, params, device, device_key AS "deviceKey", occurred_at AS "occurredAt",
-             attempts, next_attempt_at AS "dueAt"
+          `SELECT id, token_id AS "tokenId", name, params AS "paramsJson", device AS "deviceJson", device_key AS "deviceKey",
+             occurred_at AS "occurredAt", attempts, next_attempt_at AS "dueAt"
            FROM outbox WHERE status = 'pending' AND token_id = ? AND next_attempt_at <= ?
-           ORDER BY next_attempt_at, id LIMIT ?${skipLocked(dialect)}`,
+           ORDER BY next_attempt_at, id LIMIT ?`,
           [tokenId, now, limit],
         );
-        if (rows.length > 0) {
-          const [inList, param] = idIn(dialect, 'id', rows.map((r) => r.id));
-          // The lease: not due again before it runs out, and only this claim may settle the rows meanwhile.
-          await tx.query(`UPDATE outbox SET claimed_by = ?, next_attempt_at = ? WHERE ${inList}`, [id, now + leaseMs, param]);
-        }
-        const claimed = rows.map((r) => ({
-          ...r,
-          params: JSON.parse(r.params) as EventParams,
-          device: r.device === null ? null : (JSON.parse(r.device) as DeviceFields),
-        }));
-        return { id, tokenId, rows: claimed };
-      });
+        const last = rows.at(-1);
+        // Rows up to the last one taken are being delivered: the bound's trim leaves them alone.
+        if (last) await tx.query('UPDATE tokens SET lease_due = ?, lease_id = ? WHERE id = ?', [last.dueAt, last.id, tokenId]);
+        return { id, tokenId, rows };
+      }, BOOKKEEPING);
     },
 
-    async release(claim, ids) {
-      if (ids.length === 0) return;
-      // Due again as each was before the claim (one statement per distinct time; usually one or two).
-      const wanted = new Set(ids);
-      const byDue = new Map<number, number[]>();
-      for (const row of claim.rows) if (wanted.has(row.id)) byDue.set(row.dueAt, [...(byDue.get(row.dueAt) ?? []), row.id]);
-      await db.transaction(async (tx) => {
-        for (const [dueAt, group] of byDue) {
-          const [where, params] = held({ claim, ids: group, now: 0 });
-          await tx.query(`UPDATE outbox SET claimed_by = NULL, next_attempt_at = ? WHERE ${where}`, [dueAt, ...params]);
-        }
-      });
+    async endClaim(claim) {
+      await db.query('UPDATE tokens SET claimed_by = NULL, lease_until = 0, lease_due = NULL, lease_id = NULL WHERE id = ? AND claimed_by = ?', [
+        claim.tokenId,
+        claim.id,
+      ]);
     },
 
     delivered(s) {
@@ -202,12 +218,16 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
         // The token's row first, as a token's delete takes it first too: the two never wait on each other in a circle.
         const token = await tx.query('UPDATE tokens SET last_delivered_at = ? WHERE id = ?', [s.now, s.claim.tokenId]);
         if (token.changes === 0) return 0; // deleted meanwhile, and its events with it
-        const [where, params] = held(s);
-        // A claim whose lease ran out and was taken over finds nothing here: the other claim counts them.
-        const { changes } = await tx.query(`DELETE FROM outbox WHERE ${where}`, params);
+        // GA took them: they leave, whoever holds the token now. Rows another claim delivered meanwhile (this one's
+        // lease ran out while it was stuck) are gone already and are not counted twice.
+        const [inList, param] = idIn(dialect, 'id', s.ids);
+        // SQLite's `+status`: look the rows up by id, not by scanning every waiting row through the status index.
+        const status = dialect === 'sqlite' ? '+status' : 'status';
+        const { changes } = await tx.query(`DELETE FROM outbox WHERE ${inList} AND ${status} = 'pending'`, [param]);
         await countOutcome(tx, s.claim.tokenId, s.now, changes, 0);
+        await keepSettled(tx, s);
         return changes;
-      });
+      }, BOOKKEEPING);
     },
 
     retryLater(s) {
@@ -221,11 +241,12 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
         if (token.changes === 0) return 0;
         const [where, params] = held(s);
         const { changes } = await tx.query(
-          `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, claimed_by = NULL WHERE ${where}`,
+          `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE ${where}`,
           [s.nextAttemptAt, s.error, ...params],
         );
+        await keepSettled(tx, s);
         return changes;
-      });
+      }, BOOKKEEPING);
     },
 
     failed(s) {
@@ -236,12 +257,13 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
         if (token.changes === 0) return 0;
         const [where, params] = held(s);
         const { changes } = await tx.query(
-          `UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?, claimed_by = NULL WHERE ${where}`,
+          `UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE ${where}`,
           [s.error, ...params],
         );
         await countOutcome(tx, s.claim.tokenId, s.now, 0, changes);
+        await keepSettled(tx, s);
         return changes;
-      });
+      }, BOOKKEEPING);
     },
 
     discard(s) {
@@ -250,7 +272,7 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
         const [where, params] = held(s);
         const { rows } = await tx.query<{ name: string }>(`DELETE FROM outbox WHERE ${where} RETURNING name`, params);
         return countDrops(tx, s.reason, rows);
-      });
+      }, BOOKKEEPING);
     },
 
     async clearHold(tokenId) {
@@ -269,12 +291,12 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
     expire(cutoff, now) {
       return db.transaction(async (tx) => {
         const { rows } = await tx.query<{ name: string }>(
-          `UPDATE outbox SET status = 'failed', last_error = ?, claimed_by = NULL
+          `UPDATE outbox SET status = 'failed', last_error = ?
            WHERE status = 'pending' AND occurred_at < ? AND ${NOT_LEASED} RETURNING name`,
           ["older than GA's 72-hour limit", cutoff, now],
         );
         return countDrops(tx, 'expired', rows);
-      });
+      }, BOOKKEEPING);
     },
 
     pruneFailed(before, keep) {
@@ -285,7 +307,7 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
           [keep],
         );
         return old.changes + excess.changes;
-      });
+      }, BOOKKEEPING);
     },
 
     async pruneHourCounts(before) {
@@ -300,12 +322,12 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
         if (token.changes === 0) return 0;
         const [inList, param] = ids ? idIn(dialect, 'id', ids) : ['1 = 1', undefined];
         const { changes } = await tx.query(
-          `UPDATE outbox SET status = 'pending', next_attempt_at = ?, attempts = 0, last_error = NULL, claimed_by = NULL
+          `UPDATE outbox SET status = 'pending', next_attempt_at = ?, attempts = 0, last_error = NULL
            WHERE status = 'failed' AND token_id = ? AND occurred_at >= ? AND ${inList}`,
           ids ? [now, tokenId, since, param] : [now, tokenId, since],
         );
         if (changes === 0) return 0;
-        await tx.query("UPDATE outbox SET next_attempt_at = ? WHERE status = 'pending' AND token_id = ? AND next_attempt_at > ? AND claimed_by IS NULL", [
+        await tx.query("UPDATE outbox SET next_attempt_at = ? WHERE status = 'pending' AND token_id = ? AND next_attempt_at > ?", [
           now,
           tokenId,
           now,

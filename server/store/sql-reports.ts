@@ -1,4 +1,5 @@
-import type { SqlDriver } from './sql-driver.ts';
+import { BOOKKEEPING, type SqlDriver } from './sql-driver.ts';
+import { keepSent } from './sql-outbox.ts';
 import type { Store } from './store.ts';
 import type { FailedEvent, TokenCounts } from './types.ts';
 
@@ -51,19 +52,7 @@ export function reportQueries(db: SqlDriver): ReportQueries {
     },
 
     async recordSent(tokenId, request, keep) {
-      await db.transaction(async (tx) => {
-        await tx.query('INSERT INTO sent_requests (token_id, at, status, events, body) VALUES (?, ?, ?, ?, ?)', [
-          tokenId,
-          request.at,
-          request.status,
-          request.events,
-          request.body,
-        ]);
-        await tx.query(
-          'DELETE FROM sent_requests WHERE token_id = ? AND id <= (SELECT id FROM sent_requests WHERE token_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)',
-          [tokenId, tokenId, keep],
-        );
-      });
+      await db.transaction((tx) => keepSent(tx, tokenId, request, keep), BOOKKEEPING);
     },
 
     async sentRequests(tokenId, limit) {

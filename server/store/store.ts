@@ -1,5 +1,6 @@
 import type {
   Claim,
+  ClaimRef,
   DropCount,
   FailedEvent,
   FirstToken,
@@ -15,9 +16,12 @@ import type {
 
 /** What a delivery attempt asks of the rows it claimed, and of their token. */
 export interface Settlement {
-  claim: Claim;
+  /** The claim only, not its rows: a settlement may cross a thread, and should not carry the whole batch. */
+  claim: ClaimRef;
   ids: number[];
   now: number;
+  /** The request as GA received it, kept in the same transaction (at most `keep` a token). */
+  sent?: { request: SentRequest; keep: number };
 }
 
 /**
@@ -70,10 +74,13 @@ export interface Store {
    * are over the bound) the oldest host events. Never drops rows under a live lease. Counted as `outbox-full`.
    */
   trimOutbox(max: number, now: number): Promise<DropCount[]>;
-  /** Up to `limit` of a token's due events, oldest due first, leased to a new claim until `now + leaseMs`. */
+  /**
+   * Leases the token to a new claim until `now + leaseMs` and returns up to `limit` of its due events, oldest due
+   * first; no rows when another claim holds the token's lease. One relay at a time delivers a token.
+   */
   claim(request: { tokenId: number; owner: string; now: number; leaseMs: number; limit: number }): Promise<Claim>;
-  /** Gives back claimed rows that were not sent, due as they were. */
-  release(claim: Claim, ids: number[]): Promise<void>;
+  /** Gives the token's lease back (what was not sent stays due as it was). */
+  endClaim(claim: ClaimRef): Promise<void>;
   /** GA took these: they leave the outbox if the claim still holds them, and are counted. Returns how many left. */
   delivered(settlement: Settlement): Promise<number>;
   /** A passing failure: the rows are due again at `nextAttemptAt`, the token is held until `hold.until`. */

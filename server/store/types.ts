@@ -67,7 +67,7 @@ export interface NewEvent {
   occurredAt: number;
 }
 
-/** An event taken from the outbox for delivery. */
+/** An event taken from the outbox for delivery, its parameters and device as objects. */
 export interface OutboxRow {
   id: number;
   tokenId: number;
@@ -82,12 +82,34 @@ export interface OutboxRow {
   dueAt: number;
 }
 
-/** Rows claimed for delivery: only the claim that took them may settle them. */
-export interface Claim {
+/**
+ * An event as claimed for delivery: its parameters and device as the JSON text they are stored as, which goes
+ * into the request as it is (they were cut to GA's limits before they were stored).
+ */
+export interface ClaimedRow {
+  id: number;
+  tokenId: number;
+  name: string;
+  paramsJson: string;
+  deviceJson: string | null;
+  /** Groups events that may share one GA request ('' for events without a device). */
+  deviceKey: string;
+  occurredAt: number;
+  attempts: number;
+  /** When it fell due (before it was claimed). */
+  dueAt: number;
+}
+
+/** Which claim holds rows: only the claim that took them may settle them. */
+export interface ClaimRef {
   /** Unique to this claim; written into the rows while they are leased. */
   id: string;
   tokenId: number;
-  rows: OutboxRow[];
+}
+
+/** Rows claimed for delivery, with the claim that holds them. */
+export interface Claim extends ClaimRef {
+  rows: ClaimedRow[];
 }
 
 /** The host's numbers for the daily stats. */

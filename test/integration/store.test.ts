@@ -77,48 +77,59 @@ describe.each(DIALECTS)('the store on %s', (dialect) => {
     await store.close();
   });
 
-  it('leases claimed rows: two relays never hold the same row, and settling needs the claim that holds it', async () => {
+  it('leases a token to one claim at a time; a lease that runs out is taken over, and settling counts nothing twice', async () => {
     const { store, tokenId, sql } = await setup(dialect);
     await store.enqueue(Array.from({ length: 10 }, (_, i) => pageView(tokenId, i, NOW - 1000 + i)));
+    // Two relays at once: one gets the token's events, the other nothing.
     const [a, b] = await Promise.all([claimOf(store, tokenId, 'relay-a', NOW, 6), claimOf(store, tokenId, 'relay-b', NOW, 6)]);
-    const ids = [...a.rows, ...b.rows].map((r) => r.id);
-    expect(ids).toHaveLength(10);
-    expect(new Set(ids).size).toBe(10);
-    expect(a.rows[0]).toMatchObject({ name: 'page_view', params: { page_location: expect.stringContaining('/p') }, device: { category: 'desktop', language: 'en' } });
-    // Nothing is due while leased.
+    const [holder, other] = a.rows.length > 0 ? [a, b] : [b, a];
+    expect(holder.rows).toHaveLength(6);
+    expect(other.rows).toEqual([]);
+    // Parameters and device come as the JSON text they were stored as, to go into a request as they are.
+    expect(holder.rows[0]).toMatchObject({ name: 'page_view', paramsJson: expect.stringContaining('/p') });
+    expect(JSON.parse(holder.rows[0]?.deviceJson ?? 'null')).toEqual({ category: 'desktop', language: 'en' });
+    // While leased, nobody else gets the token.
     expect((await claimOf(store, tokenId, 'relay-c', NOW + 1000)).rows).toEqual([]);
-    // Only the holder settles: another claim's delete or failure finds nothing.
-    const other = await claimOf(store, tokenId, 'relay-c', NOW + 1000);
-    expect(await store.delivered({ claim: { ...other, rows: a.rows }, ids: a.rows.map((r) => r.id), now: NOW })).toBe(0);
-    expect(await store.delivered({ claim: a, ids: a.rows.map((r) => r.id), now: NOW })).toBe(a.rows.length);
-    expect(await store.pendingCount()).toBe(10 - a.rows.length);
-    // A lease that runs out lets another relay take the rows; the first holder's late settlement then does nothing.
-    const taken = await claimOf(store, tokenId, 'relay-d', NOW + 31_000);
-    expect(taken.rows.map((r) => r.id).sort()).toEqual(b.rows.map((r) => r.id).sort());
-    expect(await store.delivered({ claim: b, ids: b.rows.map((r) => r.id), now: NOW + 31_000 })).toBe(0);
-    expect(await store.delivered({ claim: taken, ids: taken.rows.map((r) => r.id), now: NOW + 31_000 })).toBe(b.rows.length);
+    // A claim that lost the token may not hold it back or fail its rows.
+    const ids = holder.rows.map((r) => r.id);
+    expect(await store.failed({ claim: other, ids, now: NOW, error: 'x' })).toBe(0);
+    expect(await store.retryLater({ claim: other, ids, now: NOW, nextAttemptAt: NOW + 1, error: 'x', hold: { until: 0, failures: 0 } })).toBe(0);
+    // The holder delivers two rows and gets stuck; its lease runs out and another relay takes the token over.
+    expect(await store.delivered({ claim: holder, ids: ids.slice(0, 2), now: NOW })).toBe(2);
+    const taken = await claimOf(store, tokenId, 'relay-d', NOW + 31_000, 100);
+    expect(taken.rows.map((r) => r.id).sort()).toEqual([...ids.slice(2), ...(await sql<{ id: number }>('SELECT id FROM outbox WHERE id NOT IN (' + ids.join(',') + ')')).map((r) => Number(r.id))].sort());
+    // Both deliver the same rows (the stuck request got through late): each row leaves and is counted once.
+    expect(await store.delivered({ claim: taken, ids: taken.rows.map((r) => r.id), now: NOW + 31_000 })).toBe(8);
+    expect(await store.delivered({ claim: holder, ids: ids.slice(2), now: NOW + 31_000 })).toBe(0);
     expect(await store.pendingCount()).toBe(0);
     const [counted] = await sql<{ delivered: number }>('SELECT delivered FROM delivery_stats WHERE token_id = ?', [tokenId]);
     expect(Number(counted?.delivered)).toBe(10);
+    // Given back, the token is free at once.
+    await store.endClaim(taken);
+    await store.enqueue([pageView(tokenId, 99, NOW)]);
+    expect((await claimOf(store, tokenId, 'relay-e', NOW + 31_001)).rows).toHaveLength(1);
     await store.close();
   });
 
-  it('gives back unsent rows due as they were, and holds a token GA fails for', async () => {
+  it('leaves unsent rows due as they were, and holds a token GA fails for', async () => {
     const { store, tokenId } = await setup(dialect);
     await store.enqueue([pageView(tokenId, 1, NOW - 500), pageView(tokenId, 2, NOW - 400), taskEvent(tokenId, 3, NOW - 300)]);
     const claim = await claimOf(store, tokenId, 'r');
-    const [first, second, third] = claim.rows;
-    await store.release(claim, [(first as { id: number }).id]);
+    const [, second, third] = claim.rows;
+    await store.endClaim(claim);
     expect((await store.dueTimes()).find((d) => d.tokenId === tokenId)?.dueAt).toBe(NOW - 500);
-    await store.retryLater({ claim, ids: [(second as { id: number }).id], now: NOW, nextAttemptAt: NOW + 8_000, error: 'GA answered 503', hold: { until: NOW + 8_000, failures: 1 } });
-    await store.failed({ claim, ids: [(third as { id: number }).id], now: NOW, error: 'GA answered 400: bad' });
+    const again = await claimOf(store, tokenId, 'r1');
+    await store.retryLater({ claim: again, ids: [(second as { id: number }).id], now: NOW, nextAttemptAt: NOW + 8_000, error: 'GA answered 503', hold: { until: NOW + 8_000, failures: 1 } });
+    await store.failed({ claim: again, ids: [(third as { id: number }).id], now: NOW, error: 'GA answered 400: bad' });
+    await store.endClaim(again);
     const token = await store.findToken(tokenId);
     expect(token).toMatchObject({ heldUntil: NOW + 8_000, failures: 1, lastError: 'GA answered 400: bad' });
     // Held: the token's next due time is its hold, even with a row due now.
     expect((await store.dueTimes()).find((d) => d.tokenId === tokenId)?.dueAt).toBe(NOW + 8_000);
     // A shorter hold asked for by another relay does not shorten it.
-    const again = await claimOf(store, tokenId, 'r2');
-    await store.retryLater({ claim: again, ids: again.rows.map((r) => r.id), now: NOW, nextAttemptAt: NOW + 1_000, error: 'x', hold: { until: NOW + 1_000, failures: 1 } });
+    const third2 = await claimOf(store, tokenId, 'r2');
+    await store.retryLater({ claim: third2, ids: third2.rows.map((r) => r.id), now: NOW, nextAttemptAt: NOW + 1_000, error: 'x', hold: { until: NOW + 1_000, failures: 1 } });
+    await store.endClaim(third2);
     expect((await store.findToken(tokenId))?.heldUntil).toBe(NOW + 8_000);
     await store.clearHold(tokenId);
     expect(await store.findToken(tokenId)).toMatchObject({ heldUntil: 0, failures: 0 });
@@ -134,12 +145,13 @@ describe.each(DIALECTS)('the store on %s', (dialect) => {
     const { store, tokenId } = await setup(dialect);
     await store.enqueue([taskEvent(tokenId, 0, NOW - 10_000)]);
     await store.enqueue(Array.from({ length: 10 }, (_, i) => pageView(tokenId, i, NOW - 9_000 + i)));
-    // The two oldest page views are being delivered right now.
+    // The task event and the two oldest page views are being delivered right now.
     const leased = await store.claim({ tokenId, owner: 'r', now: NOW, leaseMs: 30_000, limit: 3 });
     expect(leased.rows.map((r) => r.name)).toEqual(['task_event', 'page_view', 'page_view']);
     const drops = await store.trimOutbox(5, NOW);
     expect(drops).toEqual([{ reason: 'outbox-full', event: 'page_view', count: 6 }]);
     expect(await store.pendingCount()).toBe(5);
+    await store.endClaim(leased);
     const left = await claimOf(store, tokenId, 'r2', NOW + 60_000);
     expect(left.rows.map((r) => r.name).sort()).toEqual(['page_view', 'page_view', 'page_view', 'page_view', 'task_event']);
     // The leased ones survived, and the newest unleased page views did.
@@ -164,6 +176,7 @@ describe.each(DIALECTS)('the store on %s', (dialect) => {
     expect(await store.pruneFailed(NOW, 0)).toBe(0);
     const claim = await claimOf(store, tokenId, 'r');
     await store.delivered({ claim, ids: claim.rows.map((r) => r.id), now: NOW });
+    await store.endClaim(claim);
     expect(await store.hourCounts(0)).toEqual([{ tokenId, hour: NOW - (NOW % 3_600_000), delivered: 1, failed: 0 }]);
     expect(await store.pruneHourCounts(NOW + 3_600_000)).toBe(1);
     expect(await store.hourCounts(0)).toEqual([]);
@@ -196,12 +209,15 @@ describe.each(DIALECTS)('the store on %s', (dialect) => {
   });
 
   it('keeps the last requests sent to each token, newest first, bounded', async () => {
-    const { store, tokenId } = await setup(dialect);
-    for (let i = 0; i < 5; i += 1) await store.recordSent(tokenId, { at: NOW + i, status: 204, events: i + 1, body: `{"n":${i}}` }, 3);
-    expect(await store.sentRequests(tokenId, 10)).toEqual([
-      { at: NOW + 4, status: 204, events: 5, body: '{"n":4}' },
-      { at: NOW + 3, status: 204, events: 4, body: '{"n":3}' },
-      { at: NOW + 2, status: 204, events: 3, body: '{"n":2}' },
+    const { store, tokenId, sql } = await setup(dialect);
+    for (let i = 0; i < 40; i += 1) await store.recordSent(tokenId, { at: NOW + i, status: 204, events: i + 1, body: `{"n":${i}}` }, 3);
+    // Trimmed every few requests: a few more than `keep` at most.
+    const [{ n }] = (await sql<{ n: number }>('SELECT count(*) AS n FROM sent_requests')) as [{ n: number }];
+    expect(Number(n)).toBeLessThanOrEqual(3 + 16);
+    expect(await store.sentRequests(tokenId, 3)).toEqual([
+      { at: NOW + 39, status: 204, events: 40, body: '{"n":39}' },
+      { at: NOW + 38, status: 204, events: 39, body: '{"n":38}' },
+      { at: NOW + 37, status: 204, events: 38, body: '{"n":37}' },
     ]);
     await store.close();
   });

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { packagePath } from '../../core/package-root.ts';
 import { DatabaseError, StoreUnavailableError } from '../errors.ts';
 import { describePostgresUrl } from '../location.ts';
-import type { SqlDriver, SqlExecutor, SqlResult } from '../sql-driver.ts';
+import type { SqlDriver, SqlExecutor, SqlResult, TransactionOptions } from '../sql-driver.ts';
 
 const MIGRATIONS_FOLDER = packagePath('drizzle', 'postgres');
 /** One advisory lock, held while migrating: processes starting together migrate once, one after the other. */
@@ -88,7 +88,7 @@ export class PostgresDriver implements SqlDriver {
     return this.run<R>(this.pool, sql, params);
   }
 
-  async transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  async transaction<T>(work: (tx: SqlExecutor) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -100,6 +100,8 @@ export class PostgresDriver implements SqlDriver {
     let broken = false;
     try {
       await client.query('BEGIN');
+      // Not waiting for the WAL flush is PostgreSQL's own way to commit bookkeeping cheaply.
+      if (options.durable === false) await client.query('SET LOCAL synchronous_commit TO OFF');
       const result = await work({ query: (sql, params) => this.run(client, sql, params) });
       await client.query('COMMIT');
       return result;

@@ -35,6 +35,10 @@ export const tokens = pgTable('tokens', {
   lastErrorAt: ms('last_error_at'),
   heldUntil: ms('held_until').notNull().default(0),
   failures: integer('failures').notNull().default(0),
+  claimedBy: text('claimed_by'),
+  leaseUntil: ms('lease_until').notNull().default(0),
+  leaseDue: ms('lease_due'),
+  leaseId: bigint('lease_id', { mode: 'number' }),
 });
 
 export const outbox = pgTable(
@@ -53,7 +57,6 @@ export const outbox = pgTable(
     nextAttemptAt: ms('next_attempt_at').notNull(),
     status: text('status', { enum: ['pending', 'failed'] }).notNull().default('pending'),
     lastError: text('last_error'),
-    claimedBy: text('claimed_by'),
   },
   (t) => [index('outbox_due').on(t.status, t.tokenId, t.nextAttemptAt)],
 );

@@ -40,6 +40,13 @@ export const tokens = sqliteTable('tokens', {
   heldUntil: integer('held_until').notNull().default(0),
   /** Passing failures in a row; the back-off grows with them. */
   failures: integer('failures').notNull().default(0),
+  /** The claim delivering this token's events right now, if any: one relay at a time per token. */
+  claimedBy: text('claimed_by'),
+  /** When that claim's lease runs out (another relay may then take the token over). */
+  leaseUntil: integer('lease_until').notNull().default(0),
+  /** The last row (by due time, then id) the claim took: rows up to it are being delivered, never trimmed. */
+  leaseDue: integer('lease_due'),
+  leaseId: integer('lease_id'),
 });
 
 /** Every event for every token waits here until GA took it. */
@@ -61,13 +68,11 @@ export const outbox = sqliteTable(
     /** When it happened, ms since epoch; sent as timestamp_micros. */
     occurredAt: integer('occurred_at').notNull(),
     attempts: integer('attempts').notNull().default(0),
-    /** When it is due; while claimed, when the claim's lease runs out. */
+    /** When it is due. */
     nextAttemptAt: integer('next_attempt_at').notNull(),
     /** pending: waiting for GA; failed: GA refused it for good (kept for the admin). */
     status: text('status', { enum: ['pending', 'failed'] }).notNull().default('pending'),
     lastError: text('last_error'),
-    /** The claim delivering it right now, if any: only that claim may settle it. */
-    claimedBy: text('claimed_by'),
   },
   (t) => [index('outbox_due').on(t.status, t.tokenId, t.nextAttemptAt)],
 );

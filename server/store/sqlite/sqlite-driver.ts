@@ -4,7 +4,7 @@ import Database, { type Statement } from 'better-sqlite3';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { packagePath } from '../../core/package-root.ts';
 import { DatabaseError, StoreUnavailableError } from '../errors.ts';
-import type { SqlDriver, SqlExecutor, SqlResult } from '../sql-driver.ts';
+import type { SqlDriver, SqlExecutor, SqlResult, TransactionOptions } from '../sql-driver.ts';
 
 const MIGRATIONS_FOLDER = packagePath('drizzle', 'sqlite');
 const MIGRATIONS_TABLE = '__drizzle_migrations';
@@ -106,8 +106,11 @@ export class SqliteDriver implements SqlDriver {
     return this.serially(async () => this.run<R>(sql, params));
   }
 
-  transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  transaction<T>(work: (tx: SqlExecutor) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    const durable = options.durable ?? true;
     return this.serially(async () => {
+      // Transactions run one at a time on this connection, so the setting is this transaction's alone.
+      if (!durable) this.connection.pragma('synchronous = NORMAL');
       try {
         this.connection.exec('BEGIN IMMEDIATE');
         const result = await work(this.direct);
@@ -117,6 +120,8 @@ export class SqliteDriver implements SqlDriver {
       } catch (error) {
         if (this.connection.inTransaction) this.connection.exec('ROLLBACK');
         throw this.noted(translate(error));
+      } finally {
+        if (!durable) this.connection.pragma('synchronous = FULL');
       }
     });
   }

@@ -1,1 +1,0 @@
-ALTER TABLE `install` ADD `signing_secret` text;
