@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { secureHeaders } from 'hono/secure-headers';
+import { AggregatorRegistry } from 'prom-client';
 import { ZodError } from 'zod';
 import { adminApiRoutes } from './admin/api-routes.ts';
 import { openApiRoutes } from './admin/openapi.ts';
@@ -62,7 +63,7 @@ export function createApp(services: Services): Hono {
 }
 
 /** `GET /healthz` (the database answers) and `GET /metrics` (Prometheus text, behind `ANALYTICS_METRICS_TOKEN`). */
-function healthRoutes(services: Pick<Services, 'store' | 'config' | 'metrics'>, guard: CredentialGuard): Hono {
+function healthRoutes(services: Pick<Services, 'store' | 'config' | 'metrics' | 'thread'>, guard: CredentialGuard): Hono {
   const app = new Hono();
   app.get('/healthz', async (c) => {
     try {
@@ -85,8 +86,13 @@ function healthRoutes(services: Pick<Services, 'store' | 'config' | 'metrics'>, 
     wrong: 'wrong metrics token',
   });
   app.get('/metrics', bearer, async (c) => {
-    const body = await services.metrics.registry.metrics();
-    return c.body(body, 200, { 'Content-Type': services.metrics.registry.contentType });
+    const { registry } = services.metrics;
+    // A relay in a thread of its own counts there: its counters are added to this thread's.
+    const body =
+      services.thread !== undefined
+        ? await AggregatorRegistry.aggregate([await registry.getMetricsAsJSON(), await services.thread.metrics()]).metrics()
+        : await registry.metrics();
+    return c.body(body, 200, { 'Content-Type': registry.contentType });
   });
   return app;
 }

@@ -3,10 +3,11 @@ import { createApp } from './app.ts';
 import type { Clock } from './core/clock.ts';
 import { resolveConfig, type Config } from './core/config.ts';
 import type { StatsSource } from './host-events/daily-stats.ts';
+import { DeliveryThread } from './delivery/delivery-thread.ts';
 import { openStore } from './store/open-store.ts';
 import type { Store } from './store/store.ts';
 import { analyticsEvent, trackTask, type AnalyticsEventOptions } from './host-events/task-events.ts';
-import type { Logger } from './core/log.ts';
+import { consoleLogger, type Logger } from './core/log.ts';
 import type { RelayOptions } from './delivery/relay.ts';
 import { attachServices, createServices, type Services } from './services.ts';
 
@@ -24,8 +25,11 @@ export interface AnalyticsOptions {
   store?: Store;
   /** A SQLite file or a PostgreSQL URL to open (and close on `stop()`); otherwise `config.dbPath`. */
   database?: string;
-  /** SQLite: run the database in a worker thread, so its commits never block the host's event loop. */
-  databaseThread?: boolean;
+  /**
+   * Run the store's connection and the delivery to GA in a worker thread of their own, so that neither a commit's
+   * sync nor the relay's work ever holds up the host's event loop (`npm start` does). Ignored with `store`.
+   */
+  thread?: boolean;
   /** Settings over those of `env`. */
   config?: Partial<Config>;
   /** The environment to read `ANALYTICS_*` settings from; the process's when omitted. */
@@ -73,7 +77,8 @@ export async function createAnalytics(options: AnalyticsOptions = {}): Promise<A
     options.env,
   );
   const ownsStore = options.store === undefined;
-  const store = options.store ?? (await openStore(config.dbPath, { thread: options.databaseThread }));
+  const thread = ownsStore && options.thread ? await DeliveryThread.open(config.dbPath, options.log ?? consoleLogger) : undefined;
+  const store = options.store ?? thread?.store ?? (await openStore(config.dbPath));
   let services: Services;
   try {
     services = await createServices({
@@ -83,6 +88,7 @@ export async function createAnalytics(options: AnalyticsOptions = {}): Promise<A
       log: options.log,
       fetch: options.fetch,
       relay: options.relay,
+      thread,
       dailyStats: { stats: options.stats, startDelayMs: options.dailyStatsStartDelayMs },
     });
   } catch (error) {

@@ -16,8 +16,9 @@ function fail(message: string): never {
 
 let analytics: Analytics;
 try {
-  // The SQLite database in a thread of its own: a hit's commit and sync never hold up the next hit.
-  analytics = await createAnalytics({ log, databaseThread: true });
+  // The store's connection and the relay in a thread of their own: neither a commit's sync nor delivering to GA
+  // ever holds up the thread that answers hits.
+  analytics = await createAnalytics({ log, thread: true });
 } catch (error) {
   if (error instanceof ConfigError || error instanceof DatabaseError) fail(error.message);
   throw error;

@@ -4,7 +4,8 @@ import { consoleLogger, type Logger } from './core/log.ts';
 import { createMetrics, type Metrics } from './core/metrics.ts';
 import { DEFAULT_GA_TIMEOUT_MS } from './delivery/ga-client.ts';
 import { Outbox } from './delivery/outbox.ts';
-import { Relay, type RelayOptions } from './delivery/relay.ts';
+import { Relay, type Delivery, type RelayOptions } from './delivery/relay.ts';
+import type { DeliveryThread } from './delivery/delivery-thread.ts';
 import { DailyStats, type DailyStatsOptions } from './host-events/daily-stats.ts';
 import type { Store } from './store/store.ts';
 import type { Identity } from './store/types.ts';
@@ -25,10 +26,12 @@ export interface Services {
   fetch: typeof fetch | undefined;
   /** How long any request to GA may take before it is abandoned (validation; the relay's default). */
   gaTimeoutMs: number;
-  /** Delivery to GA; the admin's retry goes through it. */
-  relay: Relay;
+  /** Delivery to GA, in this thread or one of its own; the admin's retry goes through it. */
+  relay: Delivery;
   /** The daily-stats schedule; the admin's "run now" goes through it. */
   dailyStats: DailyStats;
+  /** The thread holding the store's connection and the relay, when they run in one (`npm start`). */
+  thread: DeliveryThread | undefined;
 }
 
 /** What a caller chooses when building {@link Services}; the rest has defaults. */
@@ -44,6 +47,8 @@ export interface ServiceOptions {
   /** Default: `config.outboxMax`. */
   outboxMax?: number;
   relay?: RelayOptions;
+  /** The thread holding the store's connection: the relay runs there too. */
+  thread?: DeliveryThread;
   dailyStats?: DailyStatsOptions;
 }
 
@@ -63,9 +68,18 @@ export async function createServices(options: ServiceOptions): Promise<Services>
   const outbox = new Outbox(store, metrics, clock, options.outboxMax ?? config.outboxMax);
   const tokens = new Tokens(store, { clock });
   await tokens.refresh();
-  const relay = new Relay({ config, store, identity, outbox, metrics, clock, log, fetch: fetchGa, gaTimeoutMs }, { leaseMs: config.leaseSeconds * 1000, ...options.relay });
+  const relayOptions = { leaseMs: config.leaseSeconds * 1000, ...options.relay };
+  let relay: Delivery;
+  if (options.thread) {
+    const { random: _random, ...threadOptions } = relayOptions;
+    relay = options.thread.relay({ config, identity, gaTimeoutMs, options: threadOptions });
+    // The thread's relay does not see this thread's writes happen: it is told.
+    outbox.onAdded(() => relay.wake());
+  } else {
+    relay = new Relay({ config, store, identity, outbox, metrics, clock, log, fetch: fetchGa, gaTimeoutMs }, relayOptions);
+  }
   const dailyStats = new DailyStats({ config, store, outbox, tokens, clock, log }, options.dailyStats);
-  return { config, store, identity, outbox, tokens, metrics, clock, log, fetch: fetchGa, gaTimeoutMs, relay, dailyStats };
+  return { config, store, identity, outbox, tokens, metrics, clock, log, fetch: fetchGa, gaTimeoutMs, relay, dailyStats, thread: options.thread };
 }
 
 const servicesByOwner = new WeakMap<object, Services>();

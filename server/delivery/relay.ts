@@ -47,6 +47,20 @@ export interface RelayOptions {
   random?: () => number;
 }
 
+/** Delivery to GA as the rest of the collector sees it: in this thread ({@link Relay}) or in one of its own. */
+export interface Delivery {
+  /** Starts delivering (nothing at all when analytics is disabled); a stopped one may start again. */
+  start(): void;
+  /** New events arrived: deliver them (after the linger time). */
+  wake(): void;
+  /** Stops, giving requests in flight a grace period; their events stay queued. */
+  stop(): Promise<void>;
+  /** Delivers everything due now, partial requests included. */
+  drain(): Promise<void>;
+  /** Puts a token's failed events back in the queue (all, or those of `ids`) and tries now; returns how many. */
+  retryFailed(tokenId: number, ids?: number[]): Promise<number>;
+}
+
 /** Expiry and pruning run this often. */
 const MAINTENANCE_EVERY_MS = 60_000;
 /** Failed events are kept this long for the admin, then go. */
@@ -61,7 +75,7 @@ const MAX_FAILED = 100_000;
  * with a lease and sends it, up to 25 events a request. Any number of relays (in any number of processes)
  * may share one store; a claim is theirs alone until its lease runs out. One round at a time per relay.
  */
-export class Relay {
+export class Relay implements Delivery {
   private readonly options: Required<RelayOptions>;
   /** Who this relay is in the rows it claims. */
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;

@@ -1,7 +1,7 @@
 import type { Clock } from '../core/clock.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { redactSecret } from '../core/secrets.ts';
-import type { Store } from '../store/store.ts';
+import type { RoundOutcome, Store } from '../store/store.ts';
 import type { Claim, ClaimRef, SentRequest, Token } from '../store/types.ts';
 import { featureOfEvent, featureOn } from '../tokens/features.ts';
 import { retryDelay } from './backoff.ts';
@@ -105,27 +105,43 @@ async function deliverClaim(deps: TokenRoundDeps, options: TokenRoundOptions, to
   const attempts = new Map(rows.map((row) => [row.id, row.attempts]));
   // Counted once per round: several requests failing together are one failure of the token, not four.
   const failures = token.failures + 1;
+  const outcome: RoundOutcome = { claim: ref, now, delivered: [], failed: [], retried: [], sent: [], keepSent: options.keepSent };
   let blocked = false;
-  let delivered = false;
   let next = 0;
   const worker = async () => {
     while (next < send.length) {
       const request = send[next++] as RawRequest;
       // GA is failing for this token: what is left waits for the hold with the rest.
       if (blocked) continue;
-      const outcome = await sendRequest(deps, options, token, request);
-      if (outcome.kind !== 'abandoned') deps.metrics.gaRequests.inc({ token: String(token.id), outcome: outcome.kind });
-      if (outcome.kind === 'delivered') delivered = true;
-      if (outcome.kind === 'retry') blocked = true;
-      await settle(deps, options, ref, request, outcome, { failures, attempts });
+      const answer = await sendRequest(deps, options, token, request);
+      if (answer.kind === 'abandoned') continue; // stopping: the rows stay as they were, for whoever comes next
+      deps.metrics.gaRequests.inc({ token: String(token.id), outcome: answer.kind });
+      if (answer.sent && options.keepSent > 0) outcome.sent.push(answer.sent);
+      if (answer.kind === 'delivered') outcome.delivered.push(...request.ids);
+      else if (answer.kind === 'failed') outcome.failed.push({ ids: request.ids, error: answer.error });
+      else {
+        blocked = true;
+        // The back-off grows with the events' own tries and with the token's failures in a row, so fresh events
+        // during an outage do not restart it from one second. GA's Retry-After is a floor: `0` is not "at once".
+        const tries = Math.max(failures - 1, ...request.ids.map((id) => attempts.get(id) ?? 0));
+        const at = deps.clock() + Math.max(answer.retryAfter ?? 0, retryDelay(tries, options.random));
+        outcome.retried.push({ ids: request.ids, error: answer.error, nextAttemptAt: at, hold: { until: at, failures } });
+      }
     }
   };
   const workers = await Promise.allSettled(Array.from({ length: Math.min(options.concurrency, send.length) }, worker));
+  // One transaction for the whole batch, whatever happened: its rows' pages are written once, not per request.
+  outcome.now = deps.clock();
+  const settled = await store.settle(outcome);
+  const label = { token: String(token.id) };
+  deps.metrics.eventsDelivered.inc(label, settled.delivered);
+  deps.metrics.eventsFailed.inc(label, settled.failed);
+  deps.metrics.eventsRetried.inc(label, settled.retried);
   const failure = workers.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failure) throw failure.reason;
   // GA took something and refused nothing passing-ly: the token is healthy again. A success that overlapped a
   // failure does not lift the hold.
-  if (delivered && !blocked && token.failures > 0) await store.clearHold(token.id);
+  if (outcome.delivered.length > 0 && !blocked && token.failures > 0) await store.clearHold(token.id);
   return { more: !blocked && claim.rows.length === options.batchRows, lingerUntil };
 }
 
@@ -145,39 +161,5 @@ async function sendRequest(deps: TokenRoundDeps, options: TokenRoundOptions, tok
   } catch (error) {
     if (options.signal.aborted) return { kind: 'abandoned' };
     return { kind: 'retry', error: describeNetworkError(error) };
-  }
-}
-
-/** Settles a request's rows by its outcome, each in one transaction that checks the claim still holds them. */
-async function settle(
-  deps: TokenRoundDeps,
-  options: TokenRoundOptions,
-  claim: ClaimRef,
-  request: RawRequest,
-  outcome: Outcome,
-  context: { failures: number; attempts: Map<number, number> },
-): Promise<void> {
-  const { store, metrics, clock } = deps;
-  const token = String(claim.tokenId);
-  const kept = (sent: SentRequest | undefined) => (sent && options.keepSent > 0 ? { sent: { request: sent, keep: options.keepSent } } : {});
-  const settlement = { claim, ids: request.ids, now: clock() };
-  switch (outcome.kind) {
-    case 'delivered':
-      metrics.eventsDelivered.inc({ token }, await store.delivered({ ...settlement, ...kept(outcome.sent) }));
-      return;
-    case 'failed':
-      metrics.eventsFailed.inc({ token }, await store.failed({ ...settlement, ...kept(outcome.sent), error: outcome.error }));
-      return;
-    case 'abandoned':
-      // Stopping: the rows stay as they were, for this or another process to send (the lease is given back).
-      return;
-    case 'retry': {
-      // The back-off grows with the events' own tries and with the token's failures in a row, so fresh events
-      // during an outage do not restart it from one second. GA's Retry-After is a floor: `0` must not mean "at once".
-      const tries = Math.max(context.failures - 1, ...request.ids.map((id) => context.attempts.get(id) ?? 0));
-      const at = settlement.now + Math.max(outcome.retryAfter ?? 0, retryDelay(tries, options.random));
-      const n = await store.retryLater({ ...settlement, ...kept(outcome.sent), nextAttemptAt: at, error: outcome.error, hold: { until: at, failures: context.failures } });
-      metrics.eventsRetried.inc({ token }, n);
-    }
   }
 }

@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
-import { isbot } from 'isbot';
 import { MAX_HIT_BYTES } from '../../shared/wire.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
@@ -13,7 +12,7 @@ import type { Metrics } from '../core/metrics.ts';
 import { pageViewParams } from '../delivery/measurement-protocol.ts';
 import type { NewEvent, Outbox } from '../delivery/outbox.ts';
 import type { Tokens } from '../tokens/tokens.ts';
-import { deviceFromUserAgent } from './device.ts';
+import { deviceFromUserAgent, isBot } from './device.ts';
 import { parseHit } from './hit.ts';
 import { rateLimit } from './rate-limit.ts';
 
@@ -124,7 +123,7 @@ export function collectRoutes(services: CollectDeps): Hono {
       metrics.hitsReceived.inc();
       if (config.disabled) return ignored(c, 'disabled');
       const userAgent = c.req.header('user-agent') ?? '';
-      if (userAgent === '' || isbot(userAgent)) return ignored(c, 'bot');
+      if (isBot(userAgent)) return ignored(c, 'bot');
 
       const enabled = tokens.recipients('pageViews');
       if (enabled.length === 0) return ignored(c, 'no-token');

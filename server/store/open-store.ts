@@ -1,13 +1,7 @@
 import type { PostgresOptions } from './postgres/postgres-driver.ts';
 
 /** How a store is opened. */
-export interface StoreOptions extends PostgresOptions {
-  /**
-   * SQLite: run the database in a worker thread of its own, so that commits (and the sync that makes each one
-   * durable) never block the thread that answers HTTP. `npm start` does.
-   */
-  thread?: boolean;
-}
+export type StoreOptions = PostgresOptions;
 import { openSqlite } from './sqlite/sqlite-driver.ts';
 import { isPostgresUrl } from './location.ts';
 import { sqlStore } from './sql-store.ts';
@@ -22,6 +16,5 @@ import type { Store } from './store.ts';
 export async function openStore(location: string, options: StoreOptions = {}): Promise<Store> {
   // pg and drizzle's PostgreSQL migrator are loaded only when used: a SQLite start does not pay for them.
   if (isPostgresUrl(location)) return sqlStore(await (await import('./postgres/postgres-driver.ts')).openPostgres(location, options));
-  if (options.thread) return (await import('./sqlite/worker-store.ts')).openSqliteInWorker(location);
   return sqlStore(openSqlite(location));
 }

@@ -1,6 +1,6 @@
 import { BOOKKEEPING, exclusively, greatest, idIn, type SqlDriver, type SqlExecutor } from './sql-driver.ts';
 import type { Settlement, Store } from './store.ts';
-import type { ClaimedRow, DeviceFields, DropCount, NewEvent, SentRequest } from './types.ts';
+import type { ClaimedRow, ClaimRef, DeviceFields, DropCount, NewEvent, SentRequest } from './types.ts';
 
 type OutboxQueries = Pick<
   Store,
@@ -9,9 +9,7 @@ type OutboxQueries = Pick<
   | 'trimOutbox'
   | 'claim'
   | 'endClaim'
-  | 'delivered'
-  | 'retryLater'
-  | 'failed'
+  | 'settle'
   | 'discard'
   | 'clearHold'
   | 'dueTimes'
@@ -128,11 +126,6 @@ export async function keepSent(tx: SqlExecutor, tokenId: number, request: SentRe
   ]);
 }
 
-/** Keeps the settlement's request, if it carries one. */
-async function keepSettled(tx: SqlExecutor, s: Settlement): Promise<void> {
-  if (s.sent) await keepSent(tx, s.claim.tokenId, s.sent.request, s.sent.keep);
-}
-
 /** Not among the rows a live lease is delivering (`?`: now). */
 const NOT_LEASED = `NOT EXISTS (SELECT 1 FROM tokens t WHERE t.id = outbox.token_id AND t.lease_until > ? AND t.lease_id IS NOT NULL
   AND (outbox.next_attempt_at < t.lease_due OR (outbox.next_attempt_at = t.lease_due AND outbox.id <= t.lease_id)))`;
@@ -141,7 +134,7 @@ const NOT_LEASED = `NOT EXISTS (SELECT 1 FROM tokens t WHERE t.id = outbox.token
 export function outboxQueries(db: SqlDriver): OutboxQueries {
   const { dialect } = db;
   /** `id IN (…)` for the settlement's rows, while its claim still holds their token. */
-  const held = (s: Settlement): [string, unknown[]] => {
+  const held = (s: { claim: ClaimRef; ids: number[] }): [string, unknown[]] => {
     const [inList, param] = idIn(dialect, 'id', s.ids);
     return [`${inList} AND EXISTS (SELECT 1 FROM tokens WHERE id = ? AND claimed_by = ?)`, [param, s.claim.tokenId, s.claim.id]];
   };
@@ -212,57 +205,48 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
       ]);
     },
 
-    delivered(s) {
-      if (s.ids.length === 0) return Promise.resolve(0);
+    settle(o) {
+      const noWork = o.delivered.length === 0 && o.failed.length === 0 && o.retried.length === 0 && o.sent.length === 0;
+      if (noWork) return Promise.resolve({ delivered: 0, failed: 0, retried: 0 });
       return db.transaction(async (tx) => {
-        // The token's row first, as a token's delete takes it first too: the two never wait on each other in a circle.
-        const token = await tx.query('UPDATE tokens SET last_delivered_at = ? WHERE id = ?', [s.now, s.claim.tokenId]);
-        if (token.changes === 0) return 0; // deleted meanwhile, and its events with it
-        // GA took them: they leave, whoever holds the token now. Rows another claim delivered meanwhile (this one's
-        // lease ran out while it was stuck) are gone already and are not counted twice.
-        const [inList, param] = idIn(dialect, 'id', s.ids);
-        // SQLite's `+status`: look the rows up by id, not by scanning every waiting row through the status index.
-        const status = dialect === 'sqlite' ? '+status' : 'status';
-        const { changes } = await tx.query(`DELETE FROM outbox WHERE ${inList} AND ${status} = 'pending'`, [param]);
-        await countOutcome(tx, s.claim.tokenId, s.now, changes, 0);
-        await keepSettled(tx, s);
-        return changes;
-      }, BOOKKEEPING);
-    },
-
-    retryLater(s) {
-      if (s.ids.length === 0) return Promise.resolve(0);
-      return db.transaction(async (tx) => {
-        // The token's row first (see `delivered`). The longest wait asked for wins, whichever relay asked.
+        // The token's row first, as a token's delete takes it first too: the two never wait on each other in a
+        // circle. What GA said last is what the admin sees; the longest hold asked for wins, whichever relay asked.
+        const lastError = [...o.failed, ...o.retried].at(-1)?.error ?? null;
+        const hold = o.retried.reduce((longest, r) => (r.hold.until > longest.until ? r.hold : longest), { until: 0, failures: 0 });
         const token = await tx.query(
-          `UPDATE tokens SET held_until = ${greatest(dialect, 'held_until', '?')}, failures = ${greatest(dialect, 'failures', '?')}, last_error = ?, last_error_at = ? WHERE id = ?`,
-          [s.hold.until, s.hold.failures, s.error, s.now, s.claim.tokenId],
+          `UPDATE tokens SET
+             last_delivered_at = CASE WHEN CAST(? AS BOOLEAN) THEN ? ELSE last_delivered_at END,
+             last_error = COALESCE(CAST(? AS TEXT), last_error), last_error_at = CASE WHEN CAST(? AS TEXT) IS NULL THEN last_error_at ELSE ? END,
+             held_until = ${greatest(dialect, 'held_until', '?')}, failures = ${greatest(dialect, 'failures', '?')}
+           WHERE id = ?`,
+          [o.delivered.length > 0, o.now, lastError, lastError, o.now, hold.until, hold.failures, o.claim.tokenId],
         );
-        if (token.changes === 0) return 0;
-        const [where, params] = held(s);
-        const { changes } = await tx.query(
-          `UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE ${where}`,
-          [s.nextAttemptAt, s.error, ...params],
-        );
-        await keepSettled(tx, s);
-        return changes;
-      }, BOOKKEEPING);
-    },
-
-    failed(s) {
-      if (s.ids.length === 0) return Promise.resolve(0);
-      return db.transaction(async (tx) => {
-        // The token's row first (see `delivered`).
-        const token = await tx.query('UPDATE tokens SET last_error = ?, last_error_at = ? WHERE id = ?', [s.error, s.now, s.claim.tokenId]);
-        if (token.changes === 0) return 0;
-        const [where, params] = held(s);
-        const { changes } = await tx.query(
-          `UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE ${where}`,
-          [s.error, ...params],
-        );
-        await countOutcome(tx, s.claim.tokenId, s.now, 0, changes);
-        await keepSettled(tx, s);
-        return changes;
+        if (token.changes === 0) return { delivered: 0, failed: 0, retried: 0 }; // deleted meanwhile, with its events
+        let delivered = 0;
+        if (o.delivered.length > 0) {
+          // GA took them: they leave, whoever holds the token now. Rows another claim delivered meanwhile (this
+          // one's lease ran out while it was stuck) are gone already and are not counted twice. SQLite's `+status`
+          // looks the rows up by id rather than scanning every waiting row through the status index.
+          const [inList, param] = idIn(dialect, 'id', o.delivered);
+          const status = dialect === 'sqlite' ? '+status' : 'status';
+          delivered = (await tx.query(`DELETE FROM outbox WHERE ${inList} AND ${status} = 'pending'`, [param])).changes;
+        }
+        // Failing or holding back rows needs the token's lease still: another relay may have taken them over.
+        let failed = 0;
+        for (const group of o.failed) {
+          const [where, params] = held({ claim: o.claim, ids: group.ids });
+          failed += (await tx.query(`UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE ${where}`, [group.error, ...params])).changes;
+        }
+        let retried = 0;
+        for (const group of o.retried) {
+          const [where, params] = held({ claim: o.claim, ids: group.ids });
+          retried += (
+            await tx.query(`UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE ${where}`, [group.nextAttemptAt, group.error, ...params])
+          ).changes;
+        }
+        if (delivered + failed > 0) await countOutcome(tx, o.claim.tokenId, o.now, delivered, failed);
+        for (const request of o.sent) await keepSent(tx, o.claim.tokenId, request, o.keepSent);
+        return { delivered, failed, retried };
       }, BOOKKEEPING);
     },
 

@@ -14,14 +14,27 @@ import type {
   TokenSettings,
 } from './types.ts';
 
-/** What a delivery attempt asks of the rows it claimed, and of their token. */
+/** What a claim asks of some of its rows. */
 export interface Settlement {
   /** The claim only, not its rows: a settlement may cross a thread, and should not carry the whole batch. */
   claim: ClaimRef;
   ids: number[];
   now: number;
-  /** The request as GA received it, kept in the same transaction (at most `keep` a token). */
-  sent?: { request: SentRequest; keep: number };
+}
+
+/** What a claim's requests came to, settled in one transaction (its rows' pages written once, not per request). */
+export interface RoundOutcome {
+  claim: ClaimRef;
+  now: number;
+  /** GA took these: they leave the outbox (whoever holds the token now) and are counted. */
+  delivered: number[];
+  /** GA refused these for good: kept as failed for the admin, with GA's answer. */
+  failed: Array<{ ids: number[]; error: string }>;
+  /** A passing failure: due again at `nextAttemptAt`; the token is held until `hold.until`. */
+  retried: Array<{ ids: number[]; error: string; nextAttemptAt: number; hold: { until: number; failures: number } }>;
+  /** The requests as GA received them, kept (at most `keepSent` a token). */
+  sent: SentRequest[];
+  keepSent: number;
 }
 
 /**
@@ -81,12 +94,11 @@ export interface Store {
   claim(request: { tokenId: number; owner: string; now: number; leaseMs: number; limit: number }): Promise<Claim>;
   /** Gives the token's lease back (what was not sent stays due as it was). */
   endClaim(claim: ClaimRef): Promise<void>;
-  /** GA took these: they leave the outbox if the claim still holds them, and are counted. Returns how many left. */
-  delivered(settlement: Settlement): Promise<number>;
-  /** A passing failure: the rows are due again at `nextAttemptAt`, the token is held until `hold.until`. */
-  retryLater(settlement: Settlement & { nextAttemptAt: number; error: string; hold: { until: number; failures: number } }): Promise<number>;
-  /** GA refused these for good: kept as failed for the admin. Returns how many. */
-  failed(settlement: Settlement & { error: string }): Promise<number>;
+  /**
+   * Settles what a claim's requests came to, in one transaction; failing or holding back rows needs the claim to
+   * still hold the token. Returns how many rows each outcome changed.
+   */
+  settle(outcome: RoundOutcome): Promise<{ delivered: number; failed: number; retried: number }>;
   /** Drops claimed rows that will not be sent (their feature was switched off), counted under `reason`. */
   discard(settlement: Settlement & { reason: string }): Promise<DropCount[]>;
   /** GA took something for the token and refused nothing passing-ly: it is no longer held. */

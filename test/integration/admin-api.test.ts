@@ -21,7 +21,8 @@ async function failEvents(services: TestServices, tokenId: number, ids: number[]
   const claim = await services.store.claim({ tokenId, owner: 'test', now, leaseMs: 30_000, limit: 1000 });
   const claimed = claim.rows.map((row) => row.id);
   expect(claimed).toEqual(expect.arrayContaining(ids));
-  expect(await services.store.failed({ claim, ids, now, error })).toBe(ids.length);
+  const settled = await services.store.settle({ claim, now, delivered: [], failed: [{ ids, error }], retried: [], sent: [], keepSent: 200 });
+  expect(settled.failed).toBe(ids.length);
   await services.store.endClaim(claim);
 }
 

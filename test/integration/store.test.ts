@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Store } from '../../server/store/store.ts';
-import type { FirstToken, NewEvent, TokenSettings } from '../../server/store/types.ts';
+import type { RoundOutcome, Store } from '../../server/store/store.ts';
+import type { ClaimRef, FirstToken, NewEvent, TokenSettings } from '../../server/store/types.ts';
 import { DIALECTS, openTestStore, type TestStore } from '../helpers/app.ts';
 
 const FIRST: FirstToken = { name: 'Team', measurementId: 'G-XXXXXXXXXX', apiSecret: '', ignorePaths: ['^/admin/'], placeholderId: 'G-XXXXXXXXXX' };
@@ -31,6 +31,24 @@ async function setup(dialect: (typeof DIALECTS)[number]): Promise<TestStore & { 
   const token = await opened.store.createToken(SETTINGS, NOW);
   return { ...opened, tokenId: token.id };
 }
+
+
+/** One outcome of a claim's requests, settled as the relay settles a round. */
+const outcome = (claim: ClaimRef, now: number, parts: Partial<RoundOutcome>): RoundOutcome => ({
+  claim,
+  now,
+  delivered: [],
+  failed: [],
+  retried: [],
+  sent: [],
+  keepSent: 200,
+  ...parts,
+});
+const delivered = async (store: Store, claim: ClaimRef, ids: number[], now: number) => (await store.settle(outcome(claim, now, { delivered: ids }))).delivered;
+const failed = async (store: Store, claim: ClaimRef, ids: number[], now: number, error: string) =>
+  (await store.settle(outcome(claim, now, { failed: [{ ids, error }] }))).failed;
+const retryLater = async (store: Store, claim: ClaimRef, ids: number[], now: number, nextAttemptAt: number, error: string, hold: { until: number; failures: number }) =>
+  (await store.settle(outcome(claim, now, { retried: [{ ids, error, nextAttemptAt, hold }] }))).retried;
 
 const claimOf = (store: Store, tokenId: number, owner: string, now = NOW, limit = 100, leaseMs = 30_000) => store.claim({ tokenId, owner, now, leaseMs, limit });
 
@@ -92,15 +110,15 @@ describe.each(DIALECTS)('the store on %s', (dialect) => {
     expect((await claimOf(store, tokenId, 'relay-c', NOW + 1000)).rows).toEqual([]);
     // A claim that lost the token may not hold it back or fail its rows.
     const ids = holder.rows.map((r) => r.id);
-    expect(await store.failed({ claim: other, ids, now: NOW, error: 'x' })).toBe(0);
-    expect(await store.retryLater({ claim: other, ids, now: NOW, nextAttemptAt: NOW + 1, error: 'x', hold: { until: 0, failures: 0 } })).toBe(0);
+    expect(await failed(store, other, ids, NOW, 'x')).toBe(0);
+    expect(await retryLater(store, other, ids, NOW, NOW + 1, 'x', { until: 0, failures: 0 })).toBe(0);
     // The holder delivers two rows and gets stuck; its lease runs out and another relay takes the token over.
-    expect(await store.delivered({ claim: holder, ids: ids.slice(0, 2), now: NOW })).toBe(2);
+    expect(await delivered(store, holder, ids.slice(0, 2), NOW)).toBe(2);
     const taken = await claimOf(store, tokenId, 'relay-d', NOW + 31_000, 100);
     expect(taken.rows.map((r) => r.id).sort()).toEqual([...ids.slice(2), ...(await sql<{ id: number }>('SELECT id FROM outbox WHERE id NOT IN (' + ids.join(',') + ')')).map((r) => Number(r.id))].sort());
     // Both deliver the same rows (the stuck request got through late): each row leaves and is counted once.
-    expect(await store.delivered({ claim: taken, ids: taken.rows.map((r) => r.id), now: NOW + 31_000 })).toBe(8);
-    expect(await store.delivered({ claim: holder, ids: ids.slice(2), now: NOW + 31_000 })).toBe(0);
+    expect(await delivered(store, taken, taken.rows.map((r) => r.id), NOW + 31_000)).toBe(8);
+    expect(await delivered(store, holder, ids.slice(2), NOW + 31_000)).toBe(0);
     expect(await store.pendingCount()).toBe(0);
     const [counted] = await sql<{ delivered: number }>('SELECT delivered FROM delivery_stats WHERE token_id = ?', [tokenId]);
     expect(Number(counted?.delivered)).toBe(10);
@@ -119,8 +137,8 @@ describe.each(DIALECTS)('the store on %s', (dialect) => {
     await store.endClaim(claim);
     expect((await store.dueTimes()).find((d) => d.tokenId === tokenId)?.dueAt).toBe(NOW - 500);
     const again = await claimOf(store, tokenId, 'r1');
-    await store.retryLater({ claim: again, ids: [(second as { id: number }).id], now: NOW, nextAttemptAt: NOW + 8_000, error: 'GA answered 503', hold: { until: NOW + 8_000, failures: 1 } });
-    await store.failed({ claim: again, ids: [(third as { id: number }).id], now: NOW, error: 'GA answered 400: bad' });
+    await retryLater(store, again, [(second as { id: number }).id], NOW, NOW + 8_000, 'GA answered 503', { until: NOW + 8_000, failures: 1 });
+    await failed(store, again, [(third as { id: number }).id], NOW, 'GA answered 400: bad');
     await store.endClaim(again);
     const token = await store.findToken(tokenId);
     expect(token).toMatchObject({ heldUntil: NOW + 8_000, failures: 1, lastError: 'GA answered 400: bad' });
@@ -128,7 +146,7 @@ describe.each(DIALECTS)('the store on %s', (dialect) => {
     expect((await store.dueTimes()).find((d) => d.tokenId === tokenId)?.dueAt).toBe(NOW + 8_000);
     // A shorter hold asked for by another relay does not shorten it.
     const third2 = await claimOf(store, tokenId, 'r2');
-    await store.retryLater({ claim: third2, ids: third2.rows.map((r) => r.id), now: NOW, nextAttemptAt: NOW + 1_000, error: 'x', hold: { until: NOW + 1_000, failures: 1 } });
+    await retryLater(store, third2, third2.rows.map((r) => r.id), NOW, NOW + 1_000, 'x', { until: NOW + 1_000, failures: 1 });
     await store.endClaim(third2);
     expect((await store.findToken(tokenId))?.heldUntil).toBe(NOW + 8_000);
     await store.clearHold(tokenId);
@@ -175,7 +193,7 @@ describe.each(DIALECTS)('the store on %s', (dialect) => {
     expect(await store.pruneFailed(NOW - 79 * 3_600_000, 1000)).toBe(1);
     expect(await store.pruneFailed(NOW, 0)).toBe(0);
     const claim = await claimOf(store, tokenId, 'r');
-    await store.delivered({ claim, ids: claim.rows.map((r) => r.id), now: NOW });
+    await delivered(store, claim, claim.rows.map((r) => r.id), NOW);
     await store.endClaim(claim);
     expect(await store.hourCounts(0)).toEqual([{ tokenId, hour: NOW - (NOW % 3_600_000), delivered: 1, failed: 0 }]);
     expect(await store.pruneHourCounts(NOW + 3_600_000)).toBe(1);

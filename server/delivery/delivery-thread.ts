@@ -1,0 +1,191 @@
+import type { Worker } from 'node:worker_threads';
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { Logger } from '../core/log.ts';
+import { startThread, threadUrl } from '../core/threads.ts';
+import { DatabaseError, StoreUnavailableError } from '../store/errors.ts';
+import { isPostgresUrl } from '../store/location.ts';
+import type { Store } from '../store/store.ts';
+import type { FromThread, RelayOp, RelaySetup, ToThread } from './delivery-worker.ts';
+import type { Delivery } from './relay.ts';
+
+const WORKER_URL = threadUrl(import.meta.url, 'delivery-worker');
+/** How long a restart waits after the thread died, growing while it keeps dying. */
+const RESTART_DELAYS_MS = [100, 1_000, 5_000];
+/** How long a call waits for a thread being started again before it is answered "unavailable". */
+const WAIT_FOR_THREAD_MS = 5_000;
+
+function errorOf(error: { name: string; message: string }): Error {
+  if (error.name === 'StoreUnavailableError') return new StoreUnavailableError(error.message);
+  if (error.name === 'DatabaseError') return new DatabaseError(error.message);
+  const rebuilt = new Error(error.message);
+  rebuilt.name = error.name;
+  return rebuilt;
+}
+
+/** Counters of prom-client, as `getMetricsAsJSON()` gives them. */
+export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+
+/**
+ * The store's connection and the relay in a worker thread of their own, seen from the main thread as a
+ * {@link Store} and a {@link Delivery}. Should the thread die, what was in flight fails with
+ * `StoreUnavailableError` (answered 503: a hit is answered 204 only once the thread said it is on disk, so nothing
+ * is lost) and the thread is started again, its relay with it.
+ */
+export class DeliveryThread {
+  /** The store, through the thread. */
+  readonly store: Store;
+  private worker: Worker | undefined;
+  private ready: Promise<void>;
+  private markReady: (() => void) | undefined;
+  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
+  private nextId = 1;
+  private lastTrouble: string | undefined;
+  private restarts = 0;
+  private closing = false;
+  private relaySetup: RelaySetup | undefined;
+  private relayStarted = false;
+
+  private constructor(
+    private readonly location: string,
+    private readonly log: Logger,
+  ) {
+    this.ready = this.spawn();
+    this.ready.catch(() => undefined);
+    this.store = new Proxy({} as Store, {
+      get: (_, property: string) => {
+        if (property === 'dialect') return isPostgresUrl(location) ? 'postgres' : 'sqlite';
+        if (property === 'trouble') return () => this.lastTrouble;
+        if (property === 'close') return () => this.close();
+        if (property === 'then') return undefined; // not a thenable
+        return (...args: unknown[]) => this.send((id) => ({ kind: 'call', id, method: property as keyof Store, args }));
+      },
+    });
+  }
+
+  /** Starts the thread and resolves once it has opened (and migrated) the store; throws `DatabaseError` if it cannot. */
+  static async open(location: string, log: Logger): Promise<DeliveryThread> {
+    const thread = new DeliveryThread(location, log);
+    await thread.ready;
+    return thread;
+  }
+
+  /** The thread's relay, set up for this install; what the main thread uses as its {@link Delivery}. */
+  relay(setup: RelaySetup): Delivery {
+    this.relaySetup = setup;
+    this.worker?.postMessage({ kind: 'relay-setup', setup } satisfies ToThread);
+    const op = (name: RelayOp, args: unknown[] = []) => this.send((id) => ({ kind: 'relay', id, op: name, args }));
+    return {
+      start: () => {
+        this.relayStarted = true;
+        void op('start').catch(() => undefined);
+      },
+      wake: () => this.worker?.postMessage({ kind: 'relay', id: 0, op: 'wake', args: [] } satisfies ToThread),
+      stop: async () => {
+        this.relayStarted = false;
+        await op('stop').catch(() => undefined);
+      },
+      drain: async () => {
+        await op('drain');
+      },
+      retryFailed: async (tokenId, ids) => (await op('retry', [tokenId, ids])) as number,
+    };
+  }
+
+  /** The relay's counters, to add to the main thread's at `/metrics` (none while the thread is down). */
+  async metrics(): Promise<MetricsJson> {
+    if (!this.relaySetup) return [];
+    return ((await this.send((id) => ({ kind: 'relay', id, op: 'metrics', args: [] })).catch(() => [])) as MetricsJson) ?? [];
+  }
+
+  /** Stops the thread for a test of what follows (calls in flight fail; it is started again). */
+  crashForTest(): Promise<number> {
+    return (this.worker as Worker).terminate();
+  }
+
+  private async close(): Promise<void> {
+    this.closing = true;
+    await this.send((id) => ({ kind: 'close', id })).catch(() => undefined);
+    await this.worker?.terminate();
+  }
+
+  private async send(message: (id: number) => ToThread): Promise<unknown> {
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreUnavailableError(this.lastTrouble ?? 'the database thread is not running')), WAIT_FOR_THREAD_MS);
+    });
+    try {
+      await Promise.race([this.ready, gaveUp]);
+    } finally {
+      clearTimeout(timer);
+    }
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      this.pending.set(id, { resolve, reject });
+      (this.worker as Worker).postMessage(message(id));
+    });
+  }
+
+  private spawn(): Promise<void> {
+    const worker = startThread(WORKER_URL, { location: this.location });
+    this.worker = worker;
+    return new Promise((resolve, reject) => {
+      let started = false;
+      worker.on('message', (message: FromThread) => {
+        switch (message.kind) {
+          case 'ready':
+            started = true;
+            this.restarts = 0;
+            // A thread started again gets its relay back, running if it was.
+            if (this.relaySetup) worker.postMessage({ kind: 'relay-setup', setup: this.relaySetup } satisfies ToThread);
+            if (this.relayStarted) worker.postMessage({ kind: 'relay', id: 0, op: 'start', args: [] } satisfies ToThread);
+            resolve();
+            return;
+          case 'failed':
+            reject(errorOf(message.error));
+            return;
+          case 'log':
+            this.log[message.level](message.message);
+            return;
+          case 'answer': {
+            this.lastTrouble = message.trouble;
+            const pending = this.pending.get(message.id);
+            if (!pending) return;
+            this.pending.delete(message.id);
+            if (message.ok) pending.resolve(message.result);
+            else pending.reject(errorOf(message.error));
+          }
+        }
+      });
+      worker.on('error', (error) => this.log.error('the delivery thread failed', error));
+      worker.on('exit', () => {
+        if (!started) reject(new DatabaseError(`cannot use the database ${this.location}: its thread stopped while opening it`));
+        this.died(worker);
+      });
+    });
+  }
+
+  /** Fails what was in flight, and starts a new thread (again, until one stays up) unless closing. */
+  private died(worker: Worker): void {
+    if (worker !== this.worker) return;
+    for (const [id, pending] of this.pending) {
+      this.pending.delete(id);
+      pending.reject(new StoreUnavailableError('the database thread stopped; it is being started again'));
+    }
+    if (this.closing) return;
+    this.lastTrouble = 'the database thread stopped; it is being started again';
+    this.log.error(this.lastTrouble);
+    if (!this.markReady) this.ready = new Promise((resolve) => (this.markReady = resolve));
+    const delay = RESTART_DELAYS_MS[Math.min(this.restarts++, RESTART_DELAYS_MS.length - 1)] as number;
+    setTimeout(() => {
+      // A thread that fails to start exits too, and comes back here for the next try.
+      this.spawn().then(
+        () => {
+          this.lastTrouble = undefined;
+          this.markReady?.();
+          this.markReady = undefined;
+        },
+        () => undefined,
+      );
+    }, delay).unref();
+  }
+}
