@@ -6,7 +6,7 @@ import { DatabaseError, StoreUnavailableError } from '../store/errors.ts';
 import { isPostgresUrl } from '../store/location.ts';
 import type { Store } from '../store/store.ts';
 import type { FromThread, RelayOp, RelaySetup, ToThread } from './delivery-worker.ts';
-import type { Delivery } from './relay.ts';
+import { newRelayOwner, type Delivery } from './relay.ts';
 
 const WORKER_URL = threadUrl(import.meta.url, 'delivery-worker');
 /** How long a restart waits after the thread died, growing while it keeps dying. */
@@ -71,8 +71,9 @@ export class DeliveryThread {
 
   /** The thread's relay, set up for this install; what the main thread uses as its {@link Delivery}. */
   relay(setup: RelaySetup): Delivery {
-    this.relaySetup = setup;
-    this.worker?.postMessage({ kind: 'relay-setup', setup } satisfies ToThread);
+    // One owner for the relay of every thread started here: a thread started again takes its leases back at once.
+    this.relaySetup = { ...setup, options: { ...setup.options, owner: setup.options.owner ?? newRelayOwner() } };
+    this.worker?.postMessage({ kind: 'relay-setup', setup: this.relaySetup } satisfies ToThread);
     const op = (name: RelayOp, args: unknown[] = []) => this.send((id) => ({ kind: 'relay', id, op: name, args }));
     return {
       start: () => {

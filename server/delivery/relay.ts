@@ -44,6 +44,11 @@ export interface RelayOptions {
   stopGraceMs?: number;
   /** The last requests to each token kept for the admin to read. */
   keepSent?: number;
+  /**
+   * Who this relay is in the leases it takes (random by default). A relay started again in place of one that
+   * died in this process passes the dead one's, and takes its tokens back at once.
+   */
+  owner?: string;
   random?: () => number;
 }
 
@@ -61,6 +66,11 @@ export interface Delivery {
   retryFailed(tokenId: number, ids?: number[]): Promise<number>;
 }
 
+/** A name for a relay's leases that no other relay, in any process on any machine, has. */
+export function newRelayOwner(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+}
+
 /** Expiry and pruning run this often. */
 const MAINTENANCE_EVERY_MS = 60_000;
 /** Failed events are kept this long for the admin, then go. */
@@ -76,9 +86,9 @@ const MAX_FAILED = 100_000;
  * may share one store; a claim is theirs alone until its lease runs out. One round at a time per relay.
  */
 export class Relay implements Delivery {
-  private readonly options: Required<RelayOptions>;
-  /** Who this relay is in the rows it claims. */
-  readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  private readonly options: Required<Omit<RelayOptions, 'owner'>>;
+  /** Who this relay is in the leases it takes. */
+  readonly owner: string;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = Infinity;
   private running: Promise<unknown> | undefined;
@@ -93,6 +103,7 @@ export class Relay implements Delivery {
     private readonly deps: RelayDeps,
     options: RelayOptions = {},
   ) {
+    this.owner = options.owner ?? newRelayOwner();
     this.options = {
       lingerMs: 500,
       timeoutMs: deps.gaTimeoutMs,
@@ -120,7 +131,11 @@ export class Relay implements Delivery {
       (tokens) => tokens.forEach((token) => this.noteSkipped(token)),
       () => undefined,
     );
-    this.schedule(0);
+    // Leases a predecessor under this owner held (it died in this process) are ended before the first round.
+    void this.deps.store
+      .releaseLeases(this.owner)
+      .catch(() => undefined)
+      .then(() => this.schedule(0));
   }
 
   /**

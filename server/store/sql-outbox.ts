@@ -9,6 +9,7 @@ type OutboxQueries = Pick<
   | 'trimOutbox'
   | 'claim'
   | 'endClaim'
+  | 'releaseLeases'
   | 'settle'
   | 'discard'
   | 'clearHold'
@@ -203,6 +204,15 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
         claim.tokenId,
         claim.id,
       ]);
+    },
+
+    async releaseLeases(owner) {
+      const prefix = `${owner}:`;
+      const { changes } = await db.query(
+        'UPDATE tokens SET claimed_by = NULL, lease_until = 0, lease_due = NULL, lease_id = NULL WHERE substr(claimed_by, 1, ?) = ?',
+        [prefix.length, prefix],
+      );
+      return changes;
     },
 
     settle(o) {

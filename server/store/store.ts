@@ -95,6 +95,11 @@ export interface Store {
   /** Gives the token's lease back (what was not sent stays due as it was). */
   endClaim(claim: ClaimRef): Promise<void>;
   /**
+   * Ends every lease of claims `owner` made (the claim ids `owner:n`): a relay started again in place of one that
+   * died, under the same owner, takes its tokens back at once instead of waiting for the leases to run out.
+   */
+  releaseLeases(owner: string): Promise<number>;
+  /**
    * Settles what a claim's requests came to, in one transaction; failing or holding back rows needs the claim to
    * still hold the token. Returns how many rows each outcome changed.
    */

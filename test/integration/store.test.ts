@@ -129,6 +129,19 @@ describe.each(DIALECTS)('the store on %s', (dialect) => {
     await store.close();
   });
 
+  it("ends an owner's leases at once, and only that owner's", async () => {
+    const { store, tokenId } = await setup(dialect);
+    const second = (await store.createToken({ ...SETTINGS, name: 'Second', measurementId: 'G-SECOND' }, NOW)).id;
+    await store.enqueue([pageView(tokenId, 1, NOW), pageView(second, 2, NOW)]);
+    expect((await claimOf(store, tokenId, 'host:1:aa', NOW)).rows).toHaveLength(1);
+    // An owner whose name starts like the first one's is someone else.
+    expect((await claimOf(store, second, 'host:1:aab', NOW)).rows).toHaveLength(1);
+    expect(await store.releaseLeases('host:1:aa')).toBe(1);
+    expect((await claimOf(store, tokenId, 'relay-b', NOW + 1)).rows).toHaveLength(1);
+    expect((await claimOf(store, second, 'relay-b', NOW + 1)).rows).toEqual([]);
+    await store.close();
+  });
+
   it('leaves unsent rows due as they were, and holds a token GA fails for', async () => {
     const { store, tokenId } = await setup(dialect);
     await store.enqueue([pageView(tokenId, 1, NOW - 500), pageView(tokenId, 2, NOW - 400), taskEvent(tokenId, 3, NOW - 300)]);

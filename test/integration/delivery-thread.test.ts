@@ -1,0 +1,96 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { FakeGa } from '../../harness/fake-ga.ts';
+import { silentLogger } from '../../server/core/log.ts';
+import { createAnalytics, type Analytics } from '../../server/index.ts';
+import { servicesOf } from '../../server/services.ts';
+import { addTestToken, until } from '../helpers/app.ts';
+import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
+
+const CHROME = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
+const dir = mkdtempSync(join(tmpdir(), 'analytics-thread-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let ga: FakeGa;
+const stopAfterTest = fakeGaPerTest((started) => (ga = started));
+let files = 0;
+
+/** Analytics as `npm start` runs it: the store and the relay in a delivery thread of their own. */
+async function threaded(): Promise<Analytics> {
+  const analytics = await createAnalytics({
+    database: join(dir, `thread-${++files}.db`),
+    thread: true,
+    env: { ANALYTICS_GA_URL: ga.url },
+    log: silentLogger,
+    relay: { lingerMs: 10 },
+    dailyStatsStartDelayMs: 3_600_000,
+  });
+  return stopAfterTest(analytics);
+}
+
+function post(analytics: Analytics, path: string): Promise<Response> {
+  return Promise.resolve(
+    analytics.app.request('/collect', {
+      method: 'POST',
+      body: JSON.stringify({ path, title: 'Page', language: 'en' }),
+      headers: { 'Content-Type': 'text/plain;charset=UTF-8', 'User-Agent': CHROME },
+    }),
+  );
+}
+
+const deliveredPaths = () => new Set(ga.delivered().map((e) => String(e.params.page_location ?? '')).map((url) => new URL(url).pathname));
+
+describe('the delivery thread', () => {
+  it('dying under load loses no hit answered 204: the others get a 503 with Retry-After, and it comes back with its relay', async () => {
+    const analytics = await threaded();
+    const services = servicesOf(analytics);
+    const thread = services.thread;
+    if (!thread) throw new Error('no delivery thread');
+    await addTestToken(services);
+    analytics.start();
+
+    // Hits keep coming while the thread is stopped mid-stream.
+    const answers: Array<Promise<{ path: string; res: Response }>> = [];
+    for (let i = 0; i < 300; i++) {
+      const path = `/page-${i}`;
+      answers.push(post(analytics, path).then((res) => ({ path, res })));
+      if (i === 150) await thread.crashForTest();
+      if (i % 10 === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
+    const settled = await Promise.all(answers);
+    const accepted = settled.filter((a) => a.res.status === 204).map((a) => a.path);
+    const refused = settled.filter((a) => a.res.status !== 204);
+    expect(accepted.length).toBeGreaterThan(0);
+    expect(refused.length).toBeGreaterThan(0); // the crash did land while hits were in flight
+    for (const { res } of refused) {
+      expect(res.status).toBe(503);
+      expect(Number(res.headers.get('Retry-After'))).toBeGreaterThan(0);
+    }
+
+    // The thread is started again, by itself, and its relay delivers every hit that was answered 204.
+    await until(async () => (await analytics.app.request('/healthz')).status === 200, 15_000);
+    await ga.waitFor(() => accepted.every((path) => deliveredPaths().has(path)), 15_000);
+
+    // New hits are taken and delivered as before.
+    expect((await post(analytics, '/after-the-restart')).status).toBe(204);
+    await ga.waitFor(() => deliveredPaths().has('/after-the-restart'), 10_000);
+  });
+
+  it('keeps being started again while it keeps dying, and answers 503 in between, never hanging', async () => {
+    const analytics = await threaded();
+    const services = servicesOf(analytics);
+    const thread = services.thread;
+    if (!thread) throw new Error('no delivery thread');
+    await addTestToken(services);
+    for (let round = 0; round < 3; round++) {
+      await thread.crashForTest();
+      const res = await post(analytics, `/during-${round}`);
+      expect([204, 503]).toContain(res.status);
+      await until(async () => (await post(analytics, `/after-${round}`)).status === 204, 15_000);
+    }
+    analytics.start();
+    await ga.waitFor(() => [0, 1, 2].every((round) => deliveredPaths().has(`/after-${round}`)), 10_000);
+  });
+});
