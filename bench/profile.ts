@@ -1,12 +1,14 @@
-// `node --import tsx bench/profile.ts [seconds]`: the collector under the benchmark's load with `--cpu-prof`,
-// then where its CPU time went, by function (self time) and by package or project file (inclusive of callees
-// outside the project). The .cpuprofile is kept for Chrome DevTools.
-import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+// `node --import tsx bench/profile.ts [seconds]`: the compiled collector under the benchmark's load with
+// `--cpu-prof`, then where each thread's time went (the main thread answering HTTP, the delivery thread holding
+// the store and the relay), by function (self time) and by package or project file. The .cpuprofile files are
+// kept for Chrome DevTools. Samples are wall-clock: a thread waiting for a disk sync counts where it waits.
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { startFakeGa } from '../harness/fake-ga.ts';
 import { runLoad } from './load.ts';
-import { COLLECTOR_NODE_FLAGS, HIT_HEADERS, ROOT, collectorEnv, hitBody, prepareDatabase, startScript } from './support.ts';
+import { COLLECTOR, HIT, TOKENS } from './measure.ts';
+import { COLLECTOR_NODE_FLAGS, ROOT, collectorEnv, prepareDatabase, startScript } from './support.ts';
 
 interface ProfileNode {
   id: number;
@@ -62,21 +64,24 @@ function summarize(profile: CpuProfile, top = 25): string {
 const seconds = Number(process.argv[2] ?? '10');
 const dir = mkdtempSync(join(tmpdir(), 'analytics-profile-'));
 const dbPath = join(dir, 'profile.db');
-await prepareDatabase(dbPath, [{ measurementId: 'G-BENCH1' }, { measurementId: 'G-BENCH2' }]);
+await prepareDatabase(dbPath, TOKENS);
 const ga = await startFakeGa();
 const collector = await startScript(
-  'server/main.ts',
+  COLLECTOR,
   collectorEnv(dbPath, ga.url),
   [...COLLECTOR_NODE_FLAGS, '--cpu-prof', `--cpu-prof-dir=${dir}`],
 );
-const load = await runLoad({ url: `${collector.url}/collect`, connections: 50, durationS: seconds, headers: HIT_HEADERS, body: hitBody('/docs/getting-started') });
+const load = await runLoad({ url: `${collector.url}/collect`, connections: 50, durationS: seconds, ...HIT });
 console.log(`${Math.round(load.requestsPerSecond)} req/s, p50 ${load.p50} ms, p99 ${load.p99} ms`);
 await collector.stop('SIGINT');
 await ga.close();
-// One profile per thread (tsx runs its loader in a second one): the main thread's is the largest.
-const file = readdirSync(dir)
+// One profile per thread: CPU.<date>.<time>.<pid>.<thread>.<n>.cpuprofile, thread 0 the main one.
+const files = readdirSync(dir)
   .filter((name) => name.endsWith('.cpuprofile'))
-  .sort((a, b) => statSync(join(dir, b)).size - statSync(join(dir, a)).size)[0];
-if (!file) throw new Error(`no profile written in ${dir}`);
-console.log(summarize(JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile));
-console.log(`\nprofile: ${join(dir, file)}`);
+  .sort();
+if (files.length === 0) throw new Error(`no profile written in ${dir}`);
+for (const file of files) {
+  const thread = Number(file.split('.').at(-3));
+  console.log(`\n=== ${thread === 0 ? 'main thread' : `thread ${thread} (the delivery thread)`}: ${join(dir, file)}\n`);
+  console.log(summarize(JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile));
+}

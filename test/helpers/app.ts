@@ -13,7 +13,7 @@ import type { SqlDriver } from '../../server/store/sql-driver.ts';
 import { sqlStore } from '../../server/store/sql-store.ts';
 import type { Store } from '../../server/store/store.ts';
 import type { Token, TokenSettings } from '../../server/store/types.ts';
-import { freshPostgresUrl } from './postgres.ts';
+import { freshPostgresUrl } from '../../harness/postgres-server.ts';
 
 /** The metrics token of test apps. */
 export const METRICS_TOKEN = 'metrics-token-for-tests-0123';

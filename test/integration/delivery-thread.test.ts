@@ -6,7 +6,7 @@ import type { FakeGa } from '../../harness/fake-ga.ts';
 import { silentLogger } from '../../server/core/log.ts';
 import { createAnalytics, type Analytics } from '../../server/index.ts';
 import { servicesOf } from '../../server/services.ts';
-import { addTestToken, until } from '../helpers/app.ts';
+import { addTestToken, METRICS_TOKEN, until } from '../helpers/app.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
 
 const CHROME = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
@@ -22,7 +22,7 @@ async function threaded(): Promise<Analytics> {
   const analytics = await createAnalytics({
     database: join(dir, `thread-${++files}.db`),
     thread: true,
-    env: { ANALYTICS_GA_URL: ga.url },
+    env: { ANALYTICS_GA_URL: ga.url, ANALYTICS_METRICS_TOKEN: METRICS_TOKEN },
     log: silentLogger,
     relay: { lingerMs: 10 },
     dailyStatsStartDelayMs: 3_600_000,
@@ -76,6 +76,26 @@ describe('the delivery thread', () => {
     // New hits are taken and delivered as before.
     expect((await post(analytics, '/after-the-restart')).status).toBe(204);
     await ga.waitFor(() => deliveredPaths().has('/after-the-restart'), 10_000);
+  });
+
+  it('counts at /metrics what it does once: events queued and waiting, then delivered', async () => {
+    const analytics = await threaded();
+    const services = servicesOf(analytics);
+    await addTestToken(services);
+    await addTestToken(services);
+    for (let i = 0; i < 3; i++) expect((await post(analytics, `/counted-${i}`)).status).toBe(204);
+    const metric = async (name: string) => {
+      const res = await analytics.app.request('/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}` } });
+      const text = await res.text();
+      return [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)$`, 'gm'))].reduce((sum, m) => sum + Number(m[1]), 0);
+    };
+    expect(await metric('analytics_outbox_depth')).toBe(6);
+    expect(await metric('analytics_events_queued_total')).toBe(6);
+    analytics.start();
+    await ga.waitFor(() => ga.delivered().length === 6);
+    await until(async () => (await metric('analytics_outbox_depth')) === 0);
+    expect(await metric('analytics_events_delivered_total')).toBe(6);
+    expect(await metric('analytics_events_queued_total')).toBe(6);
   });
 
   it('keeps being started again while it keeps dying, and answers 503 in between, never hanging', async () => {

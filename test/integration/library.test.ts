@@ -10,7 +10,7 @@ import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
 import { ConfigError, createAnalytics, openStore, type Analytics } from '../../server/index.ts';
 import { silentLogger } from '../../server/core/log.ts';
 import { addTestToken, openTestStore } from '../helpers/app.ts';
-import { freshPostgresUrl } from '../helpers/postgres.ts';
+import { freshPostgresUrl } from '../../harness/postgres-server.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
 import type { FakeGa } from '../../harness/fake-ga.ts';
 import { validationMessages } from '../../harness/ga-validation.ts';

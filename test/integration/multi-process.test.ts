@@ -7,7 +7,7 @@ import type { FakeGa } from '../../harness/fake-ga.ts';
 import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
 import { openTestStore } from '../helpers/app.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
-import { freshPostgresUrl } from '../helpers/postgres.ts';
+import { freshPostgresUrl } from '../../harness/postgres-server.ts';
 
 const CHROME = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
 const TOKENS = ['G-MULTI1', 'G-MULTI2'];

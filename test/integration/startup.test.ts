@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, inject } from 'vitest';
 import { runCollectorToExit, startCollector as start, type CollectorProcess } from '../../harness/collector-process.ts';
-import { freshPostgresUrl } from '../helpers/postgres.ts';
+import { freshPostgresUrl } from '../../harness/postgres-server.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'analytics-start-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
