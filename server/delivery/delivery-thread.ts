@@ -22,6 +22,9 @@ function errorOf(error: { name: string; message: string }): Error {
   return rebuilt;
 }
 
+/** Threads started ahead of their open, by location. */
+const early = new Map<string, Promise<DeliveryThread>>();
+
 /** Counters of prom-client, as `getMetricsAsJSON()` gives them. */
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -64,9 +67,24 @@ export class DeliveryThread {
 
   /** Starts the thread and resolves once it has opened (and migrated) the store; throws `DatabaseError` if it cannot. */
   static async open(location: string, log: Logger): Promise<DeliveryThread> {
+    const started = early.get(location);
+    if (started) {
+      early.delete(location);
+      return started;
+    }
     const thread = new DeliveryThread(location, log);
     await thread.ready;
     return thread;
+  }
+
+  /**
+   * Starts the thread for `location` now, for the next {@link open} of that location to take: a server starts it
+   * before loading its routes, so that both happen at once.
+   */
+  static startEarly(location: string, log: Logger): void {
+    const starting = DeliveryThread.open(location, log);
+    starting.catch(() => undefined); // the error is the open's that takes it
+    early.set(location, starting);
   }
 
   /** The thread's relay, set up for this install; what the main thread uses as its {@link Delivery}. */
