@@ -50,20 +50,27 @@ export interface DailyStatsRunner {
   nextRunAt(): Promise<number>;
 }
 
-export const hostStatsSchema = z.object({
+const hostStatsShape = {
   users: z.number().int().min(0),
   tokens: z.number().int().min(0),
   apps: z.array(z.string()).max(1000),
-});
+};
+
+/** The body of `PUT /api/stats`. Strict: an unknown field is refused rather than silently ignored. */
+export const hostStatsSchema = z.strictObject(hostStatsShape);
+
+/** What a `stats` callback returns (library use): other fields of the host's own object are ignored. */
+const callbackStatsSchema = z.object(hostStatsShape);
 
 /**
- * Checks the host's numbers (the body of `PUT /api/stats`, or what a `stats` callback returned):
- * throws a ZodError for a wrong shape, {@link InvalidEventError} for a blank or control-character app
- * name. App names are cut at GA's limit and listed once each.
+ * Checks the host's numbers (the body of `PUT /api/stats`, or with `ignoreUnknown` what a `stats` callback
+ * returned): throws a ZodError for a wrong shape or, unless `ignoreUnknown`, an unknown field;
+ * {@link InvalidEventError} for a blank or control-character app name. App names are cut at GA's limit and
+ * listed once each.
  * @example parseHostStats({ users: 3, tokens: 1, apps: ['forum', 'forum'] }).apps // ['forum']
  */
-export function parseHostStats(input: unknown): HostStats {
-  const { users, tokens, apps } = hostStatsSchema.parse(input);
+export function parseHostStats(input: unknown, { ignoreUnknown = false }: { ignoreUnknown?: boolean } = {}): HostStats {
+  const { users, tokens, apps } = (ignoreUnknown ? callbackStatsSchema : hostStatsSchema).parse(input);
   const names = apps.map((app, i) => checkText(`apps.${i}`, app.trim(), true));
   return { users, tokens, apps: [...new Set(names)] };
 }
@@ -183,7 +190,7 @@ export class DailyStats implements DailyStatsRunner {
     if (!this.stats) return this.services.store.hostStats();
     try {
       const stats = await withTimeout(Promise.resolve(this.stats()), this.statsTimeoutMs, 'the stats callback did not answer in time');
-      return stats === undefined ? undefined : parseHostStats(stats);
+      return stats === undefined ? undefined : parseHostStats(stats, { ignoreUnknown: true });
     } catch (error) {
       // The phone-in still goes out: a failing callback must not hide the install.
       const why = error instanceof InvalidEventError || error instanceof z.ZodError ? 'invalid numbers' : 'the stats callback failed';

@@ -222,6 +222,7 @@ describe('PUT /api/stats', () => {
     ['a blank app name', { users: 1, tokens: 0, apps: ['ok', ''] }, /^apps\.1: must not be empty/],
     ['a control character in an app name', { users: 1, tokens: 0, apps: ['a\nb'] }, /^apps\.0: /],
     ['not JSON', 'users=1', /body must be JSON/],
+    ['an unknown field', { users: 3, tokens: 0, apps: [], extra: 5 }, /"extra"/],
   ])('answers 400 to %s and keeps the previous numbers', async (_, body, message) => {
     const { services, send } = await setup();
     await send('PUT', '/api/stats', { users: 1, tokens: 1, apps: ['kept'] });
@@ -229,6 +230,17 @@ describe('PUT /api/stats', () => {
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toMatch(message);
     expect((await storedStats(services)).map((row) => row.apps)).toEqual([['kept']]);
+  });
+
+  it('refuses an unknown field with a 400 naming it, and the daily run still uses the previous numbers', async () => {
+    const { services, send } = await setup();
+    expect((await send('PUT', '/api/stats', { users: 1, tokens: 2, apps: ['kept'] })).status).toBe(204);
+    const res = await send('PUT', '/api/stats', '{"users": 3, "tokens": 4, "apps": [], "extra": 5}');
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: string };
+    expect(Object.keys(body)).toEqual(['error']);
+    expect(body.error).toMatch(/extra/);
+    expect(await services.store.hostStats()).toEqual({ users: 1, tokens: 2, apps: ['kept'] });
   });
 });
 

@@ -56,6 +56,12 @@ describe('parseHostStats', () => {
     expect(() => parseHostStats(input)).toThrow(ZodError);
   });
 
+  it('refuses an unknown field, unless told to ignore it (what a stats callback returns)', () => {
+    const input = { users: 1, tokens: 2, apps: [], extra: 5 };
+    expect(() => parseHostStats(input)).toThrow(/extra/);
+    expect(parseHostStats(input, { ignoreUnknown: true })).toEqual({ users: 1, tokens: 2, apps: [] });
+  });
+
   it('refuses a blank app name or one with control characters', () => {
     expect(() => parseHostStats({ users: 1, tokens: 1, apps: ['  '] })).toThrow(InvalidEventError);
     expect(() => parseHostStats({ users: 1, tokens: 1, apps: ['a\tb'] })).toThrow(InvalidEventError);
