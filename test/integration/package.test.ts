@@ -23,11 +23,26 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 let ga: FakeGa;
 const stopAfterTest = fakeGaPerTest((started) => (ga = started));
 
+/** Sends `signal` to the process group `child` leads (it and whatever it started); nothing if it is gone. */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-(child.pid as number), signal);
+  } catch {
+    // gone already
+  }
+}
+
 /** Starts `command` and resolves once it printed `ready` (its whole output so far), or rejects when it exits. */
 function startUntil(command: string, args: string[], options: { cwd: string; env: Record<string, string> }, ready: RegExp): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(command, args, { cwd: options.cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // A process group of its own: `npm start` runs the server as its grandchild, and a signal to the group reaches both.
+  const child = spawn(command, args, {
+    cwd: options.cwd,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   let output = '';
-  stopAfterTest({ stop: async () => void child.kill('SIGKILL') });
+  stopAfterTest({ stop: async () => signalGroup(child, 'SIGKILL') });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`not ready within 60 s:\n${output}`)), 60_000);
     const look = (chunk: Buffer) => {
@@ -111,8 +126,9 @@ describe('npm start from a clone', () => {
     const start = async () => {
       const env = { PORT: '0', ANALYTICS_DB: join(clone, 'data.db') };
       const started = await startUntil('npm', ['start', '--silent'], { cwd: clone, env }, /listening on http:\/\/\S+/);
-      started.child.kill('SIGTERM');
-      await new Promise((resolve) => started.child.once('exit', resolve));
+      const exited = new Promise((resolve) => started.child.once('exit', resolve));
+      signalGroup(started.child, 'SIGTERM');
+      await exited;
       return started.output();
     };
     expect(await start()).toContain('dist/ is missing: building it');
