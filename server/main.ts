@@ -16,6 +16,7 @@ function fail(message: string): never {
 }
 
 let analytics: Analytics;
+let servicesOf: typeof import('./services.ts').servicesOf;
 try {
   // The store's connection and the relay in a thread of their own: neither a commit's sync nor delivering to GA
   // ever holds up the thread that answers hits. It starts (and opens the database) while this thread loads the
@@ -23,6 +24,7 @@ try {
   DeliveryThread.startEarly(resolveConfig().dbPath, log);
   const { createAnalytics } = await import('./index.ts');
   analytics = await createAnalytics({ log, thread: true });
+  ({ servicesOf } = await import('./services.ts'));
 } catch (error) {
   if (error instanceof ConfigError || error instanceof DatabaseError) fail(error.message);
   throw error;
@@ -35,9 +37,16 @@ const database = isPostgresUrl(config.dbPath) ? `PostgreSQL at ${describePostgre
 
 function sayWhatIsOn(): void {
   log.info(`install ${analytics.install.uuid}, version ${config.appVersion}, database ${database}`);
-  if (config.disabled) log.info('ANALYTICS_DISABLED is on: nothing is queued or sent');
-  else log.info(config.relay ? `relaying to ${config.gaUrl}` : 'relay off (ANALYTICS_RELAY=off): this process only collects');
+  if (config.disabled) return log.info('ANALYTICS_DISABLED is on: nothing is queued or sent');
+  log.info(config.relay ? `relaying to ${config.gaUrl}` : 'relay off (ANALYTICS_RELAY=off): this process only collects');
+  // A fresh install has only the team's placeholder token: say once what to do, or nothing will ever be sent.
+  if (!servicesOf(analytics).tokens.anyCanReceive()) log.info(NO_TOKEN_HINT);
 }
+
+/** The start-up hint while no token can receive events. */
+const NO_TOKEN_HINT = `no token can receive events yet: add a GA4 measurement id and API secret at /admin/ or with POST /api/admin/tokens${
+  config.adminToken ? '' : ' once ANALYTICS_ADMIN_TOKEN is set'
+} (README: Quick start)`;
 
 let server: ServerType | undefined;
 if (relayOnly) {

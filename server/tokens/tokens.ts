@@ -100,6 +100,11 @@ export class Tokens {
     return list;
   }
 
+  /** Whether any token can be sent to at all (not the placeholder, a secret set), whatever its features. */
+  anyCanReceive(): boolean {
+    return this.all().some((t) => skipReason(t.token) === undefined);
+  }
+
   /** Looks in the background whether another process changed the tokens, at most once per `recheckMs`. */
   private recheck(): void {
     if (this.checking || Date.now() - this.checkedAt < this.recheckMs) return;

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, inject } from 'vitest';
 import { runCollectorToExit, startCollector as start, type CollectorProcess } from '../../harness/collector-process.ts';
 import { freshPostgresUrl } from '../../harness/postgres-server.ts';
+import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
+import { openTestStore } from '../helpers/app.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'analytics-start-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -34,6 +36,45 @@ describe('the collector process', () => {
     expect(collector.output()).toContain('database closed');
     // A cleanly closed WAL database leaves no write-ahead log behind.
     expect(existsSync(`${db}-wal`)).toBe(false);
+  });
+
+  it('hints once at start how to add a token while none can receive events', async () => {
+    const collector = await startCollector({ ANALYTICS_DB: join(dir, 'fresh.db') });
+    const hints = collector.output().split('\n').filter((line) => line.includes('no token can receive events yet'));
+    expect(hints).toHaveLength(1);
+    expect(hints[0]).toContain(
+      'no token can receive events yet: add a GA4 measurement id and API secret at /admin/ or with POST /api/admin/tokens once ANALYTICS_ADMIN_TOKEN is set (README: Quick start)',
+    );
+    expect((await fetch(`${collector.url}/healthz`)).status).toBe(200);
+    expect(await collector.stop('SIGTERM')).toBe(0);
+    expect(collector.output().match(/no token can receive events yet/g)).toHaveLength(1);
+  });
+
+  it('leaves out "set ANALYTICS_ADMIN_TOKEN" from the hint when the admin is on', async () => {
+    const collector = await startCollector({ ANALYTICS_DB: ':memory:', ANALYTICS_ADMIN_TOKEN: 'admin-token-0123456789' });
+    expect(collector.output()).toContain(
+      'no token can receive events yet: add a GA4 measurement id and API secret at /admin/ or with POST /api/admin/tokens (README: Quick start)',
+    );
+  });
+
+  it('gives no token hint when a token can receive events', async () => {
+    const db = join(dir, 'with-token.db');
+    const { store } = await openTestStore({ sqliteFile: db });
+    await store.install(TEAM_TOKEN, Date.now());
+    await store.createToken(
+      { name: 'Real', measurementId: 'G-REAL1234', apiSecret: 'a-real-api-secret', sendDailyStats: true, sendTaskEvents: true, sendPageViews: true, ignorePaths: [] },
+      Date.now(),
+    );
+    await store.close();
+    const collector = await startCollector({ ANALYTICS_DB: db });
+    expect(collector.output()).toContain('relaying to');
+    expect(collector.output()).not.toContain('no token can receive');
+  });
+
+  it('gives no token hint, only that nothing is sent, when ANALYTICS_DISABLED is on', async () => {
+    const collector = await startCollector({ ANALYTICS_DB: ':memory:', ANALYTICS_DISABLED: 'true' });
+    expect(collector.output()).toContain('ANALYTICS_DISABLED is on: nothing is queued or sent');
+    expect(collector.output()).not.toContain('no token can receive');
   });
 
   it('keeps the same install UUID across restarts of the same file', async () => {
