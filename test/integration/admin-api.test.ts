@@ -98,6 +98,29 @@ describe('admin API: tokens end to end', () => {
     }
   });
 
+  it.each([
+    ['a 10-character secret as the mask alone', 'Ab3-dE6_gH', '••••'],
+    ['a 20-character secret as the mask and its last two characters', 'Ab3-dE6_gHi9-kL2_nO5', '••••O5'],
+  ])('reads back %s, and keeps it when the masked value is sent back', async (_, secret, masked) => {
+    const { app, services } = await makeAdminApp();
+    const created = await api(app, 'POST', '/tokens', { ...newToken, apiSecret: secret });
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: number };
+
+    const read = await api(app, 'GET', `/tokens/${id}`);
+    expect(read.status).toBe(200);
+    const token = (await read.json()) as Record<string, unknown>;
+    expect(token.apiSecret).toBe(masked);
+
+    // The masked value sent back, alone or with the whole read, leaves the stored secret as it was.
+    expect((await api(app, 'PATCH', `/tokens/${id}`, { apiSecret: masked })).status).toBe(200);
+    expect((await services.store.findToken(id))?.apiSecret).toBe(secret);
+    const patched = await api(app, 'PATCH', `/tokens/${id}`, { ...token, name: 'Renamed' });
+    expect(patched.status).toBe(200);
+    expect(((await patched.json()) as { apiSecret: string }).apiSecret).toBe(masked);
+    expect(await services.store.findToken(id)).toMatchObject({ name: 'Renamed', apiSecret: secret });
+  });
+
   it('preloads token 1 with the placeholder and shows its empty secret as empty', async () => {
     const { app } = await makeAdminApp();
     const one = (await (await api(app, 'GET', '/tokens/1')).json()) as Record<string, unknown>;
