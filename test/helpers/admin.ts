@@ -116,3 +116,14 @@ export function getPage(app: Hono, path: string, cookie?: string): Promise<Respo
 export function urlsOf(html: string): string[] {
   return [...html.matchAll(/\s(?:href|action)="([^"]*)"/g)].map((m) => (m[1] ?? '').replaceAll('&amp;', '&'));
 }
+
+/** GA refused these events of a token for good (as the relay settles them): they are kept as failed. */
+export async function failEvents(services: TestServices, tokenId: number, ids: number[], error: string): Promise<void> {
+  const now = services.clock();
+  const claim = await services.store.claim({ tokenId, owner: 'test', now, leaseMs: 30_000, limit: 1000 });
+  const claimed = claim.rows.map((row) => row.id);
+  expect(claimed).toEqual(expect.arrayContaining(ids));
+  const settled = await services.store.settle({ claim, now, delivered: [], failed: [{ ids, error }], retried: [], sent: [], keepSent: 200 });
+  expect(settled.failed).toBe(ids.length);
+  await services.store.endClaim(claim);
+}

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { DIALECTS, queueEvents, type TestServices } from '../helpers/app.ts';
-import { ADMIN_TOKEN, api, getPage, login, makeAdminApp, postForm } from '../helpers/admin.ts';
+import { ADMIN_TOKEN, api, failEvents, getPage, login, makeAdminApp, postForm } from '../helpers/admin.ts';
 import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 
 const LIST = '/admin/analytics/analyticstokens/';
@@ -18,17 +18,6 @@ const tokenForm = (fields: Partial<Record<string, string>>): Record<string, stri
   for (const [key, value] of Object.entries(fields)) if (value !== undefined) out[key] = value;
   return out;
 };
-
-/** GA refused these events of a token for good (as the relay settles them): they are kept as failed. */
-async function failEvents(services: TestServices, tokenId: number, ids: number[], error: string): Promise<void> {
-  const now = services.clock();
-  const claim = await services.store.claim({ tokenId, owner: 'test', now, leaseMs: 30_000, limit: 1000 });
-  const claimed = claim.rows.map((row) => row.id);
-  expect(claimed).toEqual(expect.arrayContaining(ids));
-  const settled = await services.store.settle({ claim, now, delivered: [], failed: [{ ids, error }], retried: [], sent: [], keepSent: 200 });
-  expect(settled.failed).toBe(ids.length);
-  await services.store.endClaim(claim);
-}
 
 /** The ids of the stored tokens, in order. */
 const tokenIds = async (services: TestServices): Promise<number[]> =>

