@@ -129,6 +129,23 @@ function parseHttpUrl(env: Env, name: string, fallback: string, originOnly: bool
   return url.href.replace(/\/+$/, '');
 }
 
+/** Why `location` cannot be a database location, or undefined: a URL of any kind but PostgreSQL's is refused. */
+function databaseProblem(location: string): string | undefined {
+  // Anything holding `scheme://` would otherwise be taken as a SQLite file name (a folder named after the scheme, a
+  // file named after the rest) and printed at start-up, password included. The value is not echoed for that reason.
+  if (/[A-Za-z0-9]:\/\//.test(location) && !/^postgres(ql)?:\/\//i.test(location)) {
+    return 'must be a SQLite file path or a postgres:// (postgresql://) URL; it is a URL of another kind (not shown: it may hold a password)';
+  }
+  return undefined;
+}
+
+function parseDatabase(env: Env, name: string, fallback: string): string {
+  const value = read(env, name) ?? fallback;
+  const problem = databaseProblem(value);
+  if (problem) throw new ConfigError(`${name} ${problem}`);
+  return value;
+}
+
 function parseSecret(env: Env, name: string, minLength: number): string | undefined {
   const value = read(env, name);
   if (value === undefined) return undefined;
@@ -148,7 +165,7 @@ export function loadConfig(env: Env = process.env, version: string = packageVers
   const config: Config = {
     port: parsePort(env, 'PORT', 3000),
     host: read(env, 'HOST') ?? '127.0.0.1',
-    dbPath: read(env, 'ANALYTICS_DB') ?? './data/analytics.db',
+    dbPath: parseDatabase(env, 'ANALYTICS_DB', './data/analytics.db'),
     relay: parseOnOff(env, 'ANALYTICS_RELAY', true),
     leaseSeconds: parseCount(env, 'ANALYTICS_RELAY_LEASE_SECONDS', 30, MIN_LEASE_SECONDS),
     outboxMax: parseCount(env, 'ANALYTICS_OUTBOX_MAX', 100_000),
@@ -192,6 +209,8 @@ function checkConfig(config: Config): Config {
     throw new ConfigError(`${field} ${message}`);
   };
   if (!Number.isInteger(config.port) || config.port < 0 || config.port > 65535) fail('port', 'must be a port number from 0 to 65535');
+  const databaseIssue = databaseProblem(config.dbPath);
+  if (databaseIssue) fail('dbPath', databaseIssue);
   for (const field of ['gaUrl', 'pageOrigin'] as const) {
     if (!plainHttpUrl(config[field])) fail(field, URL_RULE);
   }

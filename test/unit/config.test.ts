@@ -121,6 +121,31 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ANALYTICS_GA_URL: 'https://user:hunter2@ga.example' })).toThrow(/^ANALYTICS_GA_URL must be an http\(s\) URL without user, password, query or fragment$/);
   });
 
+  it.each([
+    'postgresql+psycopg://analytics:hunter2@db.internal:5432/analytics',
+    'jdbc:postgresql://db.internal/analytics?user=analytics&password=hunter2',
+    'mysql://analytics:hunter2@db.internal/analytics',
+    'pgsql://analytics:hunter2@db.internal/analytics',
+  ])('refuses ANALYTICS_DB=%s (not a SQLite path, not PostgreSQL) without echoing it', (value) => {
+    let message = '';
+    try {
+      loadConfig({ ANALYTICS_DB: value });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      message = (error as Error).message;
+    }
+    expect(message).toMatch(/^ANALYTICS_DB must be a SQLite file path or a postgres:\/\/ \(postgresql:\/\/\) URL/);
+    expect(message).not.toContain('hunter2');
+    expect(() => resolveConfig({ dbPath: value }, {})).toThrow(/^dbPath must be a SQLite file path/);
+  });
+
+  it.each(['./data/analytics.db', ':memory:', '/srv/analytics/data/analytics.db', 'postgres://analytics:pw@db/analytics', 'POSTGRESQL://db/analytics'])(
+    'takes ANALYTICS_DB=%s',
+    (value) => {
+      expect(loadConfig({ ANALYTICS_DB: value }).dbPath).toBe(value);
+    },
+  );
+
   it.each(['ANALYTICS_ADMIN_TOKEN', 'ANALYTICS_EVENTS_KEY', 'ANALYTICS_METRICS_TOKEN'])('refuses a short %s without echoing it', (name) => {
     let message = '';
     try {
