@@ -5,7 +5,7 @@ import { consoleLogger as log } from './core/log.ts';
 import { DeliveryThread } from './delivery/delivery-thread.ts';
 import type { Analytics } from './index.ts';
 import { DatabaseError } from './store/errors.ts';
-import { describePostgresUrl, isPostgresUrl } from './store/location.ts';
+import { describeLocation } from './store/location.ts';
 
 // `npm start`: collect (and, unless ANALYTICS_RELAY=off, deliver). `npm run relay` (--relay-only): deliver only.
 const relayOnly = process.argv.includes('--relay-only');
@@ -33,7 +33,7 @@ const { config } = analytics;
 if (relayOnly && !config.relay) fail('npm run relay delivers, but ANALYTICS_RELAY is off: nothing would happen');
 
 /** Where the store is, without a password. */
-const database = isPostgresUrl(config.dbPath) ? `PostgreSQL at ${describePostgresUrl(config.dbPath)}` : config.dbPath;
+const database = describeLocation(config.dbPath);
 
 function sayWhatIsOn(): void {
   log.info(`install ${analytics.install.uuid}, version ${config.appVersion}, database ${database}`);

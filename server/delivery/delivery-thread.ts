@@ -3,7 +3,7 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Logger } from '../core/log.ts';
 import { startThread, threadUrl } from '../core/threads.ts';
 import { DatabaseError, StoreUnavailableError } from '../store/errors.ts';
-import { isPostgresUrl } from '../store/location.ts';
+import { describeLocation, isPostgresUrl } from '../store/location.ts';
 import type { Store } from '../store/store.ts';
 import type { FromThread, RelayOp, RelaySetup, ToThread } from './delivery-worker.ts';
 import { newRelayOwner, type Delivery } from './relay.ts';
@@ -45,6 +45,8 @@ export class DeliveryThread {
   private lastTrouble: string | undefined;
   private restarts = 0;
   private closing = false;
+  /** The store was opened once: a thread that dies after that is started again; one that never opened is not. */
+  private opened = false;
   private relaySetup: RelaySetup | undefined;
   private relayStarted = false;
 
@@ -153,6 +155,7 @@ export class DeliveryThread {
         switch (message.kind) {
           case 'ready':
             started = true;
+            this.opened = true;
             this.restarts = 0;
             // A thread started again gets its relay back, running if it was.
             if (this.relaySetup) worker.postMessage({ kind: 'relay-setup', setup: this.relaySetup } satisfies ToThread);
@@ -175,9 +178,16 @@ export class DeliveryThread {
           }
         }
       });
-      worker.on('error', (error) => this.log.error('the delivery thread failed', error));
+      // Messages name the store without a PostgreSQL URL's password.
+      const where = describeLocation(this.location);
+      worker.on('error', (error) => {
+        // Failing while it opens the store (say, a server that does not speak PostgreSQL's protocol) is the open's
+        // failure, in one line; afterwards, the thread dies and is started again.
+        if (!started) reject(new DatabaseError(`cannot use the database ${where}: ${error.message.split('\n')[0]}`));
+        else this.log.error('the delivery thread failed', error);
+      });
       worker.on('exit', () => {
-        if (!started) reject(new DatabaseError(`cannot use the database ${this.location}: its thread stopped while opening it`));
+        if (!started) reject(new DatabaseError(`cannot use the database ${where}: its thread stopped while opening it`));
         this.died(worker);
       });
     });
@@ -190,7 +200,8 @@ export class DeliveryThread {
       this.pending.delete(id);
       pending.reject(new StoreUnavailableError('the database thread stopped; it is being started again'));
     }
-    if (this.closing) return;
+    // A store that never opened is not retried in the background: the open failed, and whoever asked was told.
+    if (this.closing || !this.opened) return;
     this.lastTrouble = 'the database thread stopped; it is being started again';
     this.log.error(this.lastTrouble);
     if (!this.markReady) this.ready = new Promise((resolve) => (this.markReady = resolve));

@@ -12,3 +12,8 @@ export function describePostgresUrl(url: string): string {
     return 'the PostgreSQL URL';
   }
 }
+
+/** A store's location for messages: a SQLite path as it is, a PostgreSQL URL without its user and password. */
+export function describeLocation(location: string): string {
+  return isPostgresUrl(location) ? `PostgreSQL at ${describePostgresUrl(location)}` : location;
+}

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -6,6 +7,8 @@ import type { FakeGa } from '../../harness/fake-ga.ts';
 import { silentLogger } from '../../server/core/log.ts';
 import { createAnalytics, type Analytics } from '../../server/index.ts';
 import { servicesOf } from '../../server/services.ts';
+import { DatabaseError } from '../../server/store/errors.ts';
+import { recordingLogger } from '../helpers/admin.ts';
 import { addTestToken, METRICS_TOKEN, until } from '../helpers/app.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
 
@@ -112,5 +115,42 @@ describe('the delivery thread', () => {
     }
     analytics.start();
     await ga.waitFor(() => [0, 1, 2].every((round) => deliveredPaths().has(`/after-${round}`)), 10_000);
+  });
+});
+
+/** A server on 127.0.0.1 that answers PostgreSQL's start-up with a message pg cannot parse (another service on the port). */
+async function notPostgres(): Promise<{ server: Server; port: number; connections: () => number }> {
+  let connections = 0;
+  const server = createServer((socket) => {
+    connections += 1;
+    socket.on('error', () => undefined);
+    // An authentication message of a kind that does not exist: pg's parser throws on it.
+    socket.once('data', () => socket.write(Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 99])));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  stopAfterTest({ stop: () => new Promise<void>((resolve) => server.close(() => resolve())) });
+  return { server, port: (server.address() as { port: number }).port, connections: () => connections };
+}
+
+describe('a delivery thread that cannot open its store', () => {
+  it('fails the open in one line without the password, and is not started again in the background', async () => {
+    const { port, connections } = await notPostgres();
+    const log = recordingLogger();
+    const error: unknown = await createAnalytics({
+      database: `postgres://analytics:hunter2-secret@127.0.0.1:${port}/analytics`,
+      thread: true,
+      env: {},
+      log,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DatabaseError);
+    const message = (error as Error).message;
+    expect(message).toMatch(new RegExp(`^cannot use the database PostgreSQL at 127\\.0\\.0\\.1:${port}/analytics: `));
+    expect(message).not.toContain('hunter2');
+    expect(message).not.toContain('\n');
+    // Past the first two restart delays: nobody connects again, nothing more is said.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(connections()).toBe(1);
+    expect(log.lines.join('\n')).not.toContain('hunter2');
+    expect(log.lines.filter((line) => line.includes('started again'))).toEqual([]);
   });
 });
