@@ -50,9 +50,12 @@ export interface DailyStatsRunner {
   nextRunAt(): Promise<number>;
 }
 
+/** The largest count kept (a 32-bit integer column in PostgreSQL): a bigger one is the host's mistake, a 400. */
+const MAX_COUNT = 2_147_483_647;
+
 const hostStatsShape = {
-  users: z.number().int().min(0),
-  tokens: z.number().int().min(0),
+  users: z.number().int().min(0).max(MAX_COUNT),
+  tokens: z.number().int().min(0).max(MAX_COUNT),
   apps: z.array(z.string()).max(1000),
 };
 

@@ -232,6 +232,20 @@ describe('PUT /api/stats', () => {
     expect((await storedStats(services)).map((row) => row.apps)).toEqual([['kept']]);
   });
 
+  it.each(DIALECTS)('answers 400, not 500, to a number past what the database keeps (%s), and keeps the previous numbers', async (database) => {
+    const { services, send } = await setup({}, database);
+    expect((await send('PUT', '/api/stats', { users: 2_147_483_647, tokens: 1, apps: ['kept'] })).status).toBe(204);
+    for (const body of [
+      { users: 2_147_483_648, tokens: 1, apps: [] },
+      { users: 1, tokens: 3_000_000_000, apps: [] },
+    ]) {
+      const res = await send('PUT', '/api/stats', body);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toMatch(/^(users|tokens): /);
+    }
+    expect(await services.store.hostStats()).toEqual({ users: 2_147_483_647, tokens: 1, apps: ['kept'] });
+  });
+
   it('refuses an unknown field with a 400 naming it, and the daily run still uses the previous numbers', async () => {
     const { services, send } = await setup();
     expect((await send('PUT', '/api/stats', { users: 1, tokens: 2, apps: ['kept'] })).status).toBe(204);
