@@ -65,9 +65,14 @@ export function createApp(services: Services): Hono {
 /** `GET /healthz` (the database answers) and `GET /metrics` (Prometheus text, behind `ANALYTICS_METRICS_TOKEN`). */
 function healthRoutes(services: Pick<Services, 'store' | 'config' | 'metrics' | 'thread'>, guard: CredentialGuard): Hono {
   const app = new Hono();
+  // One look at the database at a time, however many ask: while writes fail, a look is a write that may wait out
+  // the lock (5 s), on the connection the hits' commits also wait for; anybody may call /healthz, so requests that
+  // come while a look is on its way share its answer instead of each queueing one more.
+  let looking: Promise<void> | undefined;
+  const ping = () => (looking ??= services.store.ping().finally(() => (looking = undefined)));
   app.get('/healthz', async (c) => {
     try {
-      await services.store.ping();
+      await ping();
       return c.json({ status: 'ok' });
     } catch {
       return c.json({ status: 'database unavailable' }, 503, { 'Retry-After': String(RETRY_AFTER_S) });

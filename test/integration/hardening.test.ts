@@ -225,6 +225,34 @@ describe('a database that cannot be written', () => {
   }, 20_000);
 });
 
+describe('health checks while the database is locked', () => {
+  it('share one look at the database, so visitors calling /healthz do not queue waits in front of the hits', async () => {
+    const file = join(dir, 'locked-health.db');
+    const { app, services } = await makeTestApp({ database: { sqliteFile: file }, config: { gaUrl: ga.url } });
+    stopAfterTest({ stop: () => services.store.close() });
+    await addTestToken(services);
+    const Database = (await import('better-sqlite3')).default;
+    const other = new Database(file);
+    other.exec('BEGIN IMMEDIATE');
+    try {
+      // A refused write: from now on each look at the database tries a write, which waits out the busy timeout.
+      expect((await app.request('/collect', hitRequest('/while-locked'))).status).toBe(503);
+      const started = Date.now();
+      const answers = await Promise.all([
+        ...Array.from({ length: 5 }, () => app.request('/healthz')),
+        app.request('/collect', hitRequest('/behind-the-checks')),
+      ]);
+      expect(answers.map((res) => res.status)).toEqual([503, 503, 503, 503, 503, 503]);
+      // One look (5 s) and the hit's own wait (5 s), not one look per request.
+      expect(Date.now() - started).toBeLessThan(12_000);
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+    expect((await app.request('/healthz')).status).toBe(200);
+  }, 60_000);
+});
+
 describe('a relay stopped and started again', () => {
   it('delivers after the second start', async () => {
     const { services } = await makeTestApp({ config: { gaUrl: ga.url } });
