@@ -10,6 +10,14 @@ const MIGRATIONS_FOLDER = packagePath('drizzle', 'postgres');
 /** One advisory lock, held while migrating: processes starting together migrate once, one after the other. */
 const MIGRATION_LOCK = 0x61_6e_61_6c; // "anal", any fixed number of this project
 const INT8_OID = 20;
+/** How long a statement waits for a lock another session holds before the store reports the database locked (as SQLite's busy timeout). */
+export const LOCK_TIMEOUT_MS = 5_000;
+/**
+ * How long a statement may go unanswered before the store reports the database unavailable and drops the connection:
+ * a server that stopped answering, or a connection lost without a reset, would otherwise hold a hit (and every hit
+ * queued behind its commit) for as long as TCP takes to give up, a quarter of an hour.
+ */
+export const QUERY_TIMEOUT_MS = 15_000;
 
 /** Options of {@link openPostgres}. */
 export interface PostgresOptions {
@@ -17,6 +25,15 @@ export interface PostgresOptions {
   max?: number;
   /** How long connecting may take before the store reports it unavailable (default 5 s). */
   connectTimeoutMs?: number;
+  /** How long a statement waits for a lock (default {@link LOCK_TIMEOUT_MS}). */
+  lockTimeoutMs?: number;
+  /** How long a statement may go unanswered (default {@link QUERY_TIMEOUT_MS}). */
+  queryTimeoutMs?: number;
+}
+
+/** The client-side timeout's error (pg's `query_timeout`): the connection is in an unknown state. */
+function isQueryTimeout(error: unknown): boolean {
+  return error instanceof Error && error.message === 'Query read timeout';
 }
 
 /** Connection trouble, by PostgreSQL's SQLSTATE class or the socket's error code. */
@@ -24,15 +41,18 @@ function isUnavailable(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string') {
     if (/^(08|57P|53)/.test(code)) return true; // connection exception, operator intervention, insufficient resources
+    if (code === '55P03') return true; // lock_not_available: lock_timeout ran out
     if (/^E(CONNREFUSED|CONNRESET|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|AI_AGAIN|NOTFOUND)$/.test(code)) return true;
   }
   const message = error instanceof Error ? error.message : '';
-  return /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(message);
+  return isQueryTimeout(error) || /Connection terminated|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(message);
 }
 
 function translate(error: unknown): unknown {
   if (!isUnavailable(error)) return error;
   const code = (error as { code?: unknown }).code;
+  if (code === '55P03') return new StoreUnavailableError('the database is locked');
+  if (isQueryTimeout(error)) return new StoreUnavailableError('PostgreSQL did not answer in time');
   return new StoreUnavailableError(`PostgreSQL does not answer${typeof code === 'string' ? ` (${code})` : ''}`);
 }
 
@@ -49,30 +69,38 @@ function numbered(sql: string): string {
  */
 export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<PostgresDriver> {
   const where = describePostgresUrl(url);
-  const pool = new pg.Pool({
+  const connection = {
     connectionString: url,
-    max: options.max ?? 10,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
-    idleTimeoutMillis: 30_000,
-    // bigint columns (ids, times in ms) as numbers; they stay far below 2^53. Per pool, not global.
+    // bigint columns (ids, times in ms) as numbers; they stay far below 2^53. Per connection, not global.
     types: { getTypeParser: ((oid: number, format?: string) => (oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format as 'text'))) as typeof pg.types.getTypeParser },
-  });
-  // An idle connection that breaks (the server restarted) must not crash the process: the next query reconnects.
-  pool.on('error', () => undefined);
-  let lock: pg.PoolClient | undefined;
+  };
+  // The migrations on a connection of their own, without the timeouts below: waiting for another process's
+  // migrations, or for an older version's statements to let go of a table, is what a start should do.
+  const migrator = new pg.Client(connection);
+  migrator.on('error', () => undefined);
   try {
-    lock = await pool.connect();
-    await lock.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
-    await migrate(drizzle(pool), { migrationsFolder: MIGRATIONS_FOLDER });
-    await lock.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+    await migrator.connect();
+    await migrator.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await migrate(drizzle(migrator), { migrationsFolder: MIGRATIONS_FOLDER });
+    await migrator.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
   } catch (error) {
-    lock?.release(true);
-    await pool.end().catch(() => undefined);
     const reason = (error instanceof Error ? error.message.split('\n')[0] : undefined) ?? String(error);
     const code = (error as { code?: unknown }).code;
     throw new DatabaseError(`cannot use the PostgreSQL database at ${where}: ${reason}${typeof code === 'string' && !reason.includes(code) ? ` (${code})` : ''}`);
+  } finally {
+    await migrator.end().catch(() => undefined);
   }
-  lock.release();
+  const pool = new pg.Pool({
+    ...connection,
+    max: options.max ?? 10,
+    idleTimeoutMillis: 30_000,
+    // A lock held elsewhere, or a server that stopped answering, is a 503 after a bounded wait, never a hang.
+    lock_timeout: options.lockTimeoutMs ?? LOCK_TIMEOUT_MS,
+    query_timeout: options.queryTimeoutMs ?? QUERY_TIMEOUT_MS,
+  });
+  // An idle connection that breaks (the server restarted) must not crash the process: the next query reconnects.
+  pool.on('error', () => undefined);
   return new PostgresDriver(pool);
 }
 
@@ -106,7 +134,10 @@ export class PostgresDriver implements SqlDriver {
       await client.query('COMMIT');
       return result;
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => (broken = true));
+      // A statement that went unanswered still holds the connection: it is dropped (the server rolls back), not
+      // asked to roll back behind it.
+      if (isQueryTimeout(error)) broken = true;
+      else await client.query('ROLLBACK').catch(() => (broken = true));
       throw translate(error);
     } finally {
       client.release(broken);
