@@ -54,13 +54,34 @@ async function valuesIn(res: Response, where: string): Promise<Found[]> {
   for (const match of text.matchAll(/<input[^>]*\svalue="([^"]+)"/g)) {
     found.push({ where: `${where}: form field`, value: (match[1] ?? '').replaceAll('&amp;', '&') });
   }
+  // A JSON answer (the OpenAPI document's examples, say): every string that could pass for a credential.
+  if (res.headers.get('content-type')?.startsWith('application/json')) {
+    const strings = (value: unknown): string[] =>
+      typeof value === 'string' ? [value] : value !== null && typeof value === 'object' ? Object.values(value).flatMap(strings) : [];
+    for (const value of new Set(strings(JSON.parse(text) as unknown))) {
+      if (value.length >= 16 && !/\s/.test(value)) found.push({ where: `${where}: JSON string`, value });
+    }
+  }
   return found;
 }
 
 /** What an anonymous visitor can collect by visiting every route it can reach without a credential. */
 async function anonymousValues(app: Hono): Promise<Found[]> {
   const found: Found[] = [];
-  const gets = ['/', '/admin', '/admin/', '/admin/login', '/admin/login?next=%2Fadmin%2Fanalytics%2F', '/admin/analytics/analyticstokens/', '/analytics.js', '/healthz', '/metrics'];
+  const gets = [
+    '/',
+    '/admin',
+    '/admin/',
+    '/admin/login',
+    '/admin/login?next=%2Fadmin%2Fanalytics%2F',
+    '/admin/analytics/analyticstokens/',
+    '/admin/analytics/analyticstokens/1/sent/',
+    '/admin/analytics/about/',
+    '/analytics.js',
+    '/healthz',
+    '/metrics',
+    '/api/openapi.json',
+  ];
   for (const path of gets) found.push(...(await valuesIn(await app.request(path), `GET ${path}`)));
   const hit = await app.request('/collect', { method: 'POST', body: JSON.stringify({ path: '/', title: 't', language: 'en' }), headers: { 'user-agent': 'Mozilla/5.0 Firefox/120.0' } });
   found.push(...(await valuesIn(hit, 'POST /collect')));
@@ -88,8 +109,10 @@ async function expectRefusedEverywhere(app: Hono, services: TestServices, found:
   const ip = () => ({ 'x-forwarded-for': freshAddress() });
   for (const name of names) {
     const cookie = `${name}=${encodeURIComponent(found.value)}`;
-    const list = await app.request('/admin/analytics/analyticstokens/', { headers: { cookie, ...ip() } });
-    expect(list.status, `${label} as cookie ${name}`).toBe(303);
+    for (const page of ['/admin/analytics/analyticstokens/', '/admin/analytics/analyticstokens/1/sent/', '/admin/analytics/about/']) {
+      const res = await app.request(page, { headers: { cookie, ...ip() } });
+      expect(res.status, `${label} as cookie ${name} at ${page}`).toBe(303);
+    }
     for (const csrf of [found.value, genuineCsrf].filter((v): v is string => v !== undefined)) {
       const change = await app.request('/admin/analytics/analyticstokens/1/change/', {
         method: 'POST',
@@ -102,14 +125,16 @@ async function expectRefusedEverywhere(app: Hono, services: TestServices, found:
   const bearer = (path: string, method: string, body?: string) =>
     app.request(path, { method, body, headers: { authorization: `Bearer ${found.value}`, 'content-type': 'application/json', ...ip() } });
   // At once: each wrong bearer is answered after the budget's delay.
-  const [adminList, adminPatch, events, stats, metrics] = await Promise.all([
+  const [adminList, adminSent, adminPatch, events, stats, metrics] = await Promise.all([
     bearer('/api/admin/tokens', 'GET'),
+    bearer('/api/admin/tokens/1/sent', 'GET'),
     bearer('/api/admin/tokens/1', 'PATCH', '{"sendPageViews":false}'),
     bearer('/api/events', 'POST', '{"namespace":"a","task":"b"}'),
     bearer('/api/stats', 'PUT', '{"users":1,"tokens":1,"apps":[]}'),
     bearer('/metrics', 'GET'),
   ]);
   expect(adminList.status, `${label} as admin bearer`).toBe(401);
+  expect(adminSent.status, `${label} as admin bearer`).toBe(401);
   expect(adminPatch.status, `${label} as admin bearer`).toBe(401);
   expect(events.status, `${label} as events key`).toBe(401);
   expect(stats.status, `${label} as events key`).toBe(401);
@@ -124,6 +149,7 @@ describe('no credential works anywhere but in its own place', () => {
     // The login form's cookie and CSRF token at least; whatever else appears later is covered the same way.
     expect(found.some((f) => f.where.includes('cookie analytics_admin_login'))).toBe(true);
     expect(found.some((f) => f.where.includes('form field'))).toBe(true);
+    expect(found.some((f) => f.where.includes('GET /api/openapi.json: JSON string'))).toBe(true);
     const browser = await login(app);
     const names = cookieNames(found);
     for (const value of found) await expectRefusedEverywhere(app, services, value, names, browser.csrf);
@@ -151,6 +177,14 @@ describe('no credential works anywhere but in its own place', () => {
       app.request(path, { method, body, headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json', 'x-forwarded-for': freshAddress() } });
     expect((await as(EVENTS_KEY, '/api/admin/tokens')).status).toBe(401);
     expect((await as(METRICS_TOKEN, '/api/admin/tokens')).status).toBe(401);
+    expect((await as(EVENTS_KEY, '/api/admin/tokens/1/sent')).status).toBe(401);
+    expect((await as(METRICS_TOKEN, '/api/admin/tokens/1/sent')).status).toBe(401);
+    // A bearer credential opens no page: the pages take the session cookie only.
+    for (const secret of [ADMIN_TOKEN, EVENTS_KEY, METRICS_TOKEN]) {
+      for (const page of ['/admin/analytics/analyticstokens/1/sent/', '/admin/analytics/about/']) {
+        expect((await as(secret, page)).status, `${page} with a bearer`).toBe(303);
+      }
+    }
     expect((await as(ADMIN_TOKEN, '/api/events', 'POST', '{"namespace":"a","task":"b"}')).status).toBe(401);
     expect((await as(METRICS_TOKEN, '/api/events', 'POST', '{"namespace":"a","task":"b"}')).status).toBe(401);
     expect((await as(ADMIN_TOKEN, '/metrics')).status).toBe(401);
@@ -158,6 +192,10 @@ describe('no credential works anywhere but in its own place', () => {
     expect(await snapshot(services)).toBe(before);
     // And each works in its own place.
     expect((await as(ADMIN_TOKEN, '/api/admin/tokens')).status).toBe(200);
+    expect((await as(ADMIN_TOKEN, '/api/admin/tokens/1/sent')).status).toBe(200);
+    for (const page of ['/admin/analytics/analyticstokens/1/sent/', '/admin/analytics/about/']) {
+      expect((await app.request(page, { headers: { cookie: browser.cookie } })).status, page).toBe(200);
+    }
     expect((await as(METRICS_TOKEN, '/metrics')).status).toBe(200);
   });
 });
