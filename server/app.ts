@@ -14,6 +14,9 @@ import { collectRoutes } from './ingest/collect-route.ts';
 import type { Services } from './services.ts';
 import { RETRY_AFTER_S, StoreUnavailableError } from './store/errors.ts';
 
+/** At most one log line this often about requests answered 503 because the database does not answer. */
+const UNAVAILABLE_LOG_EVERY_MS = 10_000;
+
 /**
  * Builds the collector's HTTP app over the given services; tests call `app.request()` on it.
  * @example const app = createApp(createServices({ config }));
@@ -40,6 +43,10 @@ export function createApp(services: Services): Hono {
   app.route('/', openApiRoutes(services.config));
   app.route('/admin', adminRoutes(services, guard));
   app.notFound((c) => c.json({ error: 'not found' }, 404));
+  // While the database does not answer, every request that needs it is a 503: said in the log at most once every
+  // 10 s with a count, so that requests anybody can send do not fill the log (or the disk that may be full already).
+  let unavailableLoggedAt = -Infinity;
+  let unavailableUnlogged = 0;
   app.onError((error, c) => {
     if (error instanceof HTTPException) {
       return c.json({ error: error.message || 'request refused' }, error.status);
@@ -53,7 +60,14 @@ export function createApp(services: Services): Hono {
     }
     // The database does not answer (gone, full, locked): a passing condition, never a 500 or a hang.
     if (error instanceof StoreUnavailableError) {
-      services.log.warn(`${c.req.method} ${c.req.path}: ${error.message}`);
+      unavailableUnlogged += 1;
+      const now = services.clock();
+      if (now - unavailableLoggedAt >= UNAVAILABLE_LOG_EVERY_MS) {
+        const more = unavailableUnlogged > 1 ? ` (${unavailableUnlogged} requests answered 503 since the last line)` : '';
+        services.log.warn(`${c.req.method} ${c.req.path}: ${error.message}${more}`);
+        unavailableLoggedAt = now;
+        unavailableUnlogged = 0;
+      }
       return c.json({ error: `the database is unavailable (${error.message}); try again later` }, 503, { 'Retry-After': String(RETRY_AFTER_S) });
     }
     services.log.error(`${c.req.method} ${c.req.path} failed`, error);

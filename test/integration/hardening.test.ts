@@ -8,8 +8,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { rateLimit } from '../../server/ingest/rate-limit.ts';
 import { startCollector } from '../../harness/collector-process.ts';
 import type { FakeGa } from '../../harness/fake-ga.ts';
-import { ADMIN_TOKEN, api, login } from '../helpers/admin.ts';
-import { addTestToken, makeTestApp, metricsText, queueEvents, until } from '../helpers/app.ts';
+import { ADMIN_TOKEN, api, login, recordingLogger } from '../helpers/admin.ts';
+import { addTestToken, fakeClock, makeTestApp, metricsText, queueEvents, until } from '../helpers/app.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
 
 const CHROME = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
@@ -223,6 +223,31 @@ describe('a database that cannot be written', () => {
     }
     expect((await app.request('/collect', hitRequest('/after-lock'))).status).toBe(204);
   }, 20_000);
+});
+
+describe('the log while the database cannot be written', () => {
+  it('says so at most once every 10 s with a count, however many requests are refused', async () => {
+    const log = recordingLogger();
+    const clock = fakeClock(Date.now());
+    const { app, services } = await makeTestApp({ database: { sqliteFile: join(dir, 'full-log.db') }, config: { gaUrl: ga.url }, log, clock });
+    stopAfterTest({ stop: () => services.store.close() });
+    await addTestToken(services);
+    const [{ pages }] = (await services.sql<{ pages: number }>('SELECT page_count AS pages FROM pragma_page_count()')) as [{ pages: number }];
+    await services.sql(`PRAGMA max_page_count = ${Number(pages)}`);
+    const big = `/${'x'.repeat(2000)}`;
+    let refused = 0;
+    for (let i = 0; i < 300 && refused < 50; i += 1) {
+      if ((await app.request('/collect', hitRequest(`${big}/${i}`))).status === 503) refused += 1;
+    }
+    expect(refused).toBe(50);
+    const lines = () => log.lines.filter((line) => line.includes('the disk is full'));
+    expect(lines()).toHaveLength(1);
+    clock.advance(10_000);
+    expect((await app.request('/collect', hitRequest(`${big}/later`))).status).toBe(503);
+    expect(lines()).toHaveLength(2);
+    expect(lines()[1]).toContain('50 requests answered 503 since the last line');
+    await services.sql('PRAGMA max_page_count = 1073741823');
+  });
 });
 
 describe('health checks while the database is locked', () => {
