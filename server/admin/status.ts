@@ -1,7 +1,7 @@
 import { redactSecret } from '../core/secrets.ts';
 import type { Services } from '../services.ts';
 import type { DropCount, FailedEvent, Token } from '../store/types.ts';
-import { pathPatternProblem } from '../tokens/ignore-paths.ts';
+import { compileIgnorePaths } from '../tokens/ignore-paths.ts';
 import { skipReason } from '../tokens/team-token.ts';
 
 const DAY_MS = 24 * 3_600_000;
@@ -43,10 +43,7 @@ export async function deliveryStatuses(services: Pick<Services, 'store' | 'clock
     lastError: token.lastError === null ? null : redactSecret(token.lastError, token.apiSecret),
     lastErrorAt: token.lastErrorAt,
     heldUntil: token.heldUntil > now ? token.heldUntil : null,
-    unusableIgnorePaths: token.ignorePaths.flatMap((source) => {
-      const problem = pathPatternProblem(source);
-      return problem ? [problem] : [];
-    }),
+    unusableIgnorePaths: compileIgnorePaths(token.ignorePaths).problems,
   }));
 }
 

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Token } from '../store/types.ts';
 import { isMaskOf, maskSecret } from '../core/secrets.ts';
-import { PATTERN_LIMITS, pathPatternProblem } from './ignore-paths.ts';
+import { compilePathPattern, ignorePathsTotalProblem, PATTERN_LIMITS, pathPatternProblem } from './ignore-paths.ts';
 
 /** A token as the admin API shows it: the API secret masked, never in full. */
 export interface TokenJson {
@@ -62,7 +62,15 @@ const ignorePath = z
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 
-const ignorePaths = z.array(ignorePath).max(MAX_IGNORE_PATHS, `at most ${MAX_IGNORE_PATHS} ignore paths`);
+const ignorePaths = z
+  .array(ignorePath)
+  .max(MAX_IGNORE_PATHS, `at most ${MAX_IGNORE_PATHS} ignore paths`)
+  .superRefine((sources, ctx) => {
+    // Each one alone was checked above; here what they cost together (valid ones only: the others are refused).
+    const sizes = sources.filter((source) => pathPatternProblem(source) === undefined).map((source) => compilePathPattern(source).size);
+    const problem = ignorePathsTotalProblem(sizes);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
 
 /** The body of a new token; unknown fields are refused (a misspelt switch must not pass silently). */
 export const newTokenSchema = z.strictObject({

@@ -2,7 +2,7 @@ import type { Clock } from '../core/clock.ts';
 import type { Store } from '../store/store.ts';
 import type { Token, TokenSettings } from '../store/types.ts';
 import { featureOn, type Feature } from './features.ts';
-import { compilePathPattern, pathPatternProblem, type PathPattern } from './ignore-paths.ts';
+import { compileIgnorePaths, type PathPattern } from './ignore-paths.ts';
 import { skipReason } from './team-token.ts';
 
 export type { Token, TokenSettings } from '../store/types.ts';
@@ -47,7 +47,7 @@ export class Tokens {
     if (version === this.version) return;
     const tokens = await this.store.listTokens();
     this.version = version;
-    this.cache = tokens.map((token) => ({ token, ignore: token.ignorePaths.flatMap(compileOrSkip) }));
+    this.cache = tokens.map((token) => ({ token, ignore: compileIgnorePaths(token.ignorePaths).patterns }));
     this.byFeature.clear();
   }
 
@@ -114,17 +114,4 @@ export class Tokens {
       })
       .finally(() => (this.checking = undefined));
   }
-}
-
-/** Matches every path: what a stored ignore path that no longer compiles stands for. */
-const IGNORE_EVERYTHING: PathPattern = { test: () => true };
-
-/**
- * A stored ignore path as it runs. Fail closed: one that no longer compiles or breaks the limits (stored before
- * they existed) matches every path; the owner meant to keep some paths from this token, so it keeps all of them
- * rather than none, and the admin says so until it is fixed.
- */
-function compileOrSkip(source: string): PathPattern[] {
-  if (pathPatternProblem(source) !== undefined) return [IGNORE_EVERYTHING];
-  return [compilePathPattern(source)];
 }

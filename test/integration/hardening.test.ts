@@ -55,7 +55,9 @@ describe('ignore paths cost little, always', () => {
     const cases: Array<[string, RegExp]> = [
       ['x'.repeat(201), /longer than 200 characters|at most 200 characters/],
       ['[a-z]{1000}[0-9]', /repeats something more than 100 times/],
-      ['[a-z]{100}[0-9]', /too slow to run on every page view/],
+      ['[a-z]{100}[0-9]', /too complex to run on every page view \(103 instructions; at most 100\)/],
+      // Few instructions per repeat but a hundred repeats: a path of Z's keeps them all alive at each character.
+      ['^/(?:[^/]*Z){100}', /too complex to run on every page view/],
     ];
     for (const [pattern, why] of cases) {
       const res = await api(app, 'POST', '/tokens', { name: 'P', measurementId: 'G-SLOW1', ignorePaths: [pattern] });
@@ -71,6 +73,14 @@ describe('ignore paths cost little, always', () => {
     expect(form.status).toBe(400);
     expect(await form.text()).toMatch(/repeats something more than 100 times/);
     expect(((await (await api(app, 'GET', '/tokens')).json()) as { tokens: unknown[] }).tokens).toHaveLength(1);
+
+    // Each fine alone, too many together: a page view would run them all.
+    const long = (c: string) => `^/${c.repeat(80)}`;
+    const together = await api(app, 'POST', '/tokens', { name: 'P', measurementId: 'G-SLOW1', ignorePaths: [long('a'), long('b'), long('c'), long('d')] });
+    expect(together.status).toBe(400);
+    expect(((await together.json()) as { error: string }).error).toMatch(/together are too complex .* at most 300 for a token/);
+    const three = await api(app, 'POST', '/tokens', { name: 'P', measurementId: 'G-SLOW1', ignorePaths: [long('a'), long('b'), long('c')] });
+    expect(three.status).toBe(201);
   });
 
   it('treats a stored pattern that breaks the limits as matching every path, cheaply, and the admin says so', async () => {
