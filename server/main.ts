@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import type { ServerType } from '@hono/node-server';
+import type { Server } from 'node:net';
 import { ConfigError, resolveConfig } from './core/config.ts';
+import { capConnectionsPerAddress } from './core/connections.ts';
 import { consoleLogger as log } from './core/log.ts';
 import { DeliveryThread } from './delivery/delivery-thread.ts';
 import type { Analytics } from './index.ts';
@@ -75,6 +77,8 @@ if (relayOnly) {
   );
   // Past this many open connections new ones are closed at once, so slow clients cannot exhaust the process.
   server.maxConnections = config.maxConnections;
+  // And one client address cannot take them all (behind a proxy every connection is the proxy's: it limits).
+  if (!config.trustProxy) capConnectionsPerAddress(server as Server, config.maxConnectionsPerAddress);
   server.on('error', (error: NodeJS.ErrnoException) => {
     const where = `${config.host}:${config.port}`;
     const message =

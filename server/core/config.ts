@@ -15,6 +15,8 @@ export interface Config {
   outboxMax: number;
   /** Open connections accepted at once. */
   maxConnections: number;
+  /** Open connections accepted at once from one client address (IPv6: one /64); not applied behind a proxy. */
+  maxConnectionsPerAddress: number;
   /** Full opt-out: nothing is queued or sent. */
   disabled: boolean;
   /** Base URL of GA's `/mp/collect` and `/debug/mp/collect`, without a trailing slash. */
@@ -170,6 +172,7 @@ export function loadConfig(env: Env = process.env, version: string = packageVers
     leaseSeconds: parseCount(env, 'ANALYTICS_RELAY_LEASE_SECONDS', 30, MIN_LEASE_SECONDS),
     outboxMax: parseCount(env, 'ANALYTICS_OUTBOX_MAX', 100_000),
     maxConnections: parseCount(env, 'ANALYTICS_MAX_CONNECTIONS', 10_000),
+    maxConnectionsPerAddress: parseCount(env, 'ANALYTICS_MAX_CONNECTIONS_PER_ADDRESS', 256),
     disabled: parseBoolean(env, 'ANALYTICS_DISABLED'),
     gaUrl: parseHttpUrl(env, 'ANALYTICS_GA_URL', 'https://www.google-analytics.com', false),
     appVersion: read(env, 'ANALYTICS_APP_VERSION') ?? version,
@@ -219,7 +222,7 @@ function checkConfig(config: Config): Config {
     if (secret !== undefined && secret.length < MIN_SECRET_LENGTH) fail(field, `must be at least ${MIN_SECRET_LENGTH} characters long`);
   }
   distinctSecrets(config, (field) => field);
-  for (const field of ['rateLimitPerMinute', 'outboxMax', 'maxConnections'] as const) {
+  for (const field of ['rateLimitPerMinute', 'outboxMax', 'maxConnections', 'maxConnectionsPerAddress'] as const) {
     if (!Number.isInteger(config[field]) || config[field] < 1) fail(field, 'must be a whole number of 1 or more');
   }
   if (!Number.isInteger(config.leaseSeconds) || config.leaseSeconds < MIN_LEASE_SECONDS) fail('leaseSeconds', `must be a whole number of ${MIN_LEASE_SECONDS} or more`);

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -164,6 +165,43 @@ describe('slow clients are cut off', () => {
       expect(Math.max(...closedAfter)).toBeLessThan(15_000);
     } finally {
       for (const socket of sockets) socket.destroy();
+    }
+  }, 30_000);
+});
+
+describe('connections', () => {
+  it('one client address cannot take every connection: past its own cap its new ones are closed, others are served', async () => {
+    const collector = await startCollector({ ANALYTICS_DB: join(dir, 'per-address.db'), ANALYTICS_GA_URL: ga.url, ANALYTICS_MAX_CONNECTIONS_PER_ADDRESS: '5' });
+    stopAfterTest(collector);
+    const { hostname, port } = new URL(collector.url);
+    const open = (localAddress: string) =>
+      new Promise<{ socket: Socket; closed: Promise<void> }>((resolve) => {
+        const socket = connect({ port: Number(port), host: hostname, localAddress });
+        socket.on('error', () => undefined);
+        const closed = new Promise<void>((done) => socket.on('close', () => done()));
+        // Half a request, as a slow client would hold it.
+        socket.on('connect', () => socket.write('POST /collect HTTP/1.1\r\nHost: x\r\n'));
+        socket.on('connect', () => resolve({ socket, closed }));
+      });
+    const held = [];
+    for (let i = 0; i < 5; i += 1) held.push(await open('127.0.0.1'));
+    try {
+      const sixth = await open('127.0.0.1');
+      const closedAt = await Promise.race([sixth.closed.then(() => 'closed'), new Promise((r) => setTimeout(() => r('open'), 2_000))]);
+      expect(closedAt).toBe('closed');
+      expect(held.every((h) => !h.socket.destroyed)).toBe(true);
+      // Another address is served meanwhile.
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request(
+          { host: hostname, port: Number(port), localAddress: '127.0.0.2', method: 'POST', path: '/collect', headers: hitRequest('/other-client').headers },
+          (res) => resolve(res.statusCode ?? 0),
+        );
+        req.on('error', reject);
+        req.end(hitRequest('/other-client').body);
+      });
+      expect(status).toBe(204);
+    } finally {
+      for (const h of held) h.socket.destroy();
     }
   }, 30_000);
 });

@@ -12,6 +12,7 @@ describe('loadConfig', () => {
       leaseSeconds: 30,
       outboxMax: 100_000,
       maxConnections: 10_000,
+      maxConnectionsPerAddress: 256,
       disabled: false,
       gaUrl: 'https://www.google-analytics.com',
       appVersion: '1.2.3',
@@ -37,6 +38,7 @@ describe('loadConfig', () => {
       ANALYTICS_RELAY_LEASE_SECONDS: '60',
       ANALYTICS_OUTBOX_MAX: '5000',
       ANALYTICS_MAX_CONNECTIONS: '200',
+      ANALYTICS_MAX_CONNECTIONS_PER_ADDRESS: '20',
       ANALYTICS_DISABLED: '1',
       ANALYTICS_GA_URL: 'https://region1.google-analytics.com/',
       ANALYTICS_APP_VERSION: '4.0.0',
@@ -55,6 +57,7 @@ describe('loadConfig', () => {
       leaseSeconds: 60,
       outboxMax: 5000,
       maxConnections: 200,
+      maxConnectionsPerAddress: 20,
       disabled: true,
       gaUrl: 'https://region1.google-analytics.com',
       appVersion: '4.0.0',
@@ -86,6 +89,7 @@ describe('loadConfig', () => {
     ['ANALYTICS_OUTBOX_MAX', '-5'],
     ['ANALYTICS_MAX_CONNECTIONS', 'x'],
     ['ANALYTICS_MAX_CONNECTIONS', '1.5'],
+    ['ANALYTICS_MAX_CONNECTIONS_PER_ADDRESS', '0'],
   ])('refuses %s=%s with a message naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name} `));
