@@ -27,6 +27,25 @@ const hitRequest = (path: string, headers: Record<string, string> = {}) => ({
   headers: { 'User-Agent': CHROME, ...headers },
 });
 
+/**
+ * An app on a SQLite file of its own with a token, and a second connection holding that file's write lock until
+ * `release()`: every write of the app waits out its busy timeout and fails.
+ */
+async function appBesideALock(name: string) {
+  const file = join(dir, name);
+  const { app, services } = await makeTestApp({ database: { sqliteFile: file }, config: { gaUrl: ga.url } });
+  stopAfterTest({ stop: () => services.store.close() });
+  await addTestToken(services);
+  const Database = (await import('better-sqlite3')).default;
+  const other = new Database(file);
+  other.exec('BEGIN IMMEDIATE');
+  const release = () => {
+    other.exec('ROLLBACK');
+    other.close();
+  };
+  return { app, services, release };
+}
+
 describe('a fair outbox', () => {
   it('past the bound drops page views, never the host events, counts the drops by reason and feature and shows them', async () => {
     const { app, services } = await makeTestApp({ config: { eventsKey: EVENTS_KEY, adminToken: ADMIN_TOKEN, gaUrl: ga.url }, outboxMax: 100 });
@@ -252,13 +271,7 @@ describe('a database that cannot be written', () => {
   });
 
   it('a database locked past its busy timeout is a 503, not a hang or a crash', async () => {
-    const file = join(dir, 'locked.db');
-    const { app, services } = await makeTestApp({ database: { sqliteFile: file }, config: { gaUrl: ga.url } });
-    stopAfterTest({ stop: () => services.store.close() });
-    await addTestToken(services);
-    const Database = (await import('better-sqlite3')).default;
-    const other = new Database(file);
-    other.exec('BEGIN IMMEDIATE');
+    const { app, release } = await appBesideALock('locked.db');
     try {
       const started = Date.now();
       const res = await app.request('/collect', hitRequest('/while-locked'));
@@ -266,8 +279,7 @@ describe('a database that cannot be written', () => {
       expect(await res.text()).toMatch(/locked/);
       expect(Date.now() - started).toBeLessThan(8_000);
     } finally {
-      other.exec('ROLLBACK');
-      other.close();
+      release();
     }
     expect((await app.request('/collect', hitRequest('/after-lock'))).status).toBe(204);
   }, 20_000);
@@ -300,13 +312,7 @@ describe('the log while the database cannot be written', () => {
 
 describe('health checks while the database is locked', () => {
   it('share one look at the database, so visitors calling /healthz do not queue waits in front of the hits', async () => {
-    const file = join(dir, 'locked-health.db');
-    const { app, services } = await makeTestApp({ database: { sqliteFile: file }, config: { gaUrl: ga.url } });
-    stopAfterTest({ stop: () => services.store.close() });
-    await addTestToken(services);
-    const Database = (await import('better-sqlite3')).default;
-    const other = new Database(file);
-    other.exec('BEGIN IMMEDIATE');
+    const { app, release } = await appBesideALock('locked-health.db');
     try {
       // A refused write: from now on each look at the database tries a write, which waits out the busy timeout.
       expect((await app.request('/collect', hitRequest('/while-locked'))).status).toBe(503);
@@ -319,8 +325,7 @@ describe('health checks while the database is locked', () => {
       // One look (5 s) and the hit's own wait (5 s), not one look per request.
       expect(Date.now() - started).toBeLessThan(12_000);
     } finally {
-      other.exec('ROLLBACK');
-      other.close();
+      release();
     }
     expect((await app.request('/healthz')).status).toBe(200);
   }, 60_000);
