@@ -1,20 +1,13 @@
 import { z } from 'zod';
-import type { Token } from '../store/types.ts';
+import type { Token, TokenSettings } from '../store/types.ts';
 import { isMaskOf, maskSecret } from '../core/secrets.ts';
 import { compilePathPattern, ignorePathsTotalProblem, PATTERN_LIMITS, pathPatternProblem } from './ignore-paths.ts';
 
-/** A token as the admin API shows it: the API secret masked, never in full. */
-export interface TokenJson {
-  id: number;
-  name: string;
-  measurementId: string;
-  /** Masked (e.g. `••••Mn`); `''` when no secret is set. */
-  apiSecret: string;
-  sendDailyStats: boolean;
-  sendTaskEvents: boolean;
-  sendPageViews: boolean;
-  ignorePaths: string[];
-}
+/**
+ * A token as the admin API shows it: its settings and id, with `apiSecret` masked (e.g. `••••Mn`; `''` when no
+ * secret is set), never in full.
+ */
+export type TokenJson = TokenSettings & { id: number };
 
 /** The API shape of a stored token. */
 export function tokenJson(token: Token): TokenJson {
