@@ -26,4 +26,23 @@ describe("the README's \"What is sent\"", () => {
     const documented = readmeRows().map((r) => ({ label: r.label, events: r.events.sort(), request: r.request.sort(), event: r.event.sort() }));
     expect(documented).toEqual(expected);
   });
+
+  it('has a custom definition to register for every parameter of task events and daily stats, and the app version', () => {
+    const begin = README.indexOf('<!-- custom-definitions: begin -->');
+    const end = README.indexOf('<!-- custom-definitions: end -->');
+    expect(begin).toBeGreaterThan(-1);
+    const registered = README.slice(begin, end)
+      .split('\n')
+      .filter((line) => line.startsWith('| custom'))
+      .map((line) => /`([^`]+)`/.exec(line.split('|')[4] ?? '')?.[1]);
+    const sent = fieldsSentPerFeature()
+      .filter((f) => f.feature !== 'pageViews')
+      .flatMap((f) => [...f.event, ...f.request])
+      .flatMap((field) => {
+        const param = /^params\.(.+)$/.exec(field)?.[1];
+        const property = /^user_properties\.([^.]+)\.value$/.exec(field)?.[1];
+        return param ? [param] : property ? [property] : [];
+      });
+    expect(new Set(registered)).toEqual(new Set(sent));
+  });
 });
