@@ -8,6 +8,7 @@ import { openApiRoutes } from './admin/openapi.ts';
 import { adminRoutes } from './admin/pages-routes.ts';
 import { CredentialGuard, requireBearer } from './core/credential-guard.ts';
 import { describeZodError } from './core/http.ts';
+import { rateLimitedLine } from './core/log.ts';
 import { eventsRoutes } from './host-events/events-route.ts';
 import { InvalidEventError } from './host-events/task-events.ts';
 import { collectRoutes } from './ingest/collect-route.ts';
@@ -45,8 +46,7 @@ export function createApp(services: Services): Hono {
   app.notFound((c) => c.json({ error: 'not found' }, 404));
   // While the database does not answer, every request that needs it is a 503: said in the log at most once every
   // 10 s with a count, so that requests anybody can send do not fill the log (or the disk that may be full already).
-  let unavailableLoggedAt = -Infinity;
-  let unavailableUnlogged = 0;
+  const noteUnavailable = rateLimitedLine(services.clock, UNAVAILABLE_LOG_EVERY_MS);
   app.onError((error, c) => {
     if (error instanceof HTTPException) {
       return c.json({ error: error.message || 'request refused' }, error.status);
@@ -60,14 +60,10 @@ export function createApp(services: Services): Hono {
     }
     // The database does not answer (gone, full, locked): a passing condition, never a 500 or a hang.
     if (error instanceof StoreUnavailableError) {
-      unavailableUnlogged += 1;
-      const now = services.clock();
-      if (now - unavailableLoggedAt >= UNAVAILABLE_LOG_EVERY_MS) {
-        const more = unavailableUnlogged > 1 ? ` (${unavailableUnlogged} requests answered 503 since the last line)` : '';
+      noteUnavailable((n) => {
+        const more = n > 1 ? ` (${n} requests answered 503 since the last line)` : '';
         services.log.warn(`${c.req.method} ${c.req.path}: ${error.message}${more}`);
-        unavailableLoggedAt = now;
-        unavailableUnlogged = 0;
-      }
+      });
       return c.json({ error: `the database is unavailable (${error.message}); try again later` }, 503, { 'Retry-After': String(RETRY_AFTER_S) });
     }
     services.log.error(`${c.req.method} ${c.req.path} failed`, error);

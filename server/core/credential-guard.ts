@@ -2,7 +2,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { Clock } from './clock.ts';
 import { bearerToken, sameSecret } from './http.ts';
-import type { Logger } from './log.ts';
+import { rateLimitedLine, type Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import { addressGroup, clientAddress } from './client-address.ts';
 
@@ -47,15 +47,15 @@ export class CredentialGuard {
   private readonly limits: GuardLimits;
   private readonly byAddress = new Map<string, Window>();
   private total: Window = { start: 0, failures: 0 };
-  private lastLogAt = -Infinity;
   private saturated = false;
-  private unlogged = 0;
+  private readonly noteFailure: ReturnType<typeof rateLimitedLine>;
 
   constructor(
     private readonly deps: { clock: Clock; log: Logger; metrics: Metrics },
     limits: Partial<GuardLimits> = {},
   ) {
     this.limits = { ...DEFAULT_GUARD_LIMITS, ...limits };
+    this.noteFailure = rateLimitedLine(deps.clock, this.limits.logEveryMs);
   }
 
   /** Seconds until `address` may try again, or undefined when it may try now. */
@@ -87,12 +87,7 @@ export class CredentialGuard {
     this.total = this.current(this.total, now) ?? { start: now, failures: 0 };
     this.total.failures += 1;
     this.deps.metrics.credentialFailures.inc({ surface });
-    this.unlogged += 1;
-    if (now - this.lastLogAt >= this.limits.logEveryMs) {
-      this.deps.log.warn(`${this.unlogged} wrong ${this.unlogged === 1 ? 'credential' : 'credentials'} tried (latest at ${surface})`);
-      this.lastLogAt = now;
-      this.unlogged = 0;
-    }
+    this.noteFailure((n) => this.deps.log.warn(`${n} wrong ${n === 1 ? 'credential' : 'credentials'} tried (latest at ${surface})`));
     await new Promise((resolve) => setTimeout(resolve, this.limits.delayMs));
   }
 

@@ -15,3 +15,21 @@ export const consoleLogger: Logger = {
 
 /** Drops everything (tests). */
 export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+
+/**
+ * For events anybody can cause (wrong credentials, requests refused during an outage): `write` is called at
+ * most once every `everyMs`, with how many events happened since its last call, so that they cannot fill the log.
+ * @example const note = rateLimitedLine(clock, 10_000); note((n) => log.warn(`${n} wrong credentials tried`));
+ */
+export function rateLimitedLine(clock: () => number, everyMs: number): (write: (count: number) => void) => void {
+  let writtenAt = -Infinity;
+  let count = 0;
+  return (write) => {
+    count += 1;
+    const now = clock();
+    if (now - writtenAt < everyMs) return;
+    write(count);
+    writtenAt = now;
+    count = 0;
+  };
+}
