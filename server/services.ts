@@ -66,6 +66,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
   const identity = await store.install(TEAM_TOKEN, clock());
   const metrics = createMetrics();
   const outbox = new Outbox(store, metrics, clock, options.outboxMax ?? config.outboxMax);
+  metrics.depth = () => outbox.depth();
   const tokens = new Tokens(store, { clock });
   await tokens.refresh();
   const relayOptions = { leaseMs: config.leaseSeconds * 1000, ...options.relay };

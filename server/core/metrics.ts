@@ -15,7 +15,7 @@ export interface Metrics {
   outboxDepth: Gauge<string>;
   /** Wrong credentials tried, by surface (page, api, events, metrics). */
   credentialFailures: Counter<'surface'>;
-  /** Read when scraped: the number of events waiting in the outbox (the outbox sets it). */
+  /** Read when scraped: the number of events waiting in the outbox (0 until the services point it at theirs). */
   depth: () => Promise<number>;
 }
 

@@ -63,10 +63,8 @@ let relayMetrics: ReturnType<typeof createMetrics> | undefined;
 /** Builds the relay over this thread's store; its counters are added to the main thread's at `/metrics`. */
 function setUpRelay(setup: RelaySetup): void {
   const metrics = createMetrics();
+  // The outbox's depth is the main thread's figure (this registry's stays 0, or it would be counted twice).
   const outbox = new Outbox(store, metrics, systemClock, setup.config.outboxMax);
-  // The outbox's depth is the main thread's figure; counted here too it would be counted twice (set after the
-  // outbox, which points the gauge at itself).
-  metrics.depth = async () => 0;
   relayMetrics = metrics;
   relay = new Relay(
     { config: setup.config, store, identity: setup.identity, outbox, metrics, clock: systemClock, log, fetch: undefined, gaTimeoutMs: setup.gaTimeoutMs },

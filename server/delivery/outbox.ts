@@ -36,9 +36,7 @@ export class Outbox {
     private readonly metrics: Metrics,
     private readonly clock: Clock,
     private readonly maxEntries: number = DEFAULT_OUTBOX_MAX,
-  ) {
-    metrics.depth = () => this.depth();
-  }
+  ) {}
 
   /** Events waiting for GA, counted in the store (all processes). */
   depth(): Promise<number> {
