@@ -44,6 +44,8 @@ export class DeliveryThread {
   private nextId = 1;
   private lastTrouble: string | undefined;
   private restarts = 0;
+  /** The current thread said it is ready and has not died since. */
+  private up = false;
   private closing = false;
   /** The store was opened once: a thread that dies after that is started again; one that never opened is not. */
   private opened = false;
@@ -130,6 +132,8 @@ export class DeliveryThread {
   }
 
   private async send(message: (id: number) => ToThread): Promise<unknown> {
+    // The usual case, on every hit's commit: the thread is up, nothing to wait for.
+    if (this.up) return this.post(message);
     let timer: NodeJS.Timeout | undefined;
     const gaveUp = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new StoreUnavailableError(this.lastTrouble ?? 'the database thread is not running')), WAIT_FOR_THREAD_MS);
@@ -139,6 +143,10 @@ export class DeliveryThread {
     } finally {
       clearTimeout(timer);
     }
+    return this.post(message);
+  }
+
+  private post(message: (id: number) => ToThread): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const id = this.nextId++;
       this.pending.set(id, { resolve, reject });
@@ -155,6 +163,7 @@ export class DeliveryThread {
         switch (message.kind) {
           case 'ready':
             started = true;
+            this.up = true;
             this.opened = true;
             this.restarts = 0;
             // A thread started again gets its relay back, running if it was.
@@ -196,6 +205,7 @@ export class DeliveryThread {
   /** Fails what was in flight, and starts a new thread (again, until one stays up) unless closing. */
   private died(worker: Worker): void {
     if (worker !== this.worker) return;
+    this.up = false;
     for (const [id, pending] of this.pending) {
       this.pending.delete(id);
       pending.reject(new StoreUnavailableError('the database thread stopped; it is being started again'));
