@@ -89,6 +89,20 @@ function worstMatchMs(pattern: PathPattern, source: string): number {
  * worst-case path (long runs of common path characters and of the pattern's own).
  */
 export function pathPatternProblem(source: string): string | undefined {
+  // Judged once per pattern: saving, loading the tokens and the admin's status all ask, and a timing verdict
+  // must not change between them with the machine's load (accepted on save, then failing closed).
+  if (verdicts.has(source)) return verdicts.get(source);
+  const problem = judge(source);
+  if (verdicts.size >= MAX_VERDICTS) verdicts.clear();
+  verdicts.set(source, problem);
+  return problem;
+}
+
+/** Patterns judged so far, by source; a few hundred in practice (50 a token at most). */
+const verdicts = new Map<string, string | undefined>();
+const MAX_VERDICTS = 2_000;
+
+function judge(source: string): string | undefined {
   const shown = JSON.stringify(source.length > 60 ? `${source.slice(0, 60)}…` : source);
   if (source.length > PATTERN_LIMITS.length) return `${shown} is longer than ${PATTERN_LIMITS.length} characters`;
   if (largestRepeat(source) > PATTERN_LIMITS.repeat) return `${shown} repeats something more than ${PATTERN_LIMITS.repeat} times ({n} at most 100)`;

@@ -59,7 +59,7 @@ const ignorePaths = z
   .array(ignorePath)
   .max(MAX_IGNORE_PATHS, `at most ${MAX_IGNORE_PATHS} ignore paths`)
   .superRefine((sources, ctx) => {
-    // Each one alone was checked above; here what they cost together (valid ones only: the others are refused).
+    // Each one alone was checked above (and its verdict kept); here what they cost together, the valid ones only.
     const sizes = sources.filter((source) => pathPatternProblem(source) === undefined).map((source) => compilePathPattern(source).size);
     const problem = ignorePathsTotalProblem(sizes);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
