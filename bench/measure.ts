@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startFakeGa, type FakeGa, type FakeGaMode } from '../harness/fake-ga.ts';
 import { runLoad, type LoadResult } from './load.ts';
-import { COLLECTOR_NODE_FLAGS, HIT_HEADERS, collectorEnv, cpuTimeOf, hitBody, memoryOf, metricSum, prepareDatabase, readMetrics, sleep, startScript, until, type ServerProcess } from './support.ts';
+import { COLLECTOR_NODE_FLAGS, HIT_HEADERS, collectorEnv, cpuTimeIn, cpuTimeOf, hitBody, memoryOf, metricSum, prepareDatabase, readMetrics, sleep, startScript, until, type ServerProcess } from './support.ts';
 
 /** The compiled server, as `npm start` runs it. */
 export const COLLECTOR = 'dist/server/main.js';
@@ -17,9 +17,7 @@ export function threadCpu(pid: number): Map<number, number> {
   const out = new Map<number, number>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(tid), (Number(fields[11]) + Number(fields[12])) * 10);
+      out.set(Number(tid), cpuTimeIn(`/proc/${pid}/task/${tid}/stat`));
     } catch {
       // A thread that ended meanwhile.
     }

@@ -143,8 +143,13 @@ export function memoryOf(pid: number): { rss: number; peak: number } {
 
 /** CPU time a process has used so far (user + system), in milliseconds, from `/proc/<pid>/stat`. */
 export function cpuTimeOf(pid: number): number {
+  return cpuTimeIn(`/proc/${pid}/stat`);
+}
+
+/** User + system CPU time in a `/proc` stat file (a process's, or a thread's under `task/`), in milliseconds. */
+export function cpuTimeIn(statFile: string): number {
   // Fields after the command name (which is in parentheses and may hold spaces); utime and stime are 14th and 15th.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const stat = readFileSync(statFile, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
 }
