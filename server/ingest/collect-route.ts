@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { Hono, type Context } from 'hono';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { MAX_HIT_BYTES } from '../../shared/wire.ts';
@@ -14,7 +14,7 @@ import type { NewEvent, Outbox } from '../delivery/outbox.ts';
 import type { Tokens } from '../tokens/tokens.ts';
 import { deviceFromUserAgent, isBot } from './device.ts';
 import { parseHit } from './hit.ts';
-import { rateLimit } from './rate-limit.ts';
+import { rateLimiter } from './rate-limit.ts';
 
 /** What `/collect` works with. */
 export interface CollectDeps {
@@ -50,37 +50,43 @@ function loadSnippet(): Snippet | undefined {
   }
 }
 
-/**
- * Refuses bodies over {@link MAX_HIT_BYTES} with a 413. A declared length is checked from the header alone:
- * hono's `bodyLimit` first looks at `c.req.raw.body`, which makes @hono/node-server build a full web Request
- * with streams for every hit (a tenth of the collector's time under load). Bodies of unknown length (chunked)
- * still go through `bodyLimit`, which reads them with the cap.
- */
-function hitBodyLimit(): MiddlewareHandler {
-  const streamed = limitBody(MAX_HIT_BYTES);
-  return async function hitBodyLimit(c, next) {
-    const length = c.req.header('content-length');
-    if (length === undefined || c.req.header('transfer-encoding') !== undefined) return streamed(c, next);
-    // Node's parser delivers exactly Content-Length bytes, so the header is the body's size.
-    if (Number.parseInt(length, 10) > MAX_HIT_BYTES) bodyTooLarge(MAX_HIT_BYTES);
-    await next();
-  };
-}
+/** What every answer to a hit carries: any origin may post, and read `X-Analytics-Ignored`. */
+const HIT_HEADERS: Record<string, string> = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Expose-Headers': 'X-Analytics-Ignored',
+  'X-Content-Type-Options': 'nosniff',
+  'Strict-Transport-Security': HSTS,
+};
+
+/** The answer's headers when a hit is taken but not queued, by reason. */
+const withReason = (reason: IgnoreReason): Record<string, string> => ({ ...HIT_HEADERS, 'X-Analytics-Ignored': reason });
+const IGNORED_HEADERS: Record<IgnoreReason, Record<string, string>> = {
+  disabled: withReason('disabled'),
+  bot: withReason('bot'),
+  'ignored-path': withReason('ignored-path'),
+  'no-token': withReason('no-token'),
+};
 
 /**
- * CORS for `/collect`: every origin may post, and read `X-Analytics-Ignored`. Preflights get hono's `cors`;
- * other requests get the same two headers it would set, but as prepared headers: hono's `cors` sets them on
- * `c.res` before the handler runs, which builds a Response early and merges it into the handler's again.
+ * The body of a hit as text, refused with a 413 past {@link MAX_HIT_BYTES}. A declared length is checked from the
+ * header alone: hono's `bodyLimit` first looks at `c.req.raw.body`, which makes @hono/node-server build a full web
+ * Request with streams for every hit. Bodies of unknown length (chunked) still go through `bodyLimit`, which
+ * reads them with the cap.
  */
-function collectCors(): MiddlewareHandler {
-  const preflight = cors({ origin: '*', allowMethods: ['POST'], allowHeaders: ['Content-Type'], exposeHeaders: ['X-Analytics-Ignored'], maxAge: 86400 });
-  return async function collectCors(c, next) {
-    if (c.req.method === 'OPTIONS') return preflight(c, next);
-    c.header('Access-Control-Allow-Origin', '*');
-    c.header('Access-Control-Expose-Headers', 'X-Analytics-Ignored');
-    c.header('X-Content-Type-Options', 'nosniff');
-    c.header('Strict-Transport-Security', HSTS);
-    await next();
+function hitBodyReader(): (c: Context) => Promise<string> {
+  const streamed = limitBody(MAX_HIT_BYTES);
+  return async (c) => {
+    const length = c.req.header('content-length');
+    if (length === undefined || c.req.header('transfer-encoding') !== undefined) {
+      let text = '';
+      await streamed(c, async () => {
+        text = await c.req.text();
+      });
+      return text;
+    }
+    // Node's parser delivers exactly Content-Length bytes, so the header is the body's size.
+    if (Number.parseInt(length, 10) > MAX_HIT_BYTES) bodyTooLarge(MAX_HIT_BYTES);
+    return c.req.text();
   };
 }
 
@@ -103,32 +109,29 @@ export function collectRoutes(services: CollectDeps): Hono {
     return c.body(snippet.body, 200, { 'Content-Type': 'text/javascript; charset=utf-8' });
   });
 
-  const ignored = (c: Context, reason: IgnoreReason) => {
+  // Preflights get hono's `cors`. A hit is one handler, not a chain of middleware: the hot path answers a plain
+  // 204 with prepared headers (no web Headers object is built), and its checks are plain calls.
+  app.options('/collect', cors({ origin: '*', allowMethods: ['POST'], allowHeaders: ['Content-Type'], exposeHeaders: ['X-Analytics-Ignored'], maxAge: 86400 }));
+  const checkRate = rateLimiter({ max: config.rateLimitPerMinute, trustProxy: config.trustProxy });
+  const readBody = hitBodyReader();
+  const ignored = (reason: IgnoreReason) => {
     metrics.hitsIgnored.inc({ reason });
-    c.header('X-Analytics-Ignored', reason);
-    return c.body(null, 204);
+    return new Response(null, { status: 204, headers: IGNORED_HEADERS[reason] });
   };
 
-  app.use('/collect', collectCors());
-  app.post(
-    '/collect',
-    async function countRefusedHits(c, next) {
-      await next();
-      if (c.error instanceof HTTPException) metrics.hitsRefused.inc({ reason: REFUSED[c.error.status] ?? String(c.error.status) });
-    },
-    rateLimit({ max: config.rateLimitPerMinute, trustProxy: config.trustProxy }),
-    hitBodyLimit(),
-    async (c) => {
-      const hit = parseHit(await c.req.text());
+  app.post('/collect', async (c) => {
+    try {
+      checkRate(c);
+      const hit = parseHit(await readBody(c));
       metrics.hitsReceived.inc();
-      if (config.disabled) return ignored(c, 'disabled');
+      if (config.disabled) return ignored('disabled');
       const userAgent = c.req.header('user-agent') ?? '';
-      if (isBot(userAgent)) return ignored(c, 'bot');
+      if (isBot(userAgent)) return ignored('bot');
 
       const enabled = tokens.recipients('pageViews');
-      if (enabled.length === 0) return ignored(c, 'no-token');
+      if (enabled.length === 0) return ignored('no-token');
       const receiving = enabled.filter((t) => !t.ignore.some((pattern) => pattern.test(hit.path)));
-      if (receiving.length === 0) return ignored(c, 'ignored-path');
+      if (receiving.length === 0) return ignored('ignored-path');
 
       const occurredAt = clock();
       const params = pageViewParams(hit, config.pageOrigin, occurredAt);
@@ -136,8 +139,13 @@ export function collectRoutes(services: CollectDeps): Hono {
       const events: NewEvent[] = receiving.map((t) => ({ tokenId: t.token.id, name: 'page_view', params, device, occurredAt }));
       // The 204 is a promise that the hit is on disk: answer only once the group commit is done.
       await outbox.add(events);
-      return c.body(null, 204);
-    },
-  );
+      return new Response(null, { status: 204, headers: HIT_HEADERS });
+    } catch (error) {
+      // The app's error handler answers (400, 413, 429, 503); the answer carries the hit's headers too.
+      if (error instanceof HTTPException) metrics.hitsRefused.inc({ reason: REFUSED[error.status] ?? String(error.status) });
+      for (const name in HIT_HEADERS) c.header(name, HIT_HEADERS[name]);
+      throw error;
+    }
+  });
   return app;
 }

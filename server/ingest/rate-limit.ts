@@ -1,4 +1,4 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { addressGroup, clientAddress } from '../core/client-address.ts';
 
@@ -19,18 +19,18 @@ interface Window {
 }
 
 /**
- * A fixed-window rate limit per client address (IPv6 grouped by /64), kept in memory; over the limit → 429 with
- * `Retry-After`. A full map forgets the least recently seen address, never one that keeps sending: other
- * addresses cannot reset a client that is being limited.
- * @example app.post('/collect', rateLimit({ max: 600 }), handler)
+ * A fixed-window rate limit per client address (IPv6 grouped by /64), kept in memory: a call for a client over
+ * the limit sets `Retry-After` and throws a 429. A full map forgets the least recently seen address, never one
+ * that keeps sending: other addresses cannot reset a client that is being limited.
+ * @example const check = rateLimiter({ max: 600 }); app.post('/collect', (c) => { check(c); … })
  */
-export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
+export function rateLimiter(options: RateLimitOptions): (c: Context) => void {
   const windowMs = options.windowMs ?? 60_000;
   const maxClients = options.maxClients ?? 100_000;
   const trustProxy = options.trustProxy ?? false;
   // A Map keeps insertion order: re-inserting on every request makes its first key the least recently seen.
   const clients = new Map<string, Window>();
-  return async function rateLimitMiddleware(c, next) {
+  return function checkRate(c) {
     const now = Date.now();
     const key = addressGroup(clientAddress(c, trustProxy));
     let window = clients.get(key);
@@ -44,6 +44,17 @@ export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
       c.header('Retry-After', String(retryAfter));
       throw new HTTPException(429, { message: 'too many requests' });
     }
+  };
+}
+
+/**
+ * {@link rateLimiter} as a middleware.
+ * @example app.post('/collect', rateLimit({ max: 600 }), handler)
+ */
+export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
+  const check = rateLimiter(options);
+  return async function rateLimitMiddleware(c, next) {
+    check(c);
     await next();
   };
 }
