@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { DEFAULT_GA_TIMEOUT_MS } from '../server/delivery/ga-client.ts';
+import { unpack } from '../server/store/sql-packets.ts';
 import { startFakeGa, validateMpBody, type FakeGa, type FakeGaMode } from '../harness/fake-ga.ts';
 import { COLLECTOR_NODE_FLAGS, HIT_HEADERS, collectorEnv, hitBody, metricSum, prepareDatabase, readMetrics, sleep, startScript, until, type ServerProcess } from './support.ts';
 
@@ -125,10 +126,12 @@ function takenButNotRecorded(ga: FakeGa): Set<string> {
   const db = new Database(dbPath);
   try {
     const rows = db
-      .prepare(`SELECT t.measurement_id AS measurementId, o.params AS params FROM outbox o JOIN tokens t ON t.id = o.token_id WHERE o.status = 'pending'`)
-      .all() as Array<{ measurementId: string; params: string }>;
+      .prepare(`SELECT t.measurement_id AS measurementId, o.params AS params, o.events AS events FROM outbox o JOIN tokens t ON t.id = o.token_id WHERE o.status = 'pending'`)
+      .all() as Array<{ measurementId: string; params: string; events: string | null }>;
     const out = new Set<string>();
-    for (const row of rows) {
+    // A packet holds several events (see server/store/sql-packets.ts).
+    const events = rows.flatMap((row) => (row.events === null ? [row] : unpack(row.events).map((e) => ({ measurementId: row.measurementId, params: e.params }))));
+    for (const row of events) {
       const path = new URL(String((JSON.parse(row.params) as { page_location: unknown }).page_location)).pathname;
       const key = `${row.measurementId} ${path}`;
       if (taken.has(key)) out.add(key);

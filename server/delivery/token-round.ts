@@ -142,7 +142,7 @@ async function deliverClaim(deps: TokenRoundDeps, options: TokenRoundOptions, to
   // GA took something and refused nothing passing-ly: the token is healthy again. A success that overlapped a
   // failure does not lift the hold.
   if (outcome.delivered.length > 0 && !blocked && token.failures > 0) await store.clearHold(token.id);
-  return { more: !blocked && claim.rows.length === options.batchRows, lingerUntil };
+  return { more: !blocked && claim.rows.length >= options.batchRows, lingerUntil };
 }
 
 async function sendRequest(deps: TokenRoundDeps, options: TokenRoundOptions, token: Token, request: RawRequest): Promise<Outcome> {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { v4 as uuidv4 } from 'uuid';
 import { forUpdate, type SqlDriver } from './sql-driver.ts';
-import { insertEvents } from './sql-outbox.ts';
+import { insertEvents } from './sql-packets.ts';
 import type { Store } from './store.ts';
 import type { FirstToken, HostStats, Identity } from './types.ts';
 

@@ -1,6 +1,7 @@
 import { BOOKKEEPING, exclusively, greatest, idIn, type SqlDriver, type SqlExecutor } from './sql-driver.ts';
+import { claimedEvents, explode, insertEvents, rowOf, settlePackets, translate } from './sql-packets.ts';
 import type { Settlement, Store } from './store.ts';
-import type { ClaimedRow, ClaimRef, DeviceFields, DropCount, NewEvent, SentRequest } from './types.ts';
+import type { ClaimedRow, ClaimRef, DropCount, SentRequest } from './types.ts';
 
 type OutboxQueries = Pick<
   Store,
@@ -22,73 +23,6 @@ type OutboxQueries = Pick<
 
 const HOUR_MS = 3_600_000;
 const hourOf = (ms: number) => ms - (ms % HOUR_MS);
-
-/** A stable key for device fields: events with equal keys may share a GA request. */
-export function deviceKey(device: DeviceFields): string {
-  return JSON.stringify([
-    device.category,
-    device.language,
-    device.operating_system ?? '',
-    device.operating_system_version ?? '',
-    device.browser ?? '',
-    device.browser_version ?? '',
-  ]);
-}
-
-/** `fn`, remembering its answer per argument object (the events of one hit share their params and device). */
-function memoByIdentity<T extends object>(fn: (value: T) => string): (value: T) => string {
-  const seen = new Map<T, string>();
-  return (value) => {
-    let answer = seen.get(value);
-    if (answer === undefined) seen.set(value, (answer = fn(value)));
-    return answer;
-  };
-}
-
-/**
- * Writes events in the caller's transaction and counts them by name. A new event is due from when it
- * happened, so events taken in due order come oldest first; a token deleted meanwhile gets nothing.
- */
-export async function insertEvents(tx: SqlExecutor, dialect: SqlDriver['dialect'], events: readonly NewEvent[]): Promise<Map<string, number>> {
-  const written = new Map<string, number>();
-  if (events.length === 0) return written;
-  const json = memoByIdentity((value: object) => JSON.stringify(value));
-  const key = memoByIdentity(deviceKey);
-  const columns = events.map((e) => [e.tokenId, e.name, json(e.params), e.device ? json(e.device) : null, e.device ? key(e.device) : '', e.occurredAt] as const);
-  // The tokens first, in one statement: PostgreSQL locks them (a delete waits for this commit, or this waits for
-  // the delete and then leaves its token out); SQLite's write transaction holds the whole file already.
-  const [inList, wanted] = idIn(dialect, 'id', [...new Set(columns.map((c) => c[0]))]);
-  const { rows: present } = await tx.query<{ id: number }>(`SELECT id FROM tokens WHERE ${inList}${dialect === 'postgres' ? ' FOR KEY SHARE' : ''}`, [wanted]);
-  const alive = new Set(present.map((r) => Number(r.id)));
-  const kept = columns.filter((c) => alive.has(c[0]));
-  if (kept.length === 0) return written;
-  if (dialect === 'postgres') {
-    // One statement writes the whole batch: one round trip, whatever its size.
-    const { rows } = await tx.query<{ name: string }>(
-      `INSERT INTO outbox (token_id, name, params, device, device_key, occurred_at, next_attempt_at)
-       SELECT v.token_id, v.name, v.params, v.device, v.device_key, v.occurred_at, v.occurred_at
-       FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[]) AS v(token_id, name, params, device, device_key, occurred_at)
-       RETURNING name`,
-      [0, 1, 2, 3, 4, 5].map((i) => kept.map((c) => c[i])),
-    );
-    for (const { name } of rows) written.set(name, (written.get(name) ?? 0) + 1);
-    return written;
-  }
-  // SQLite: a prepared single-row insert per event costs less than any statement that checks the token per row.
-  for (const [tokenId, name, params, device, deviceKeyValue, occurredAt] of kept) {
-    await tx.query('INSERT INTO outbox (token_id, name, params, device, device_key, occurred_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)', [
-      tokenId,
-      name,
-      params,
-      device,
-      deviceKeyValue,
-      occurredAt,
-      occurredAt,
-    ]);
-    written.set(name, (written.get(name) ?? 0) + 1);
-  }
-  return written;
-}
 
 /** Adds dropped events to the counts, by reason and event name. */
 async function countDrops(tx: SqlExecutor, reason: string, names: Array<{ name: string }>): Promise<DropCount[]> {
@@ -133,6 +67,12 @@ export async function keepSent(tx: SqlExecutor, tokenId: number, request: SentRe
   ]);
 }
 
+/** Whether the claim still holds its token (no other relay took it over). */
+async function holds(tx: SqlExecutor, claim: ClaimRef): Promise<boolean> {
+  const { rows } = await tx.query('SELECT 1 AS held FROM tokens WHERE id = ? AND claimed_by = ?', [claim.tokenId, claim.id]);
+  return rows.length > 0;
+}
+
 /** Not among the rows a live lease is delivering (`?`: now). */
 const NOT_LEASED = `NOT EXISTS (SELECT 1 FROM tokens t WHERE t.id = outbox.token_id AND t.lease_until > ? AND t.lease_id IS NOT NULL
   AND (outbox.next_attempt_at < t.lease_due OR (outbox.next_attempt_at = t.lease_due AND outbox.id <= t.lease_id)))`;
@@ -154,7 +94,7 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
     },
 
     async pendingCount() {
-      const { rows } = await db.query<{ n: number }>("SELECT count(*) AS n FROM outbox WHERE status = 'pending'");
+      const { rows } = await db.query<{ n: number }>("SELECT coalesce(sum(n), 0) AS n FROM outbox WHERE status = 'pending'");
       return Number(rows[0]?.n ?? 0);
     },
 
@@ -162,19 +102,39 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
       return db.transaction(async (tx) => {
         const lock = exclusively(dialect, 'trim');
         if (lock) await tx.query(...lock);
-        const { rows } = await tx.query<{ n: number }>("SELECT count(*) AS n FROM outbox WHERE status = 'pending'");
+        const { rows } = await tx.query<{ n: number }>("SELECT coalesce(sum(n), 0) AS n FROM outbox WHERE status = 'pending'");
         let excess = Number(rows[0]?.n ?? 0) - max;
         const dropped: Array<{ name: string }> = [];
         // Page views first, oldest first; host events only when they alone are over the bound. Rows a relay is
-        // delivering right now are never taken from under it.
+        // delivering right now are never taken from under it. A packet goes whole, or (the last one) in part.
         for (const kind of ["name = 'page_view'", "name <> 'page_view'"]) {
           if (excess <= 0) break;
-          const gone = await tx.query<{ name: string }>(
-            `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND ${kind} AND ${NOT_LEASED} ORDER BY id LIMIT ?) RETURNING name`,
+          const oldest = await tx.query<{ id: number; n: number; name: string }>(
+            `SELECT id, n, name FROM outbox WHERE status = 'pending' AND ${kind} AND ${NOT_LEASED} ORDER BY id LIMIT ?`,
             [now, excess],
           );
-          dropped.push(...gone.rows);
-          excess -= gone.rows.length;
+          const whole: number[] = [];
+          let partly: number | undefined;
+          for (const row of oldest.rows) {
+            if (Number(row.n) > excess) {
+              partly = Number(row.id);
+              break;
+            }
+            whole.push(Number(row.id));
+            excess -= Number(row.n);
+            for (let i = 0; i < Number(row.n); i += 1) dropped.push({ name: row.name });
+          }
+          if (whole.length > 0) {
+            const [inList, param] = idIn(dialect, 'id', whole);
+            await tx.query(`DELETE FROM outbox WHERE ${inList}`, [param]);
+          }
+          if (partly !== undefined && excess > 0) {
+            const { rows: singles } = await explode(tx, dialect, [partly]);
+            const [inList, param] = idIn(dialect, 'id', [...singles.values()].sort((a, b) => a - b).slice(0, excess));
+            const gone = await tx.query<{ name: string }>(`DELETE FROM outbox WHERE ${inList} RETURNING name`, [param]);
+            dropped.push(...gone.rows);
+            excess -= gone.rows.length;
+          }
         }
         return countDrops(tx, 'outbox-full', dropped);
       }, BOOKKEEPING);
@@ -191,17 +151,32 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
           [id, now + leaseMs, tokenId, now],
         );
         if (taken.changes === 0) return { id, tokenId, rows: [] };
-        const { rows } = await tx.query<ClaimedRow>(
-          `SELECT id, token_id AS "tokenId", name, params AS "paramsJson", device AS "deviceJson", device_key AS "deviceKey",
-             occurred_at AS "occurredAt", attempts, next_attempt_at AS "dueAt"
-           FROM outbox WHERE status = 'pending' AND token_id = ? AND next_attempt_at <= ?
+        // The due rows in order up to `limit` events (a packet counts as its events): their ids first, then what
+        // they hold, so that rows past the limit are never read whole.
+        const due = await tx.query<{ id: number; n: number; dueAt: number }>(
+          `SELECT id, n, next_attempt_at AS "dueAt" FROM outbox WHERE status = 'pending' AND token_id = ? AND next_attempt_at <= ?
            ORDER BY next_attempt_at, id LIMIT ?`,
           [tokenId, now, limit],
         );
-        const last = rows.at(-1);
+        const chosen: typeof due.rows = [];
+        let events = 0;
+        for (const row of due.rows) {
+          if (events >= limit) break;
+          chosen.push(row);
+          events += Number(row.n);
+        }
+        const last = chosen.at(-1);
+        if (!last) return { id, tokenId, rows: [] };
+        const [inList, param] = idIn(dialect, 'id', chosen.map((row) => Number(row.id)));
+        const { rows } = await tx.query<ClaimedRow & { events: string | null }>(
+          `SELECT id, token_id AS "tokenId", name, params AS "paramsJson", device AS "deviceJson", device_key AS "deviceKey",
+             occurred_at AS "occurredAt", attempts, next_attempt_at AS "dueAt", events
+           FROM outbox WHERE ${inList} ORDER BY next_attempt_at, id`,
+          [param],
+        );
         // Rows up to the last one taken are being delivered: the bound's trim leaves them alone.
-        if (last) await tx.query('UPDATE tokens SET lease_due = ?, lease_id = ? WHERE id = ?', [last.dueAt, last.id, tokenId]);
-        return { id, tokenId, rows };
+        await tx.query('UPDATE tokens SET lease_due = ?, lease_id = ? WHERE id = ?', [last.dueAt, last.id, tokenId]);
+        return { id, tokenId, rows: rows.flatMap(claimedEvents) };
       }, BOOKKEEPING);
     },
 
@@ -238,24 +213,34 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
           [o.delivered.length > 0, o.now, lastError, lastError, o.now, hold.until, hold.failures, o.claim.tokenId],
         );
         if (token.changes === 0) return { delivered: 0, failed: 0, retried: 0 }; // deleted meanwhile, with its events
-        let delivered = 0;
-        if (o.delivered.length > 0) {
+        // Packets first: one GA took whole leaves; one it took in part becomes single events, settled below.
+        const others = [...o.failed, ...o.retried].flatMap((group) => group.ids);
+        const packets = [...o.delivered, ...others].some((id) => id < 0)
+          ? await settlePackets(tx, dialect, { delivered: o.delivered, others }, await holds(tx, o.claim))
+          : { delivered: 0, rows: new Map<number, number>() };
+        let delivered = packets.delivered;
+        const single = o.delivered.filter((id) => id > 0);
+        if (single.length > 0) {
           // GA took them: they leave, whoever holds the token now. Rows another claim delivered meanwhile (this
           // one's lease ran out while it was stuck) are gone already and are not counted twice. SQLite's `+status`
           // looks the rows up by id rather than scanning every waiting row through the status index.
-          const [inList, param] = idIn(dialect, 'id', o.delivered);
+          const [inList, param] = idIn(dialect, 'id', single);
           const status = dialect === 'sqlite' ? '+status' : 'status';
-          delivered = (await tx.query(`DELETE FROM outbox WHERE ${inList} AND ${status} = 'pending'`, [param])).changes;
+          delivered += (await tx.query(`DELETE FROM outbox WHERE ${inList} AND ${status} = 'pending'`, [param])).changes;
         }
         // Failing or holding back rows needs the token's lease still: another relay may have taken them over.
         let failed = 0;
         for (const group of o.failed) {
-          const [where, params] = held({ claim: o.claim, ids: group.ids });
+          const ids = translate(group.ids, packets.rows);
+          if (ids.length === 0) continue;
+          const [where, params] = held({ claim: o.claim, ids });
           failed += (await tx.query(`UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE ${where}`, [group.error, ...params])).changes;
         }
         let retried = 0;
         for (const group of o.retried) {
-          const [where, params] = held({ claim: o.claim, ids: group.ids });
+          const ids = translate(group.ids, packets.rows);
+          if (ids.length === 0) continue;
+          const [where, params] = held({ claim: o.claim, ids });
           retried += (
             await tx.query(`UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE ${where}`, [group.nextAttemptAt, group.error, ...params])
           ).changes;
@@ -269,7 +254,15 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
     discard(s) {
       if (s.ids.length === 0) return Promise.resolve([]);
       return db.transaction(async (tx) => {
-        const [where, params] = held(s);
+        let ids = s.ids;
+        if (ids.some((id) => id < 0)) {
+          // Some are in packets: those become single events first (while the claim holds the token).
+          if (!(await holds(tx, s.claim))) return [];
+          const { rows } = await explode(tx, dialect, [...new Set(ids.filter((id) => id < 0).map(rowOf))]);
+          ids = translate(ids, rows);
+          if (ids.length === 0) return [];
+        }
+        const [where, params] = held({ claim: s.claim, ids });
         const { rows } = await tx.query<{ name: string }>(`DELETE FROM outbox WHERE ${where} RETURNING name`, params);
         return countDrops(tx, s.reason, rows);
       }, BOOKKEEPING);
@@ -290,6 +283,16 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
 
     expire(cutoff, now) {
       return db.transaction(async (tx) => {
+        // A packet holding an event past the cutoff becomes single events first: each expires by its own age.
+        const old = await tx.query<{ id: number }>(`SELECT id FROM outbox WHERE status = 'pending' AND events IS NOT NULL AND occurred_at < ? AND ${NOT_LEASED}`, [
+          cutoff,
+          now,
+        ]);
+        await explode(
+          tx,
+          dialect,
+          old.rows.map((r) => Number(r.id)),
+        );
         const { rows } = await tx.query<{ name: string }>(
           `UPDATE outbox SET status = 'failed', last_error = ?
            WHERE status = 'pending' AND occurred_at < ? AND ${NOT_LEASED} RETURNING name`,

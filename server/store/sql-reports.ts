@@ -14,7 +14,7 @@ export function reportQueries(db: SqlDriver): ReportQueries {
         [since],
       );
       const queued = await db.query<{ tokenId: number; status: string; n: number }>(
-        'SELECT token_id AS "tokenId", status, count(*) AS n FROM outbox GROUP BY token_id, status',
+        'SELECT token_id AS "tokenId", status, coalesce(sum(n), 0) AS n FROM outbox GROUP BY token_id, status',
       );
       const counts = new Map<number, TokenCounts>();
       const of = (tokenId: number) => {

@@ -10,6 +10,7 @@ import { createServices, type Services } from '../../server/services.ts';
 import { openPostgres } from '../../server/store/postgres/postgres-driver.ts';
 import { openSqlite } from '../../server/store/sqlite/sqlite-driver.ts';
 import type { SqlDriver } from '../../server/store/sql-driver.ts';
+import { unpack } from '../../server/store/sql-packets.ts';
 import { sqlStore } from '../../server/store/sql-store.ts';
 import type { Store } from '../../server/store/store.ts';
 import type { Token, TokenSettings } from '../../server/store/types.ts';
@@ -150,4 +151,29 @@ export async function until(predicate: () => boolean | Promise<boolean>, timeout
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** An outbox row as SQL reads it, one per event: a packet's events each as a row of their own (see sql-packets.ts). */
+export interface OutboxEventRow {
+  id: number;
+  token_id: number;
+  name: string;
+  params: string;
+  device: string | null;
+  device_key: string;
+  occurred_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  status: string;
+  last_error: string | null;
+}
+
+/** Every event in the outbox, in the order it was queued (`where`: a condition on the rows). */
+export async function outboxEvents(services: Pick<TestStore, 'sql'>, where = '1 = 1'): Promise<OutboxEventRow[]> {
+  const rows = await services.sql<OutboxEventRow & { events: string | null }>(
+    `SELECT id, token_id, name, params, device, device_key, occurred_at, attempts, next_attempt_at, status, last_error, events FROM outbox WHERE ${where} ORDER BY id`,
+  );
+  return rows.flatMap(({ events, ...row }) =>
+    events === null ? [row] : unpack(events).map((e) => ({ ...row, params: e.params, device: e.device, device_key: e.deviceKey, occurred_at: e.occurredAt })),
+  );
 }

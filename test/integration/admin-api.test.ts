@@ -184,8 +184,7 @@ describe('admin API: tokens end to end', () => {
       { tokenId: created.id, name: 'task_event', params: { task: 'a' }, occurredAt: now },
       { tokenId: created.id, name: 'task_event', params: { task: 'b' }, occurredAt: now },
     ]);
-    const ids = (await services.sql<{ id: number }>('SELECT id FROM outbox ORDER BY id')).map((row) => Number(row.id));
-    await failEvents(services, created.id, ids, `GA answered 400: bad request for api_secret=${SECRET}`);
+    const ids = await failEvents(services, created.id, `GA answered 400: bad request for api_secret=${SECRET}`);
     expect(await services.outbox.depth()).toBe(0);
 
     const failed = await api(app, 'GET', '/failed');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addTestToken, makeTestApp } from '../helpers/app.ts';
+import { addTestToken, makeTestApp, outboxEvents } from '../helpers/app.ts';
 import { ADMIN_TOKEN, api, csrfOf, getPage, login, makeAdminApp, postForm } from '../helpers/admin.ts';
 
 const LIST = '/admin/analytics/analyticstokens/';
@@ -9,7 +9,7 @@ async function withDailyStats(stats?: () => { users: number; tokens: number; app
   const made = await makeTestApp({ config: { adminToken: ADMIN_TOKEN }, dailyStats: { stats } });
   const token = await addTestToken(made.services);
   const queuedNames = async () =>
-    (await made.services.sql<{ name: string; params: string }>('SELECT name, params FROM outbox ORDER BY id')).map(
+    (await outboxEvents(made.services)).map(
       (row) => `${row.name}:${String((JSON.parse(row.params) as Record<string, unknown>).label)}`,
     );
   return { ...made, token, queuedNames };

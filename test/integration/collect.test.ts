@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DeviceFields, EventParams } from '../../server/store/types.ts';
-import { addTestToken, DIALECTS, makeTestApp, metricsText, type TestAppOptions, type TestServices } from '../helpers/app.ts';
+import { addTestToken, DIALECTS, makeTestApp, metricsText, outboxEvents, type TestAppOptions, type TestServices } from '../helpers/app.ts';
 import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 
 const CHROME =
@@ -23,9 +23,7 @@ afterEach(async () => {
 
 /** The outbox's rows in the order they were queued, params and device read back from their JSON. */
 async function outboxRows(services: TestServices) {
-  const rows = await services.sql<{ token_id: number; name: string; params: string; device: string | null; status: string }>(
-    'SELECT token_id, name, params, device, status FROM outbox ORDER BY id',
-  );
+  const rows = await outboxEvents(services);
   return rows.map((r) => ({
     tokenId: r.token_id,
     name: r.name,

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../../server/core/clock.ts';
 import { DAY_MS, type DailyStats, type DailyStatsRun, type StatsSource } from '../../server/host-events/daily-stats.ts';
 import type { EventParams } from '../../server/store/types.ts';
-import { addTestToken, DIALECTS, fakeClock, makeTestApp, makeTestServices, type TestDatabase, type TestServices } from '../helpers/app.ts';
+import { addTestToken, DIALECTS, fakeClock, makeTestApp, makeTestServices, outboxEvents, type TestDatabase, type TestServices } from '../helpers/app.ts';
 import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 import { validationMessages } from '../../harness/ga-validation.ts';
 
@@ -36,9 +36,7 @@ function stopAfterTest(services: TestServices): void {
 
 /** The outbox's rows in the order they were queued, params read back from their JSON. */
 async function queued(services: TestServices) {
-  const rows = await services.sql<{ token_id: number; name: string; params: string; occurred_at: number }>(
-    'SELECT token_id, name, params, occurred_at FROM outbox ORDER BY id',
-  );
+  const rows = await outboxEvents(services);
   return rows.map((r) => ({ tokenId: r.token_id, name: r.name, params: JSON.parse(r.params) as EventParams, occurredAt: r.occurred_at }));
 }
 

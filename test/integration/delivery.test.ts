@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { RelayOptions } from '../../server/delivery/relay.ts';
 import { startCollector } from '../../harness/collector-process.ts';
 import type { FakeGa } from '../../harness/fake-ga.ts';
-import { addTestToken, DIALECTS, fakeClock, makeTestApp, metricsText, openTestStore, queueEvents, until, type TestAppOptions } from '../helpers/app.ts';
+import { addTestToken, DIALECTS, fakeClock, makeTestApp, metricsText, openTestStore, outboxEvents, queueEvents, until, type TestAppOptions } from '../helpers/app.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
 import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
 
@@ -17,7 +17,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let ga: FakeGa;
 const stopAfterTest = fakeGaPerTest((started) => (ga = started));
 
-type OutboxRow = { token_id: number; status: string; attempts: number; next_attempt_at: number; last_error: string | null; params: string };
 
 /** An app on `database` delivering to the fake GA; its relay and store are stopped after the test. */
 async function setup(database: TestAppOptions['database'], options: TestAppOptions = {}, relay: RelayOptions = {}) {
@@ -35,7 +34,7 @@ async function setup(database: TestAppOptions['database'], options: TestAppOptio
       body: JSON.stringify({ path, title: `Title of ${path}`, language: 'en' }),
       headers: { 'User-Agent': CHROME },
     });
-  const rows = () => services.sql<OutboxRow>('SELECT token_id, status, attempts, next_attempt_at, last_error, params FROM outbox ORDER BY id');
+  const rows = () => outboxEvents(services);
   return { ...made, relay: services.relay, post, rows };
 }
 

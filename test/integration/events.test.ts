@@ -3,7 +3,7 @@ import type { Config } from '../../server/core/config.ts';
 import { trackTask } from '../../server/host-events/task-events.ts';
 import { MAX_EVENTS_BODY_BYTES } from '../../server/host-events/events-route.ts';
 import type { EventParams } from '../../server/store/types.ts';
-import { addTestToken, DIALECTS, makeTestApp, type TestDatabase, type TestServices } from '../helpers/app.ts';
+import { addTestToken, DIALECTS, makeTestApp, outboxEvents, type TestDatabase, type TestServices } from '../helpers/app.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
 import type { FakeGa } from '../../harness/fake-ga.ts';
 import { validationMessages } from '../../harness/ga-validation.ts';
@@ -15,7 +15,7 @@ const stopAfterTest = fakeGaPerTest((started) => (ga = started));
 
 /** The outbox's rows in the order they were queued, params read back from their JSON. */
 async function outboxRows(services: TestServices) {
-  const rows = await services.sql<{ token_id: number; name: string; params: string }>('SELECT token_id, name, params FROM outbox ORDER BY id');
+  const rows = await outboxEvents(services);
   return rows.map((r) => ({ tokenId: r.token_id, name: r.name, params: JSON.parse(r.params) as EventParams }));
 }
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startCollector } from '../../harness/collector-process.ts';
 import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
-import { openTestStore } from '../helpers/app.ts';
+import { openTestStore, outboxEvents } from '../helpers/app.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TESTS = 'clients/python/test_analytics_event.py';
@@ -52,8 +52,6 @@ function expectAllPassed(run: { code: number | null; output: string }, tests: nu
   expect(run.code, run.output).toBe(0);
 }
 
-type QueuedRow = { token_id: number; name: string; params: string; status: string };
-
 describe('clients/python/analytics_event.py', () => {
   it('queues each event the Python tests send, with exactly the fields sent, and nothing for the refused ones', async () => {
     const dbPath = join(dir, 'python.db');
@@ -79,7 +77,7 @@ describe('clients/python/analytics_event.py', () => {
 
     const { store, sql } = await openTestStore({ sqliteFile: dbPath });
     try {
-      const rows = await sql<QueuedRow>('SELECT token_id, name, params, status FROM outbox ORDER BY id');
+      const rows = await outboxEvents({ sql });
       // The daily phone-in is not due this early, but only the Python tests' events are looked at anyway.
       const fromPython = rows
         .map((row) => ({ tokenId: row.token_id, name: row.name, status: row.status, params: JSON.parse(row.params) as Record<string, unknown> }))

@@ -13,7 +13,7 @@ import {
 import { InvalidEventError } from '../../server/host-events/task-events.ts';
 import type { Logger } from '../../server/core/log.ts';
 import type { EventParams } from '../../server/store/types.ts';
-import { addTestToken, makeTestServices, type TestServices } from '../helpers/app.ts';
+import { addTestToken, makeTestServices, outboxEvents, type TestServices } from '../helpers/app.ts';
 
 const HOUR = 3_600_000;
 const START = Date.UTC(2026, 0, 1, 9);
@@ -103,9 +103,7 @@ describe('the daily schedule', () => {
   }
   /** The outbox's rows in the order they were queued, params read back from their JSON. */
   async function rows(services: TestServices) {
-    const found = await services.sql<{ token_id: number; name: string; params: string; occurred_at: number }>(
-      'SELECT token_id, name, params, occurred_at FROM outbox ORDER BY id',
-    );
+    const found = await outboxEvents(services);
     return found.map((r) => ({ tokenId: r.token_id, name: r.name, params: JSON.parse(r.params) as EventParams, occurredAt: r.occurred_at }));
   }
   const phoneIns = async (services: TestServices) => (await rows(services)).filter((r) => r.params.label === 'existence');

@@ -10,13 +10,11 @@ import {
 } from '../../server/host-events/task-events.ts';
 import type { Logger } from '../../server/core/log.ts';
 import type { EventParams } from '../../server/store/types.ts';
-import { addTestToken, fakeClock, makeTestServices, type TestServices } from '../helpers/app.ts';
+import { addTestToken, fakeClock, makeTestServices, outboxEvents, type TestServices } from '../helpers/app.ts';
 
 /** The outbox's rows, oldest first, params and device read back from their JSON. */
 async function queued(services: TestServices) {
-  const rows = await services.sql<{ token_id: number; name: string; params: string; device: string | null; occurred_at: number }>(
-    'SELECT token_id, name, params, device, occurred_at FROM outbox ORDER BY id',
-  );
+  const rows = await outboxEvents(services);
   return rows.map((r) => ({
     tokenId: r.token_id,
     name: r.name,

@@ -57,6 +57,8 @@ export const outbox = pgTable(
     nextAttemptAt: ms('next_attempt_at').notNull(),
     status: text('status', { enum: ['pending', 'failed'] }).notNull().default('pending'),
     lastError: text('last_error'),
+    n: integer('n').notNull().default(1),
+    events: text('events'),
   },
   (t) => [index('outbox_due').on(t.status, t.tokenId, t.nextAttemptAt)],
 );

@@ -73,6 +73,13 @@ export const outbox = sqliteTable(
     /** pending: waiting for GA; failed: GA refused it for good (kept for the admin). */
     status: text('status', { enum: ['pending', 'failed'] }).notNull().default('pending'),
     lastError: text('last_error'),
+    /** How many events the row holds: 1, or more for a packet. */
+    n: integer('n').notNull().default(1),
+    /**
+     * A packet: several events of one token and name queued in one commit, one per line (see sql-packets.ts);
+     * `params`, `device` and `device_key` are then empty. NULL for a row of one event.
+     */
+    events: text('events'),
   },
   (t) => [index('outbox_due').on(t.status, t.tokenId, t.nextAttemptAt)],
 );

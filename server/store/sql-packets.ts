@@ -1,0 +1,242 @@
+// How events are written to the outbox, and packets. The events one commit queues for one token under one name
+// share one row, a packet. Under load a group commit carries dozens of hits, and a row per event and token was most
+// of what queueing and delivering cost (each row inserted, indexed, read and deleted on its own). A packet is
+// written once, read once and deleted once; it is never changed. When only part of it is settled (some events
+// delivered, some refused or put off), or the bound's trim or the expiry needs single events, the packet is
+// replaced by rows of one event each.
+import { idIn, type SqlDriver, type SqlExecutor } from './sql-driver.ts';
+import type { ClaimedRow, DeviceFields, NewEvent } from './types.ts';
+
+/** At most this many events share a packet. */
+export const PACKET_MAX = 1_000;
+/** An event's place in its packet is below this. */
+const SLOTS = 1_024;
+
+/** One event in a packet, its parameters and device as the stored JSON text. */
+export interface PackedEvent {
+  params: string;
+  device: string | null;
+  deviceKey: string;
+  occurredAt: number;
+}
+
+/**
+ * The id of a packet's event as the relay sees it (claim, settle, discard): negative, so it never equals the id
+ * of a row holding one event.
+ */
+export function packetEventId(rowId: number, index: number): number {
+  return -(rowId * SLOTS + index);
+}
+
+/** The row an event id lives in: itself, or its packet. */
+export function rowOf(id: number): number {
+  return id > 0 ? id : Math.floor(-id / SLOTS);
+}
+
+/**
+ * A packet's text: one event a line, its fields split by tabs. The JSON texts never hold a raw tab or newline
+ * (JSON escapes them), and neither does a number.
+ */
+export function pack(events: readonly PackedEvent[]): string {
+  return events.map((e) => `${e.occurredAt}\t${e.deviceKey}\t${e.device ?? ''}\t${e.params}`).join('\n');
+}
+
+/** The events of a packet's text, in the order they were queued. */
+export function unpack(text: string): PackedEvent[] {
+  return text.split('\n').map((line) => {
+    const [occurredAt = '0', deviceKey = '', device = '', params = '{}'] = line.split('\t');
+    return { occurredAt: Number(occurredAt), deviceKey, device: device === '' ? null : device, params };
+  });
+}
+
+/** A claimed row as the relay takes it: one event, or each event of a packet under its own id. */
+export function claimedEvents(row: ClaimedRow & { events: string | null }): ClaimedRow[] {
+  const { events, ...single } = row;
+  if (events === null) return [single];
+  const rowId = Number(row.id);
+  return unpack(events).map((e, index) => ({
+    ...single,
+    id: packetEventId(rowId, index),
+    paramsJson: e.params,
+    deviceJson: e.device,
+    deviceKey: e.deviceKey,
+    occurredAt: e.occurredAt,
+  }));
+}
+
+const statusOf = (dialect: SqlDriver['dialect']) => (dialect === 'sqlite' ? '+status' : 'status');
+
+/**
+ * Replaces the pending packets among `rowIds` by rows of one event each, in the packet's order (so the oldest
+ * gets the lowest id), with the packet's tries, due time and error. The events of `leave` are not kept (they
+ * were delivered). Returns each event id's new row, and how many of `leave` went.
+ */
+export async function explode(
+  tx: SqlExecutor,
+  dialect: SqlDriver['dialect'],
+  rowIds: readonly number[],
+  leave: ReadonlySet<number> = new Set(),
+): Promise<{ rows: Map<number, number>; left: number }> {
+  const rows = new Map<number, number>();
+  let left = 0;
+  if (rowIds.length === 0) return { rows, left };
+  const [inList, param] = idIn(dialect, 'id', rowIds);
+  const packets = await tx.query<{ id: number; tokenId: number; name: string; events: string; attempts: number; due: number; lastError: string | null }>(
+    `SELECT id, token_id AS "tokenId", name, events, attempts, next_attempt_at AS due, last_error AS "lastError"
+     FROM outbox WHERE ${inList} AND ${statusOf(dialect)} = 'pending' AND events IS NOT NULL ORDER BY id`,
+    [param],
+  );
+  for (const packet of packets.rows) {
+    const rowId = Number(packet.id);
+    const events = unpack(packet.events);
+    for (const [index, e] of events.entries()) {
+      const id = packetEventId(rowId, index);
+      if (leave.has(id)) {
+        left += 1;
+        continue;
+      }
+      const inserted = await tx.query<{ id: number }>(
+        `INSERT INTO outbox (token_id, name, params, device, device_key, occurred_at, next_attempt_at, attempts, last_error)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+        [packet.tokenId, packet.name, e.params, e.device, e.deviceKey, e.occurredAt, packet.due, packet.attempts, packet.lastError],
+      );
+      rows.set(id, Number(inserted.rows[0]?.id));
+    }
+  }
+  const gone = packets.rows.map((p) => Number(p.id));
+  if (gone.length > 0) {
+    const [goneList, goneParam] = idIn(dialect, 'id', gone);
+    await tx.query(`DELETE FROM outbox WHERE ${goneList}`, [goneParam]);
+  }
+  return { rows, left };
+}
+
+/** Event ids as rows of one event: those of exploded packets by their new rows; those whose packet went are left out. */
+export function translate(ids: readonly number[], rows: ReadonlyMap<number, number>): number[] {
+  return ids.flatMap((id) => {
+    if (id > 0) return [id];
+    const row = rows.get(id);
+    return row === undefined ? [] : [row];
+  });
+}
+
+/**
+ * Settles the packets among a round's event ids: a packet GA took whole is deleted; one only partly delivered is
+ * exploded (while the claim still holds the token), its delivered events leaving with it. Returns how many events
+ * of packets were delivered, and the new rows of the packets' other events.
+ */
+export async function settlePackets(
+  tx: SqlExecutor,
+  dialect: SqlDriver['dialect'],
+  ids: { delivered: readonly number[]; others: readonly number[] },
+  held: boolean,
+): Promise<{ delivered: number; rows: Map<number, number> }> {
+  const packetRows = [...new Set([...ids.delivered, ...ids.others].filter((id) => id < 0).map(rowOf))];
+  if (packetRows.length === 0) return { delivered: 0, rows: new Map() };
+  const [inList, param] = idIn(dialect, 'id', packetRows);
+  const { rows } = await tx.query<{ id: number; n: number }>(`SELECT id, n FROM outbox WHERE ${inList} AND ${statusOf(dialect)} = 'pending' AND events IS NOT NULL`, [
+    param,
+  ]);
+  const deliveredIds = new Set(ids.delivered.filter((id) => id < 0));
+  const deliveredPerRow = new Map<number, number>();
+  for (const id of deliveredIds) deliveredPerRow.set(rowOf(id), (deliveredPerRow.get(rowOf(id)) ?? 0) + 1);
+  const whole = rows.filter((r) => deliveredPerRow.get(Number(r.id)) === Number(r.n));
+  let delivered = 0;
+  if (whole.length > 0) {
+    const [wholeList, wholeParam] = idIn(dialect, 'id', whole.map((r) => Number(r.id)));
+    await tx.query(`DELETE FROM outbox WHERE ${wholeList}`, [wholeParam]);
+    delivered += whole.reduce((sum, r) => sum + Number(r.n), 0);
+  }
+  // Another relay took the token over: the packets GA took only in part stay as they are, and it sends them.
+  if (!held) return { delivered, rows: new Map() };
+  const partial = rows.filter((r) => !whole.includes(r)).map((r) => Number(r.id));
+  const exploded = await explode(tx, dialect, partial, deliveredIds);
+  return { delivered: delivered + exploded.left, rows: exploded.rows };
+}
+
+/** A stable key for device fields: events with equal keys may share a GA request. */
+export function deviceKey(device: DeviceFields): string {
+  return JSON.stringify([
+    device.category,
+    device.language,
+    device.operating_system ?? '',
+    device.operating_system_version ?? '',
+    device.browser ?? '',
+    device.browser_version ?? '',
+  ]);
+}
+
+/** `fn`, remembering its answer per argument object (the events of one hit share their params and device). */
+function memoByIdentity<T extends object>(fn: (value: T) => string): (value: T) => string {
+  const seen = new Map<T, string>();
+  return (value) => {
+    let answer = seen.get(value);
+    if (answer === undefined) seen.set(value, (answer = fn(value)));
+    return answer;
+  };
+}
+
+/** One outbox row to write: an event, or a packet of a token's events under one name. */
+type NewRow = readonly [tokenId: number, name: string, params: string, device: string | null, deviceKey: string, occurredAt: number, n: number, events: string | null];
+
+/**
+ * Writes events in the caller's transaction and counts them by name. The events of one token under one name share
+ * a packet (see sql-packets.ts). A new event is due from when it happened, so events taken in due order come oldest
+ * first; a token deleted meanwhile gets nothing.
+ */
+export async function insertEvents(tx: SqlExecutor, dialect: SqlDriver['dialect'], events: readonly NewEvent[]): Promise<Map<string, number>> {
+  const written = new Map<string, number>();
+  if (events.length === 0) return written;
+  // The tokens first, in one statement: PostgreSQL locks them (a delete waits for this commit, or this waits for
+  // the delete and then leaves its token out); SQLite's write transaction holds the whole file already.
+  const [inList, wanted] = idIn(dialect, 'id', [...new Set(events.map((e) => e.tokenId))]);
+  const { rows: present } = await tx.query<{ id: number }>(`SELECT id FROM tokens WHERE ${inList}${dialect === 'postgres' ? ' FOR KEY SHARE' : ''}`, [wanted]);
+  const alive = new Set(present.map((r) => Number(r.id)));
+  const json = memoByIdentity((value: object) => JSON.stringify(value));
+  const key = memoByIdentity(deviceKey);
+  const groups = new Map<string, { tokenId: number; name: string; events: PackedEvent[] }>();
+  for (const e of events) {
+    if (!alive.has(e.tokenId)) continue;
+    const id = `${e.tokenId}:${e.name}`;
+    let group = groups.get(id);
+    if (!group) groups.set(id, (group = { tokenId: e.tokenId, name: e.name, events: [] }));
+    group.events.push({ params: json(e.params), device: e.device ? json(e.device) : null, deviceKey: e.device ? key(e.device) : '', occurredAt: e.occurredAt });
+  }
+  const rows: NewRow[] = [];
+  for (const { tokenId, name, events: queued } of groups.values()) {
+    for (let i = 0; i < queued.length; i += PACKET_MAX) {
+      const part = queued.slice(i, i + PACKET_MAX);
+      const [first] = part as [PackedEvent];
+      const oldest = Math.min(...part.map((e) => e.occurredAt));
+      rows.push(part.length === 1 ? [tokenId, name, first.params, first.device, first.deviceKey, first.occurredAt, 1, null] : [tokenId, name, '', null, '', oldest, part.length, pack(part)]);
+    }
+    written.set(name, (written.get(name) ?? 0) + queued.length);
+  }
+  if (rows.length === 0) return written;
+  if (dialect === 'postgres') {
+    // One statement writes the whole batch: one round trip, whatever its size.
+    await tx.query(
+      `INSERT INTO outbox (token_id, name, params, device, device_key, occurred_at, next_attempt_at, n, events)
+       SELECT v.token_id, v.name, v.params, v.device, v.device_key, v.occurred_at, v.occurred_at, v.n, v.events
+       FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::int[], ?::text[])
+         AS v(token_id, name, params, device, device_key, occurred_at, n, events)`,
+      [0, 1, 2, 3, 4, 5, 6, 7].map((i) => rows.map((r) => r[i])),
+    );
+    return written;
+  }
+  // SQLite: a prepared insert per row costs less than any statement that checks the token per row.
+  for (const [tokenId, name, params, device, deviceKeyValue, occurredAt, n, packed] of rows) {
+    await tx.query('INSERT INTO outbox (token_id, name, params, device, device_key, occurred_at, next_attempt_at, n, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+      tokenId,
+      name,
+      params,
+      device,
+      deviceKeyValue,
+      occurredAt,
+      occurredAt,
+      n,
+      packed,
+    ]);
+  }
+  return written;
+}
