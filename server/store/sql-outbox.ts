@@ -73,6 +73,13 @@ async function holds(tx: SqlExecutor, claim: ClaimRef): Promise<boolean> {
   return rows.length > 0;
 }
 
+/** Rows waiting for GA: single events ('pending') and packets ('packed'). */
+const WAITING = "status IN ('pending', 'packed')";
+
+/** A token's due rows of one status, in due order (`?`: token, now, limit). */
+const dueRows = (status: 'pending' | 'packed') => `SELECT id, n, next_attempt_at AS "dueAt" FROM outbox WHERE status = '${status}' AND token_id = ? AND next_attempt_at <= ?
+  ORDER BY next_attempt_at, id LIMIT ?`;
+
 /** Not among the rows a live lease is delivering (`?`: now). */
 const NOT_LEASED = `NOT EXISTS (SELECT 1 FROM tokens t WHERE t.id = outbox.token_id AND t.lease_until > ? AND t.lease_id IS NOT NULL
   AND (outbox.next_attempt_at < t.lease_due OR (outbox.next_attempt_at = t.lease_due AND outbox.id <= t.lease_id)))`;
@@ -94,7 +101,7 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
     },
 
     async pendingCount() {
-      const { rows } = await db.query<{ n: number }>("SELECT coalesce(sum(n), 0) AS n FROM outbox WHERE status = 'pending'");
+      const { rows } = await db.query<{ n: number }>(`SELECT coalesce(sum(n), 0) AS n FROM outbox WHERE ${WAITING}`);
       return Number(rows[0]?.n ?? 0);
     },
 
@@ -102,7 +109,7 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
       return db.transaction(async (tx) => {
         const lock = exclusively(dialect, 'trim');
         if (lock) await tx.query(...lock);
-        const { rows } = await tx.query<{ n: number }>("SELECT coalesce(sum(n), 0) AS n FROM outbox WHERE status = 'pending'");
+        const { rows } = await tx.query<{ n: number }>(`SELECT coalesce(sum(n), 0) AS n FROM outbox WHERE ${WAITING}`);
         let excess = Number(rows[0]?.n ?? 0) - max;
         const dropped: Array<{ name: string }> = [];
         // Page views first, oldest first; host events only when they alone are over the bound. Rows a relay is
@@ -110,7 +117,7 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
         for (const kind of ["name = 'page_view'", "name <> 'page_view'"]) {
           if (excess <= 0) break;
           const oldest = await tx.query<{ id: number; n: number; name: string }>(
-            `SELECT id, n, name FROM outbox WHERE status = 'pending' AND ${kind} AND ${NOT_LEASED} ORDER BY id LIMIT ?`,
+            `SELECT id, n, name FROM outbox WHERE ${WAITING} AND ${kind} AND ${NOT_LEASED} ORDER BY id LIMIT ?`,
             [now, excess],
           );
           const whole: number[] = [];
@@ -153,10 +160,11 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
         if (taken.changes === 0) return { id, tokenId, rows: [] };
         // The due rows in order up to `limit` events (a packet counts as its events): their ids first, then what
         // they hold, so that rows past the limit are never read whole.
+        // Single events and packets each come in the order of the (status, token, due) index, merged.
         const due = await tx.query<{ id: number; n: number; dueAt: number }>(
-          `SELECT id, n, next_attempt_at AS "dueAt" FROM outbox WHERE status = 'pending' AND token_id = ? AND next_attempt_at <= ?
-           ORDER BY next_attempt_at, id LIMIT ?`,
-          [tokenId, now, limit],
+          `SELECT * FROM (${dueRows('pending')}) singles UNION ALL SELECT * FROM (${dueRows('packed')}) packets
+           ORDER BY "dueAt", id LIMIT ?`,
+          [tokenId, now, limit, tokenId, now, limit, limit],
         );
         const chosen: typeof due.rows = [];
         let events = 0;
@@ -276,7 +284,8 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
       // Per token, the earliest due row is the first entry of the (status, token, due) index.
       const { rows } = await db.query<{ tokenId: number; due: number | null; heldUntil: number }>(
         `SELECT id AS "tokenId", held_until AS "heldUntil",
-           (SELECT min(next_attempt_at) FROM outbox o WHERE o.status = 'pending' AND o.token_id = t.id) AS due FROM tokens t`,
+           (SELECT min(m) FROM (SELECT min(next_attempt_at) AS m FROM outbox o WHERE o.status = 'pending' AND o.token_id = t.id
+              UNION ALL SELECT min(next_attempt_at) AS m FROM outbox o WHERE o.status = 'packed' AND o.token_id = t.id) due_rows) AS due FROM tokens t`,
       );
       return rows.flatMap((r) => (r.due === null ? [] : [{ tokenId: r.tokenId, dueAt: Math.max(Number(r.due), Number(r.heldUntil)) }]));
     },
@@ -284,7 +293,7 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
     expire(cutoff, now) {
       return db.transaction(async (tx) => {
         // A packet holding an event past the cutoff becomes single events first: each expires by its own age.
-        const old = await tx.query<{ id: number }>(`SELECT id FROM outbox WHERE status = 'pending' AND events IS NOT NULL AND occurred_at < ? AND ${NOT_LEASED}`, [
+        const old = await tx.query<{ id: number }>(`SELECT id FROM outbox WHERE status = 'packed' AND occurred_at < ? AND ${NOT_LEASED}`, [
           cutoff,
           now,
         ]);
@@ -330,7 +339,7 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
           ids ? [now, tokenId, since, param] : [now, tokenId, since],
         );
         if (changes === 0) return 0;
-        await tx.query("UPDATE outbox SET next_attempt_at = ? WHERE status = 'pending' AND token_id = ? AND next_attempt_at > ?", [
+        await tx.query(`UPDATE outbox SET next_attempt_at = ? WHERE ${WAITING} AND token_id = ? AND next_attempt_at > ?`, [
           now,
           tokenId,
           now,

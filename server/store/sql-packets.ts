@@ -3,7 +3,8 @@
 // of what queueing and delivering cost (each row inserted, indexed, read and deleted on its own). A packet is
 // written once, read once and deleted once; it is never changed. When only part of it is settled (some events
 // delivered, some refused or put off), or the bound's trim or the expiry needs single events, the packet is
-// replaced by rows of one event each.
+// replaced by rows of one event each. A packet's status is `packed`, not `pending`: a process of an earlier version
+// sharing the database during a rolling upgrade takes only `pending` rows, and so never sends a packet as one event.
 import { idIn, type SqlDriver, type SqlExecutor } from './sql-driver.ts';
 import type { ClaimedRow, DeviceFields, NewEvent } from './types.ts';
 
@@ -83,7 +84,7 @@ export async function explode(
   const [inList, param] = idIn(dialect, 'id', rowIds);
   const packets = await tx.query<{ id: number; tokenId: number; name: string; events: string; attempts: number; due: number; lastError: string | null }>(
     `SELECT id, token_id AS "tokenId", name, events, attempts, next_attempt_at AS due, last_error AS "lastError"
-     FROM outbox WHERE ${inList} AND ${statusOf(dialect)} = 'pending' AND events IS NOT NULL ORDER BY id`,
+     FROM outbox WHERE ${inList} AND ${statusOf(dialect)} = 'packed' ORDER BY id`,
     [param],
   );
   for (const packet of packets.rows) {
@@ -134,7 +135,7 @@ export async function settlePackets(
   const packetRows = [...new Set([...ids.delivered, ...ids.others].filter((id) => id < 0).map(rowOf))];
   if (packetRows.length === 0) return { delivered: 0, rows: new Map() };
   const [inList, param] = idIn(dialect, 'id', packetRows);
-  const { rows } = await tx.query<{ id: number; n: number }>(`SELECT id, n FROM outbox WHERE ${inList} AND ${statusOf(dialect)} = 'pending' AND events IS NOT NULL`, [
+  const { rows } = await tx.query<{ id: number; n: number }>(`SELECT id, n FROM outbox WHERE ${inList} AND ${statusOf(dialect)} = 'packed'`, [
     param,
   ]);
   const deliveredIds = new Set(ids.delivered.filter((id) => id < 0));
@@ -177,7 +178,17 @@ function memoByIdentity<T extends object>(fn: (value: T) => string): (value: T) 
 }
 
 /** One outbox row to write: an event, or a packet of a token's events under one name. */
-type NewRow = readonly [tokenId: number, name: string, params: string, device: string | null, deviceKey: string, occurredAt: number, n: number, events: string | null];
+type NewRow = readonly [
+  tokenId: number,
+  name: string,
+  params: string,
+  device: string | null,
+  deviceKey: string,
+  occurredAt: number,
+  n: number,
+  events: string | null,
+  status: 'pending' | 'packed',
+];
 
 /**
  * Writes events in the caller's transaction and counts them by name. The events of one token under one name share
@@ -208,7 +219,11 @@ export async function insertEvents(tx: SqlExecutor, dialect: SqlDriver['dialect'
       const part = queued.slice(i, i + PACKET_MAX);
       const [first] = part as [PackedEvent];
       const oldest = Math.min(...part.map((e) => e.occurredAt));
-      rows.push(part.length === 1 ? [tokenId, name, first.params, first.device, first.deviceKey, first.occurredAt, 1, null] : [tokenId, name, '', null, '', oldest, part.length, pack(part)]);
+      rows.push(
+        part.length === 1
+          ? [tokenId, name, first.params, first.device, first.deviceKey, first.occurredAt, 1, null, 'pending']
+          : [tokenId, name, '', null, '', oldest, part.length, pack(part), 'packed'],
+      );
     }
     written.set(name, (written.get(name) ?? 0) + queued.length);
   }
@@ -216,17 +231,17 @@ export async function insertEvents(tx: SqlExecutor, dialect: SqlDriver['dialect'
   if (dialect === 'postgres') {
     // One statement writes the whole batch: one round trip, whatever its size.
     await tx.query(
-      `INSERT INTO outbox (token_id, name, params, device, device_key, occurred_at, next_attempt_at, n, events)
-       SELECT v.token_id, v.name, v.params, v.device, v.device_key, v.occurred_at, v.occurred_at, v.n, v.events
-       FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::int[], ?::text[])
-         AS v(token_id, name, params, device, device_key, occurred_at, n, events)`,
-      [0, 1, 2, 3, 4, 5, 6, 7].map((i) => rows.map((r) => r[i])),
+      `INSERT INTO outbox (token_id, name, params, device, device_key, occurred_at, next_attempt_at, n, events, status)
+       SELECT v.token_id, v.name, v.params, v.device, v.device_key, v.occurred_at, v.occurred_at, v.n, v.events, v.status
+       FROM unnest(?::bigint[], ?::text[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::int[], ?::text[], ?::text[])
+         AS v(token_id, name, params, device, device_key, occurred_at, n, events, status)`,
+      [0, 1, 2, 3, 4, 5, 6, 7, 8].map((i) => rows.map((r) => r[i])),
     );
     return written;
   }
   // SQLite: a prepared insert per row costs less than any statement that checks the token per row.
-  for (const [tokenId, name, params, device, deviceKeyValue, occurredAt, n, packed] of rows) {
-    await tx.query('INSERT INTO outbox (token_id, name, params, device, device_key, occurred_at, next_attempt_at, n, events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', [
+  for (const [tokenId, name, params, device, deviceKeyValue, occurredAt, n, packed, status] of rows) {
+    await tx.query('INSERT INTO outbox (token_id, name, params, device, device_key, occurred_at, next_attempt_at, n, events, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', [
       tokenId,
       name,
       params,
@@ -236,6 +251,7 @@ export async function insertEvents(tx: SqlExecutor, dialect: SqlDriver['dialect'
       occurredAt,
       n,
       packed,
+      status,
     ]);
   }
   return written;

@@ -153,7 +153,7 @@ export async function until(predicate: () => boolean | Promise<boolean>, timeout
   }
 }
 
-/** An outbox row as SQL reads it, one per event: a packet's events each as a row of their own (see sql-packets.ts). */
+/** An outbox row as SQL reads it, one per event: a packet's events each as a waiting row of their own (see sql-packets.ts). */
 export interface OutboxEventRow {
   id: number;
   token_id: number;
@@ -174,6 +174,8 @@ export async function outboxEvents(services: Pick<TestStore, 'sql'>, where = '1 
     `SELECT id, token_id, name, params, device, device_key, occurred_at, attempts, next_attempt_at, status, last_error, events FROM outbox WHERE ${where} ORDER BY id`,
   );
   return rows.flatMap(({ events, ...row }) =>
-    events === null ? [row] : unpack(events).map((e) => ({ ...row, params: e.params, device: e.device, device_key: e.deviceKey, occurred_at: e.occurredAt })),
+    events === null
+      ? [row]
+      : unpack(events).map((e) => ({ ...row, status: 'pending', params: e.params, device: e.device, device_key: e.deviceKey, occurred_at: e.occurredAt })),
   );
 }

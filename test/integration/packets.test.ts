@@ -37,6 +37,8 @@ describe.each(DIALECTS)('packets on %s', (dialect) => {
     expect(Object.fromEntries(await store.enqueue(Array.from({ length: 30 }, (_, i) => pageView(tokenId, i))))).toEqual({ page_view: 30 });
     expect(await rowCount(sql)).toBe(1);
     expect(await store.pendingCount()).toBe(30);
+    // A process of an earlier version sharing the database (a rolling upgrade) takes only `pending` rows: never a packet.
+    expect(await sql("SELECT id FROM outbox WHERE status = 'pending'")).toEqual([]);
     // A packet is claimed whole, even past the limit; each event keeps its own id, time, parameters and device.
     const claim = await claimOf(store, tokenId, 'relay-a', NOW, 10);
     expect(pathsOf(claim.rows)).toEqual(Array.from({ length: 30 }, (_, i) => `p${i}`));

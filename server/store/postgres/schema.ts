@@ -55,7 +55,7 @@ export const outbox = pgTable(
     occurredAt: ms('occurred_at').notNull(),
     attempts: integer('attempts').notNull().default(0),
     nextAttemptAt: ms('next_attempt_at').notNull(),
-    status: text('status', { enum: ['pending', 'failed'] }).notNull().default('pending'),
+    status: text('status', { enum: ['pending', 'packed', 'failed'] }).notNull().default('pending'),
     lastError: text('last_error'),
     n: integer('n').notNull().default(1),
     events: text('events'),

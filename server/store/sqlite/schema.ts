@@ -70,14 +70,14 @@ export const outbox = sqliteTable(
     attempts: integer('attempts').notNull().default(0),
     /** When it is due. */
     nextAttemptAt: integer('next_attempt_at').notNull(),
-    /** pending: waiting for GA; failed: GA refused it for good (kept for the admin). */
-    status: text('status', { enum: ['pending', 'failed'] }).notNull().default('pending'),
+    /** pending: an event waiting for GA; packed: a packet waiting for GA; failed: GA refused it for good (kept for the admin). */
+    status: text('status', { enum: ['pending', 'packed', 'failed'] }).notNull().default('pending'),
     lastError: text('last_error'),
     /** How many events the row holds: 1, or more for a packet. */
     n: integer('n').notNull().default(1),
     /**
-     * A packet: several events of one token and name queued in one commit, one per line (see sql-packets.ts);
-     * `params`, `device` and `device_key` are then empty. NULL for a row of one event.
+     * A packet (status `packed`): several events of one token and name queued in one commit, one a line (see
+     * sql-packets.ts); `params`, `device` and `device_key` are then empty. NULL for a row of one event.
      */
     events: text('events'),
   },
