@@ -1,9 +1,9 @@
 // How events are written to the outbox, and packets. The events one commit queues for one token under one name
 // share one row, a packet. Under load a group commit carries dozens of hits, and a row per event and token was most
 // of what queueing and delivering cost (each row inserted, indexed, read and deleted on its own). A packet is
-// written once, read once and deleted once; it is never changed. When only part of it is settled (some events
-// delivered, some refused or put off), or the bound's trim or the expiry needs single events, the packet is
-// replaced by rows of one event each. A packet's status is `packed`, not `pending`: a process of an earlier version
+// written once, read once and deleted once. When GA took part of it and the rest waits for a later request, it
+// loses the events GA took; when some of it were refused or put off, or the bound's trim or the expiry needs
+// single events, it is replaced by rows of one event each. A packet's status is `packed`, not `pending`: a process of an earlier version
 // sharing the database during a rolling upgrade takes only `pending` rows, and so never sends a packet as one event.
 import { idIn, type SqlDriver, type SqlExecutor } from './sql-driver.ts';
 import type { ClaimedRow, DeviceFields, NewEvent } from './types.ts';
@@ -15,6 +15,8 @@ const SLOTS = 1_024;
 
 /** One event in a packet, its parameters and device as the stored JSON text. */
 export interface PackedEvent {
+  /** Its place in the packet as queued: it keeps it while the packet loses the events GA took before it. */
+  index: number;
   params: string;
   device: string | null;
   deviceKey: string;
@@ -39,14 +41,14 @@ export function rowOf(id: number): number {
  * (JSON escapes them), and neither does a number.
  */
 export function pack(events: readonly PackedEvent[]): string {
-  return events.map((e) => `${e.occurredAt}\t${e.deviceKey}\t${e.device ?? ''}\t${e.params}`).join('\n');
+  return events.map((e) => `${e.index}\t${e.occurredAt}\t${e.deviceKey}\t${e.device ?? ''}\t${e.params}`).join('\n');
 }
 
 /** The events of a packet's text, in the order they were queued. */
 export function unpack(text: string): PackedEvent[] {
   return text.split('\n').map((line) => {
-    const [occurredAt = '0', deviceKey = '', device = '', params = '{}'] = line.split('\t');
-    return { occurredAt: Number(occurredAt), deviceKey, device: device === '' ? null : device, params };
+    const [index = '0', occurredAt = '0', deviceKey = '', device = '', params = '{}'] = line.split('\t');
+    return { index: Number(index), occurredAt: Number(occurredAt), deviceKey, device: device === '' ? null : device, params };
   });
 }
 
@@ -55,9 +57,9 @@ export function claimedEvents(row: ClaimedRow & { events: string | null }): Clai
   const { events, ...single } = row;
   if (events === null) return [single];
   const rowId = Number(row.id);
-  return unpack(events).map((e, index) => ({
+  return unpack(events).map((e) => ({
     ...single,
-    id: packetEventId(rowId, index),
+    id: packetEventId(rowId, e.index),
     paramsJson: e.params,
     deviceJson: e.device,
     deviceKey: e.deviceKey,
@@ -90,8 +92,8 @@ export async function explode(
   for (const packet of packets.rows) {
     const rowId = Number(packet.id);
     const events = unpack(packet.events);
-    for (const [index, e] of events.entries()) {
-      const id = packetEventId(rowId, index);
+    for (const e of events) {
+      const id = packetEventId(rowId, e.index);
       if (leave.has(id)) {
         left += 1;
         continue;
@@ -150,8 +152,28 @@ export async function settlePackets(
   }
   // Another relay took the token over: the packets GA took only in part stay as they are, and it sends them.
   if (!held) return { delivered, rows: new Map() };
+  // GA took part of a packet and nothing of it failed: the rest waits for a later request (its linger), in the
+  // packet, which loses the events GA took. A packet with failed or put-off events becomes single events.
+  const unsettled = new Set(ids.others.filter((id) => id < 0).map(rowOf));
   const partial = rows.filter((r) => !whole.includes(r)).map((r) => Number(r.id));
-  const exploded = await explode(tx, dialect, partial, deliveredIds);
+  const trimmed = partial.filter((id) => !unsettled.has(id));
+  if (trimmed.length > 0) {
+    const [trimmedList, trimmedParam] = idIn(dialect, 'id', trimmed);
+    const packets = await tx.query<{ id: number; events: string }>(`SELECT id, events FROM outbox WHERE ${trimmedList}`, [trimmedParam]);
+    for (const packet of packets.rows) {
+      const rowId = Number(packet.id);
+      const events = unpack(packet.events);
+      const kept = events.filter((e) => !deliveredIds.has(packetEventId(rowId, e.index)));
+      await tx.query('UPDATE outbox SET events = ?, n = ? WHERE id = ?', [pack(kept), kept.length, rowId]);
+      delivered += events.length - kept.length;
+    }
+  }
+  const exploded = await explode(
+    tx,
+    dialect,
+    partial.filter((id) => unsettled.has(id)),
+    deliveredIds,
+  );
   return { delivered: delivered + exploded.left, rows: exploded.rows };
 }
 
@@ -211,12 +233,12 @@ export async function insertEvents(tx: SqlExecutor, dialect: SqlDriver['dialect'
     const id = `${e.tokenId}:${e.name}`;
     let group = groups.get(id);
     if (!group) groups.set(id, (group = { tokenId: e.tokenId, name: e.name, events: [] }));
-    group.events.push({ params: json(e.params), device: e.device ? json(e.device) : null, deviceKey: e.device ? key(e.device) : '', occurredAt: e.occurredAt });
+    group.events.push({ index: 0, params: json(e.params), device: e.device ? json(e.device) : null, deviceKey: e.device ? key(e.device) : '', occurredAt: e.occurredAt });
   }
   const rows: NewRow[] = [];
   for (const { tokenId, name, events: queued } of groups.values()) {
     for (let i = 0; i < queued.length; i += PACKET_MAX) {
-      const part = queued.slice(i, i + PACKET_MAX);
+      const part = queued.slice(i, i + PACKET_MAX).map((e, index) => ({ ...e, index }));
       const [first] = part as [PackedEvent];
       const oldest = Math.min(...part.map((e) => e.occurredAt));
       rows.push(

@@ -52,6 +52,24 @@ describe.each(DIALECTS)('packets on %s', (dialect) => {
     await store.close();
   });
 
+  it('a packet GA took in part, the rest held back for a later request, keeps the rest under the same ids', async () => {
+    const { store, tokenId, sql } = await setup(dialect);
+    await store.enqueue(Array.from({ length: 30 }, (_, i) => pageView(tokenId, i)));
+    const claim = await claimOf(store, tokenId, 'relay-a');
+    const ids = claim.rows.map((r) => r.id);
+    expect((await settle(store, claim, NOW, { delivered: ids.slice(0, 25) })).delivered).toBe(25);
+    await store.endClaim(claim);
+    expect(await rowCount(sql)).toBe(1);
+    expect(await store.pendingCount()).toBe(5);
+    const rest = await claimOf(store, tokenId, 'relay-b');
+    expect(rest.rows.map((r) => r.id)).toEqual(ids.slice(25));
+    expect(pathsOf(rest.rows)).toEqual(['p25', 'p26', 'p27', 'p28', 'p29']);
+    // The ids GA took before are gone: settling them again counts nothing twice.
+    expect((await settle(store, rest, NOW, { delivered: ids })).delivered).toBe(5);
+    expect(await store.pendingCount()).toBe(0);
+    await store.close();
+  });
+
   it('a packet settled in part becomes single events: the delivered go, the refused fail, the put off wait', async () => {
     const { store, tokenId, sql } = await setup(dialect);
     await store.enqueue(Array.from({ length: 10 }, (_, i) => pageView(tokenId, i)));
