@@ -73,9 +73,8 @@ export async function createServices(options: ServiceOptions): Promise<Services>
   let relay: Delivery;
   if (options.thread) {
     const { random: _random, ...threadOptions } = relayOptions;
+    // The thread wakes its relay itself after each group commit it makes (no message a commit).
     relay = options.thread.relay({ config, identity, gaTimeoutMs, options: threadOptions });
-    // The thread's relay does not see this thread's writes happen: it is told.
-    outbox.onAdded(() => relay.wake());
   } else {
     relay = new Relay({ config, store, identity, outbox, metrics, clock, log, fetch: fetchGa, gaTimeoutMs }, relayOptions);
   }

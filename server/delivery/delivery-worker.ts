@@ -92,7 +92,7 @@ async function relayOp(op: RelayOp, args: unknown[]): Promise<unknown> {
 
 port.on('message', (message: ToThread) => {
   if (message.kind === 'relay-setup') return setUpRelay(message.setup);
-  // Sent after every group commit: not answered.
+  // Not answered.
   if (message.kind === 'relay' && message.op === 'wake') return relay?.wake();
   void (async () => {
     try {
@@ -100,6 +100,8 @@ port.on('message', (message: ToThread) => {
       if (message.kind === 'call') {
         const method = store[message.method] as (...args: unknown[]) => unknown;
         result = await method.apply(store, message.args);
+        // Events were written here: the relay of this thread delivers them (after its linger).
+        if (message.method === 'enqueue') relay?.wake();
       } else if (message.kind === 'relay') {
         result = await relayOp(message.op, message.args);
       } else {

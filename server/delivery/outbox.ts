@@ -1,6 +1,7 @@
 import type { Clock } from '../core/clock.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../store/store.ts';
+import { eventBatch } from '../store/event-batch.ts';
 import { featureOfEvent } from '../tokens/features.ts';
 import type { DropCount, NewEvent } from '../store/types.ts';
 
@@ -77,7 +78,8 @@ export class Outbox {
     this.waiting = [];
     let written: Map<string, number>;
     try {
-      written = await this.store.enqueue(batch.flatMap((w) => w.events));
+      // As a batch: it crosses to the delivery thread as a few strings and numbers, not as objects.
+      written = await this.store.enqueue(eventBatch(batch.flatMap((w) => w.events)));
     } catch (error) {
       for (const w of batch) w.reject(error);
       return;

@@ -96,7 +96,7 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
 
   return {
     enqueue(events) {
-      if (events.length === 0) return Promise.resolve(new Map());
+      if ((Array.isArray(events) ? events : events.tokenIds).length === 0) return Promise.resolve(new Map());
       return db.transaction((tx) => insertEvents(tx, dialect, events));
     },
 

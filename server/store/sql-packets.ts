@@ -6,7 +6,8 @@
 // single events, it is replaced by rows of one event each. A packet's status is `packed`, not `pending`: a process of an earlier version
 // sharing the database during a rolling upgrade takes only `pending` rows, and so never sends a packet as one event.
 import { idIn, type SqlDriver, type SqlExecutor } from './sql-driver.ts';
-import type { ClaimedRow, DeviceFields, NewEvent } from './types.ts';
+import { eventBatch, type EventBatch } from './event-batch.ts';
+import type { ClaimedRow, NewEvent } from './types.ts';
 
 /** At most this many events share a packet. */
 export const PACKET_MAX = 1_000;
@@ -177,28 +178,6 @@ export async function settlePackets(
   return { delivered: delivered + exploded.left, rows: exploded.rows };
 }
 
-/** A stable key for device fields: events with equal keys may share a GA request. */
-export function deviceKey(device: DeviceFields): string {
-  return JSON.stringify([
-    device.category,
-    device.language,
-    device.operating_system ?? '',
-    device.operating_system_version ?? '',
-    device.browser ?? '',
-    device.browser_version ?? '',
-  ]);
-}
-
-/** `fn`, remembering its answer per argument object (the events of one hit share their params and device). */
-function memoByIdentity<T extends object>(fn: (value: T) => string): (value: T) => string {
-  const seen = new Map<T, string>();
-  return (value) => {
-    let answer = seen.get(value);
-    if (answer === undefined) seen.set(value, (answer = fn(value)));
-    return answer;
-  };
-}
-
 /** One outbox row to write: an event, or a packet of a token's events under one name. */
 type NewRow = readonly [
   tokenId: number,
@@ -213,28 +192,36 @@ type NewRow = readonly [
 ];
 
 /**
- * Writes events in the caller's transaction and counts them by name. The events of one token under one name share
- * a packet (see sql-packets.ts). A new event is due from when it happened, so events taken in due order come oldest
+ * Writes events (as they are, or as a batch) in the caller's transaction and counts them by name. The events of one token under one name share
+ * a packet. A new event is due from when it happened, so events taken in due order come oldest
  * first; a token deleted meanwhile gets nothing.
  */
-export async function insertEvents(tx: SqlExecutor, dialect: SqlDriver['dialect'], events: readonly NewEvent[]): Promise<Map<string, number>> {
+export async function insertEvents(tx: SqlExecutor, dialect: SqlDriver['dialect'], input: readonly NewEvent[] | EventBatch): Promise<Map<string, number>> {
+  const batch = Array.isArray(input) ? eventBatch(input as readonly NewEvent[]) : (input as EventBatch);
   const written = new Map<string, number>();
-  if (events.length === 0) return written;
+  if (batch.tokenIds.length === 0) return written;
   // The tokens first, in one statement: PostgreSQL locks them (a delete waits for this commit, or this waits for
   // the delete and then leaves its token out); SQLite's write transaction holds the whole file already.
-  const [inList, wanted] = idIn(dialect, 'id', [...new Set(events.map((e) => e.tokenId))]);
+  const [inList, wanted] = idIn(dialect, 'id', [...new Set(batch.tokenIds)]);
   const { rows: present } = await tx.query<{ id: number }>(`SELECT id FROM tokens WHERE ${inList}${dialect === 'postgres' ? ' FOR KEY SHARE' : ''}`, [wanted]);
   const alive = new Set(present.map((r) => Number(r.id)));
-  const json = memoByIdentity((value: object) => JSON.stringify(value));
-  const key = memoByIdentity(deviceKey);
+  const { texts } = batch;
   const groups = new Map<string, { tokenId: number; name: string; events: PackedEvent[] }>();
-  for (const e of events) {
-    if (!alive.has(e.tokenId)) continue;
-    const id = `${e.tokenId}:${e.name}`;
+  batch.tokenIds.forEach((tokenId, i) => {
+    if (!alive.has(tokenId)) return;
+    const name = batch.names[i] as string;
+    const id = `${tokenId}:${name}`;
     let group = groups.get(id);
-    if (!group) groups.set(id, (group = { tokenId: e.tokenId, name: e.name, events: [] }));
-    group.events.push({ index: 0, params: json(e.params), device: e.device ? json(e.device) : null, deviceKey: e.device ? key(e.device) : '', occurredAt: e.occurredAt });
-  }
+    if (!group) groups.set(id, (group = { tokenId, name, events: [] }));
+    const device = batch.devices[i] as number;
+    group.events.push({
+      index: 0,
+      params: texts[batch.params[i] as number] as string,
+      device: device === -1 ? null : (texts[device] as string),
+      deviceKey: device === -1 ? '' : (texts[device + 1] as string),
+      occurredAt: batch.occurredAt[i] as number,
+    });
+  });
   const rows: NewRow[] = [];
   for (const { tokenId, name, events: queued } of groups.values()) {
     for (let i = 0; i < queued.length; i += PACKET_MAX) {

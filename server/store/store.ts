@@ -1,3 +1,4 @@
+import type { EventBatch } from './event-batch.ts';
 import type {
   Claim,
   ClaimRef,
@@ -78,8 +79,11 @@ export interface Store {
   removeSession(idHash: string): Promise<void>;
 
   // The outbox.
-  /** Queues events (one transaction); a token deleted meanwhile gets none. Returns how many were written, by event name. */
-  enqueue(events: NewEvent[]): Promise<Map<string, number>>;
+  /**
+   * Queues events, as they are or as a batch (one transaction); a token deleted meanwhile gets none. Returns how
+   * many were written, by event name.
+   */
+  enqueue(events: NewEvent[] | EventBatch): Promise<Map<string, number>>;
   /** Events waiting (leased ones included). */
   pendingCount(): Promise<number>;
   /**

@@ -3,7 +3,7 @@ import type { EventParams, OutboxRow } from '../../server/store/types.ts';
 import { retryAfterMs, retryDelay } from '../../server/delivery/backoff.ts';
 import { deviceFromUserAgent } from '../../server/ingest/device.ts';
 import { buildRequests, clampParams, clampText, GA_LIMITS, mpUrl, pageViewParams, sessionId, type MpRequest } from '../../server/delivery/measurement-protocol.ts';
-import { deviceKey } from '../../server/store/sql-packets.ts';
+import { deviceKey } from '../../server/store/event-batch.ts';
 import { describeNetworkError } from '../../server/delivery/ga-client.ts';
 import { chooseRequests, classifyStatus } from '../../server/delivery/token-round.ts';
 import { validateMpBody } from '../../harness/fake-ga.ts';
