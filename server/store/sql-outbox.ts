@@ -189,10 +189,13 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
     },
 
     async endClaim(claim) {
-      await db.query('UPDATE tokens SET claimed_by = NULL, lease_until = 0, lease_due = NULL, lease_id = NULL WHERE id = ? AND claimed_by = ?', [
-        claim.tokenId,
-        claim.id,
-      ]);
+      // Bookkeeping (not synced on its own): lost in a power cut, the lease just runs out.
+      await db.transaction(async (tx) => {
+        await tx.query('UPDATE tokens SET claimed_by = NULL, lease_until = 0, lease_due = NULL, lease_id = NULL WHERE id = ? AND claimed_by = ?', [
+          claim.tokenId,
+          claim.id,
+        ]);
+      }, BOOKKEEPING);
     },
 
     async releaseLeases(owner) {
