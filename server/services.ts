@@ -22,7 +22,7 @@ export interface Services {
   metrics: Metrics;
   clock: Clock;
   log: Logger;
-  /** A fetch for every request to GA (tests hand in their own); undefined: undici's pool with its timeouts. */
+  /** A fetch for every request to GA (tests hand in their own); undefined: node's HTTP client on a keep-alive pool. */
   fetch: typeof fetch | undefined;
   /** How long any request to GA may take before it is abandoned (validation; the relay's default). */
   gaTimeoutMs: number;

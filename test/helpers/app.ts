@@ -72,7 +72,7 @@ export interface TestAppOptions {
   clock?: Clock;
   log?: Logger;
   outboxMax?: number;
-  /** Stands in for GA's network (undici to `config.gaUrl` otherwise). */
+  /** Stands in for GA's network (node's HTTP client to `config.gaUrl` otherwise). */
   fetch?: typeof fetch;
   gaTimeoutMs?: number;
   relay?: RelayOptions;
