@@ -39,17 +39,33 @@ export function rowOf(id: number): number {
 
 /**
  * A packet's text: one event a line, its fields split by tabs. The JSON texts never hold a raw tab or newline
- * (JSON escapes them), and neither does a number.
+ * (JSON escapes them), and neither does a number. A device already written on an earlier line of the packet is
+ * written as `=` and that line's place, with no key: the events of a packet mostly share a few devices.
  */
 export function pack(events: readonly PackedEvent[]): string {
-  return events.map((e) => `${e.index}\t${e.occurredAt}\t${e.deviceKey}\t${e.device ?? ''}\t${e.params}`).join('\n');
+  const written = new Map<string, number>();
+  return events
+    .map((e) => {
+      const device = e.device ?? '';
+      const earlier = device === '' ? undefined : written.get(device);
+      if (earlier !== undefined) return `${e.index}\t${e.occurredAt}\t\t=${earlier}\t${e.params}`;
+      if (device !== '') written.set(device, e.index);
+      return `${e.index}\t${e.occurredAt}\t${e.deviceKey}\t${device}\t${e.params}`;
+    })
+    .join('\n');
 }
 
 /** The events of a packet's text, in the order they were queued. */
 export function unpack(text: string): PackedEvent[] {
+  const byIndex = new Map<number, PackedEvent>();
   return text.split('\n').map((line) => {
     const [index = '0', occurredAt = '0', deviceKey = '', device = '', params = '{}'] = line.split('\t');
-    return { index: Number(index), occurredAt: Number(occurredAt), deviceKey, device: device === '' ? null : device, params };
+    const same = device.startsWith('=') ? byIndex.get(Number(device.slice(1))) : undefined;
+    const event: PackedEvent = same
+      ? { index: Number(index), occurredAt: Number(occurredAt), deviceKey: same.deviceKey, device: same.device, params }
+      : { index: Number(index), occurredAt: Number(occurredAt), deviceKey, device: device === '' ? null : device, params };
+    byIndex.set(event.index, event);
+    return event;
   });
 }
 

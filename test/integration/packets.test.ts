@@ -64,6 +64,9 @@ describe.each(DIALECTS)('packets on %s', (dialect) => {
     const rest = await claimOf(store, tokenId, 'relay-b');
     expect(rest.rows.map((r) => r.id)).toEqual(ids.slice(25));
     expect(pathsOf(rest.rows)).toEqual(['p25', 'p26', 'p27', 'p28', 'p29']);
+    // Their devices too, though the events that first carried them in the packet are gone.
+    expect(rest.rows.map((r) => JSON.parse(r.deviceJson ?? 'null').category)).toEqual(['mobile', 'desktop', 'mobile', 'desktop', 'mobile']);
+    expect(new Set(rest.rows.map((r) => r.deviceKey)).size).toBe(2);
     // The ids GA took before are gone: settling them again counts nothing twice.
     expect((await settle(store, rest, NOW, { delivered: ids })).delivered).toBe(5);
     expect(await store.pendingCount()).toBe(0);
