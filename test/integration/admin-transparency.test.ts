@@ -3,7 +3,7 @@ import type { FakeGa, RecordedRequest } from '../../harness/fake-ga.ts';
 import { fieldsSentPerFeature } from '../../server/admin/about.ts';
 import { historyOf, HISTORY_HOURS } from '../../server/admin/delivery-history.ts';
 import { featureOfEvent, type Feature } from '../../server/tokens/features.ts';
-import { addTestToken, DIALECTS, makeTestApp, type TestDatabase } from '../helpers/app.ts';
+import { addTestToken, DIALECTS, makeTestApp, queueEvents, type TestDatabase } from '../helpers/app.ts';
 import { ADMIN_TOKEN, api, getPage, login } from '../helpers/admin.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
 
@@ -136,6 +136,19 @@ describe('the sent page', () => {
     const browser = await login(app);
     const html = await (await getPage(app, `/admin/analytics/analyticstokens/${a.id}/sent/`, browser.cookie)).text();
     expect(html).toContain('Nothing has been sent to this token yet.');
+  });
+
+  it('keeps, of a round that sent many requests GA took, the last four', async () => {
+    const { services, a, app } = await setup();
+    await queueEvents(
+      services,
+      Array.from({ length: 200 }, (_, i) => ({ tokenId: a.id, name: 'task_event', params: { namespace: 'jobs', task: `t${i}` } })),
+    );
+    await services.relay.drain();
+    const received = collectRequestsTo(a.measurementId);
+    expect(received).toHaveLength(8);
+    const { requests } = (await (await api(app, 'GET', `/tokens/${a.id}/sent`)).json()) as { requests: Array<{ body: string }> };
+    expect(requests.map((r) => r.body)).toEqual(received.slice(-4).reverse().map((r) => r.rawBody));
   });
 
   it('shows at most the last 200 requests', async () => {
