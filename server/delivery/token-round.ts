@@ -93,19 +93,28 @@ export async function deliverTokenRound(deps: TokenRoundDeps, options: TokenRoun
   const { store, clock } = deps;
   const now = clock();
   const claim = await store.claim({ tokenId: token.id, owner: options.owner, now, leaseMs: options.leaseMs, limit: options.batchRows });
+  // Nothing due (or another relay holds the token): the claim holds no lease.
+  if (claim.rows.length === 0) return { more: false, lingerUntil: undefined };
   const ref: ClaimRef = { id: claim.id, tokenId: claim.tokenId };
+  const progress = { ended: false };
   try {
-    return await deliverClaim(deps, options, token, { ...claim, now });
+    return await deliverClaim(deps, options, token, { ...claim, now }, progress);
   } finally {
-    // The token is free for any relay again (of this process or another) as soon as this batch is settled.
-    await store.endClaim(ref);
+    // The token is free for any relay again (of this process or another) as soon as this batch is settled: the
+    // settlement gives the lease back itself, and this only when it did not come to that.
+    if (!progress.ended) await store.endClaim(ref);
   }
 }
 
 /** Sends what should go now of a claimed batch, and settles each request's rows by GA's answer. */
-async function deliverClaim(deps: TokenRoundDeps, options: TokenRoundOptions, token: Token, claim: Claim & { now: number }): Promise<TokenRoundResult> {
+async function deliverClaim(
+  deps: TokenRoundDeps,
+  options: TokenRoundOptions,
+  token: Token,
+  claim: Claim & { now: number },
+  progress: { ended: boolean },
+): Promise<TokenRoundResult> {
   const { store, now } = { store: deps.store, now: claim.now };
-  if (claim.rows.length === 0) return { more: false, lingerUntil: undefined };
   const switchedOff = claim.rows.filter((row) => !featureOn(token, featureOfEvent(row.name))).map((row) => row.id);
   // A feature switched off after its events were queued (or put back by a retry): they are not sent.
   for (const drop of await store.discard({ claim: { id: claim.id, tokenId: claim.tokenId }, ids: switchedOff, now, reason: 'switched-off' })) {
@@ -148,7 +157,9 @@ async function deliverClaim(deps: TokenRoundDeps, options: TokenRoundOptions, to
   outcome.sent = keptOfRound(outcome.sent);
   // One transaction for the whole batch, whatever happened: its rows' pages are written once, not per request.
   outcome.now = deps.clock();
+  outcome.end = true;
   const settled = await store.settle(outcome);
+  progress.ended = true;
   const label = { token: String(token.id) };
   deps.metrics.eventsDelivered.inc(label, settled.delivered);
   deps.metrics.eventsFailed.inc(label, settled.failed);

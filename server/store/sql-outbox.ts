@@ -73,6 +73,9 @@ async function holds(tx: SqlExecutor, claim: ClaimRef): Promise<boolean> {
   return rows.length > 0;
 }
 
+/** Gives a claim's lease on its token back (`?`: token, claim). */
+const END_LEASE = 'UPDATE tokens SET claimed_by = NULL, lease_until = 0, lease_due = NULL, lease_id = NULL WHERE id = ? AND claimed_by = ?';
+
 /** Rows waiting for GA: single events ('pending') and packets ('packed'). */
 const WAITING = "status IN ('pending', 'packed')";
 
@@ -174,7 +177,11 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
           events += Number(row.n);
         }
         const last = chosen.at(-1);
-        if (!last) return { id, tokenId, rows: [] };
+        if (!last) {
+          // Nothing due: the lease goes back at once, and the caller has nothing to end.
+          await tx.query(END_LEASE, [tokenId, id]);
+          return { id, tokenId, rows: [] };
+        }
         const [inList, param] = idIn(dialect, 'id', chosen.map((row) => Number(row.id)));
         const { rows } = await tx.query<ClaimedRow & { events: string | null }>(
           `SELECT id, token_id AS "tokenId", name, params AS "paramsJson", device AS "deviceJson", device_key AS "deviceKey",
@@ -190,12 +197,7 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
 
     async endClaim(claim) {
       // Bookkeeping (not synced on its own): lost in a power cut, the lease just runs out.
-      await db.transaction(async (tx) => {
-        await tx.query('UPDATE tokens SET claimed_by = NULL, lease_until = 0, lease_due = NULL, lease_id = NULL WHERE id = ? AND claimed_by = ?', [
-          claim.tokenId,
-          claim.id,
-        ]);
-      }, BOOKKEEPING);
+      await db.transaction((tx) => tx.query(END_LEASE, [claim.tokenId, claim.id]), BOOKKEEPING);
     },
 
     async releaseLeases(owner) {
@@ -209,7 +211,10 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
 
     settle(o) {
       const noWork = o.delivered.length === 0 && o.failed.length === 0 && o.retried.length === 0 && o.sent.length === 0;
-      if (noWork) return Promise.resolve({ delivered: 0, failed: 0, retried: 0 });
+      if (noWork) {
+        const none = { delivered: 0, failed: 0, retried: 0 };
+        return o.end ? db.transaction((tx) => tx.query(END_LEASE, [o.claim.tokenId, o.claim.id]), BOOKKEEPING).then(() => none) : Promise.resolve(none);
+      }
       return db.transaction(async (tx) => {
         // The token's row first, as a token's delete takes it first too: the two never wait on each other in a
         // circle. What GA said last is what the admin sees; the longest hold asked for wins, whichever relay asked.
@@ -258,6 +263,7 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
         }
         if (delivered + failed > 0) await countOutcome(tx, o.claim.tokenId, o.now, delivered, failed);
         for (const request of o.sent) await keepSent(tx, o.claim.tokenId, request, o.keepSent);
+        if (o.end) await tx.query(END_LEASE, [o.claim.tokenId, o.claim.id]);
         return { delivered, failed, retried };
       }, BOOKKEEPING);
     },

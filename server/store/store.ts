@@ -36,6 +36,8 @@ export interface RoundOutcome {
   /** The requests as GA received them, kept (at most `keepSent` a token). */
   sent: SentRequest[];
   keepSent: number;
+  /** The claim ends with this settlement: the token's lease is given back in the same transaction. */
+  end?: boolean;
 }
 
 /**
@@ -92,8 +94,9 @@ export interface Store {
    */
   trimOutbox(max: number, now: number): Promise<DropCount[]>;
   /**
-   * Leases the token to a new claim until `now + leaseMs` and returns up to `limit` of its due events, oldest due
-   * first; no rows when another claim holds the token's lease. One relay at a time delivers a token.
+   * Leases the token to a new claim until `now + leaseMs` and returns its due events, oldest due first: up to
+   * `limit`, or past it to the end of a packet. No rows when another claim holds the token's lease, or when nothing
+   * is due (the lease is then given back at once). One relay at a time delivers a token.
    */
   claim(request: { tokenId: number; owner: string; now: number; leaseMs: number; limit: number }): Promise<Claim>;
   /** Gives the token's lease back (what was not sent stays due as it was). */

@@ -130,6 +130,21 @@ describe.each(DIALECTS)('the store on %s', (dialect) => {
     await store.close();
   });
 
+  it('gives the lease back at once when nothing is due, and with the settlement that ends a claim', async () => {
+    const { store, tokenId } = await setup(dialect);
+    await store.enqueue([pageView(tokenId, 1, NOW + 60_000)]);
+    // Nothing due yet: the claim holds nothing, so another relay is not kept waiting for a lease.
+    expect((await claimOf(store, tokenId, 'relay-a', NOW)).rows).toEqual([]);
+    await store.enqueue([pageView(tokenId, 2, NOW)]);
+    await store.enqueue([pageView(tokenId, 3, NOW)]);
+    const taken = await claimOf(store, tokenId, 'relay-b', NOW, 1);
+    expect(taken.rows).toHaveLength(1);
+    // A settlement that ends the claim frees the token in the same transaction, long before its lease runs out.
+    await store.settle(outcome(taken, NOW, { delivered: taken.rows.map((r) => r.id), end: true }));
+    expect((await claimOf(store, tokenId, 'relay-c', NOW + 1_000)).rows).toHaveLength(1);
+    await store.close();
+  });
+
   it("ends an owner's leases at once, and only that owner's", async () => {
     const { store, tokenId } = await setup(dialect);
     const second = (await store.createToken({ ...SETTINGS, name: 'Second', measurementId: 'G-SECOND' }, NOW)).id;
