@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { freshPostgresUrl, startPostgres, type PostgresServer } from '../harness/postgres-server.ts';
 import { snippetSize, SNIPPET_PATH } from '../scripts/snippet-size.ts';
 import { COLLECTOR, CONNECTIONS, loadServers, measureBatching, measureDrain, measureStart, postgresPids, sqliteFile, withCollectors, type ServerRun } from './measure.ts';
-import { ROOT, startScript } from './support.ts';
+import { COLLECTOR_NODE_FLAGS, ROOT, startScript } from './support.ts';
 
 const { values: options } = parseArgs({
   options: {
@@ -42,7 +42,8 @@ const PEERS = 'Plausible legacy 763 · Fathom Lite 1,277 · Umami 1,408–2,223 
 
 const work = mkdtempSync(join(tmpdir(), 'analytics-bench-'));
 
-type Rounded = 'node:http' | 'bare Hono' | 'collector';
+/** The servers measured side by side each round; "bare Hono, same flags" runs with the collector's Node flags. */
+type Rounded = 'node:http' | 'bare Hono' | 'bare Hono, same flags' | 'collector';
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -61,7 +62,7 @@ async function measureRounded(name: Rounded, round: number): Promise<ServerRun> 
   if (name === 'collector') {
     return withCollectors(sqliteFile(work, `throughput-${round}`), { kind: 'ok' }, [{}], (servers) => loadServers(servers, WARMUP_S, DURATION_S));
   }
-  const server = await startScript(name === 'node:http' ? 'bench/servers/bare-node.ts' : 'bench/servers/bare-hono.ts');
+  const server = await startScript(name === 'node:http' ? 'bench/servers/bare-node.ts' : 'bench/servers/bare-hono.ts', {}, name === 'bare Hono, same flags' ? COLLECTOR_NODE_FLAGS : []);
   try {
     return await loadServers([server], WARMUP_S, DURATION_S);
   } finally {
@@ -87,10 +88,10 @@ async function main(): Promise<void> {
   if (spawnSync(process.execPath, ['scripts/ensure-built.mjs'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('the build failed');
   console.log(`benchmark: ${ROUNDS} round(s) of ${DURATION_S} s per server, ${CONNECTIONS} connections; load average ${load1.toFixed(2)}`);
 
-  const runs: Record<Rounded, ServerRun[]> = { 'node:http': [], 'bare Hono': [], collector: [] };
+  const runs: Record<Rounded, ServerRun[]> = { 'node:http': [], 'bare Hono': [], 'bare Hono, same flags': [], collector: [] };
   for (let round = 1; round <= ROUNDS; round++) {
     // Interleaved, so a burst of noise from elsewhere on the machine hurts every server alike.
-    for (const name of ['node:http', 'bare Hono', 'collector'] as const) {
+    for (const name of ['node:http', 'bare Hono', 'bare Hono, same flags', 'collector'] as const) {
       const run = await measureRounded(name, round);
       runs[name].push(run);
       console.log(`  round ${round} ${name}: ${describe(run)}`);
@@ -108,6 +109,7 @@ async function main(): Promise<void> {
   };
   const node = summary('node:http');
   const hono = summary('bare Hono');
+  const honoSameFlags = summary('bare Hono, same flags');
   const collector = summary('collector');
 
   console.log('  the collector with its relay off (taking hits only)…');
@@ -155,9 +157,16 @@ async function main(): Promise<void> {
     ['figure', 'measured', 'target', 'result'],
     ['node:http: POST /collect', `${describe(node)} · peak RSS ${mb(node.peakRss)}`, '', ''],
     ['bare Hono: POST /collect', `${describe(hono)} · peak RSS ${mb(hono.peakRss)}`, '', ''],
+    [`bare Hono with the collector's Node flags (${COLLECTOR_NODE_FLAGS.join(' ')})`, `${describe(honoSameFlags)} · peak RSS ${mb(honoSameFlags.peakRss)}`, '', ''],
     ['collector (SQLite): POST /collect', `${describe(collector)} · peak RSS ${mb(collector.peakRss)}`, '', ''],
     ['collector ÷ bare Hono: CPU a hit (all threads, relay included)', cpuRatio.toFixed(2), `≤ ${TARGETS.cpuToHono}`, verdict(cpuRatio <= TARGETS.cpuToHono)],
     ['collector ÷ bare Hono: throughput', throughputRatio.toFixed(2), `≥ ${TARGETS.throughputToHono}`, verdict(throughputRatio >= TARGETS.throughputToHono)],
+    [
+      "collector ÷ bare Hono on the collector's Node flags: CPU a hit, throughput",
+      `${(collector.cpuPerRequest / honoSameFlags.cpuPerRequest).toFixed(2)} · ${(collector.load.requestsPerSecond / honoSameFlags.load.requestsPerSecond).toFixed(2)}`,
+      '',
+      '',
+    ],
     ['collector p99 at 50 connections', `${collector.load.p99} ms`, `≤ ${TARGETS.p99Ms} ms`, verdict(collector.load.p99 <= TARGETS.p99Ms)],
     ['collector, relay off (taking hits only)', describe(ingestOnly), '', ''],
     pgRow('collector on PostgreSQL, one process', pgOne),
@@ -208,7 +217,7 @@ async function main(): Promise<void> {
   const cpu = cpus();
   const heading =
     `${startedAt.toISOString().slice(0, 10)} · ${cpu.length} cores (${cpu[0]?.model.trim() ?? 'unknown CPU'}) · Node ${process.version} · ` +
-    `load average ${load1.toFixed(2)} at start · ${CONNECTIONS} connections, ${DURATION_S} s per run, median of ${ROUNDS} for the first three servers`;
+    `load average ${load1.toFixed(2)} at start · ${CONNECTIONS} connections, ${DURATION_S} s per run, median of ${ROUNDS} for the first four servers`;
   const report = `${heading}\n\n${targets}\n\nWhere the time goes:\n\n${timeTable}\n`;
   console.log(`\n${report}`);
   mkdirSync(dirname(options.out), { recursive: true });
