@@ -189,6 +189,11 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
            FROM outbox WHERE ${inList} ORDER BY next_attempt_at, id`,
           [param],
         );
+        if (rows.length === 0) {
+          // Gone between the two reads (PostgreSQL: another process's trim): the lease goes back at once.
+          await tx.query(END_LEASE, [tokenId, id]);
+          return { id, tokenId, rows: [] };
+        }
         // Rows up to the last one taken are being delivered: the bound's trim leaves them alone.
         await tx.query('UPDATE tokens SET lease_due = ?, lease_id = ? WHERE id = ?', [last.dueAt, last.id, tokenId]);
         return { id, tokenId, rows: rows.flatMap(claimedEvents) };

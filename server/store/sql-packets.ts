@@ -1,9 +1,9 @@
 // How events are written to the outbox, and packets. The events one commit queues for one token under one name
 // share one row, a packet. Under load a group commit carries dozens of hits, and a row per event and token was most
 // of what queueing and delivering cost (each row inserted, indexed, read and deleted on its own). A packet is
-// written once, read once and deleted once. When GA took part of it and the rest waits for a later request, it
-// loses the events GA took; when some of it were refused or put off, or the bound's trim or the expiry needs
-// single events, it is replaced by rows of one event each. A packet's status is `packed`, not `pending`: a process of an earlier version
+// written once, read once and deleted once, and never changed: when GA took part of it and the rest waits for a
+// later request, the rest moves to a new packet; when some of it were refused or put off, or the bound's trim or
+// the expiry needs single events, it is replaced by rows of one event each. A packet's status is `packed`, not `pending`: a process of an earlier version
 // sharing the database during a rolling upgrade takes only `pending` rows, and so never sends a packet as one event.
 import { idIn, type SqlDriver, type SqlExecutor } from './sql-driver.ts';
 import { eventBatch, type EventBatch } from './event-batch.ts';
@@ -169,19 +169,28 @@ export async function settlePackets(
   }
   // Another relay took the token over: the packets GA took only in part stay as they are, and it sends them.
   if (!held) return { delivered, rows: new Map() };
-  // GA took part of a packet and nothing of it failed: the rest waits for a later request (its linger), in the
-  // packet, which loses the events GA took. A packet with failed or put-off events becomes single events.
+  // GA took part of a packet and nothing of it failed: the rest waits for a later request (its linger) in a new
+  // packet, with the old one's tries and due time. A packet is never changed in place, so a relay that lost the
+  // token and settles late never takes what is left for what it sent. A packet with failed or put-off events
+  // becomes single events.
   const unsettled = new Set(ids.others.filter((id) => id < 0).map(rowOf));
   const partial = rows.filter((r) => !whole.includes(r)).map((r) => Number(r.id));
-  const trimmed = partial.filter((id) => !unsettled.has(id));
-  if (trimmed.length > 0) {
-    const [trimmedList, trimmedParam] = idIn(dialect, 'id', trimmed);
-    const packets = await tx.query<{ id: number; events: string }>(`SELECT id, events FROM outbox WHERE ${trimmedList}`, [trimmedParam]);
+  const rest = partial.filter((id) => !unsettled.has(id));
+  if (rest.length > 0) {
+    const [restList, restParam] = idIn(dialect, 'id', rest);
+    const packets = await tx.query<{ id: number; events: string }>(`SELECT id, events FROM outbox WHERE ${restList}`, [restParam]);
     for (const packet of packets.rows) {
       const rowId = Number(packet.id);
       const events = unpack(packet.events);
       const kept = events.filter((e) => !deliveredIds.has(packetEventId(rowId, e.index)));
-      await tx.query('UPDATE outbox SET events = ?, n = ? WHERE id = ?', [pack(kept), kept.length, rowId]);
+      if (kept.length > 0) {
+        await tx.query(
+          `INSERT INTO outbox (token_id, name, params, device, device_key, occurred_at, next_attempt_at, attempts, last_error, status, n, events)
+           SELECT token_id, name, params, device, device_key, occurred_at, next_attempt_at, attempts, last_error, status, ?, ? FROM outbox WHERE id = ?`,
+          [kept.length, pack(kept), rowId],
+        );
+      }
+      await tx.query('DELETE FROM outbox WHERE id = ?', [rowId]);
       delivered += events.length - kept.length;
     }
   }

@@ -23,7 +23,8 @@ export function reportQueries(db: SqlDriver): ReportQueries {
         return entry;
       };
       for (const row of delivered.rows) of(row.tokenId).delivered = Number(row.n);
-      for (const row of queued.rows) of(row.tokenId)[row.status === 'failed' ? 'failed' : 'waiting'] = Number(row.n);
+      // Waiting: single events ('pending') and packets ('packed') together.
+      for (const row of queued.rows) of(row.tokenId)[row.status === 'failed' ? 'failed' : 'waiting'] += Number(row.n);
       return [...counts.values()];
     },
 

@@ -52,24 +52,50 @@ describe.each(DIALECTS)('packets on %s', (dialect) => {
     await store.close();
   });
 
-  it('a packet GA took in part, the rest held back for a later request, keeps the rest under the same ids', async () => {
+  it('a packet GA took in part, the rest held back for a later request, moves the rest to a new packet', async () => {
     const { store, tokenId, sql } = await setup(dialect);
     await store.enqueue(Array.from({ length: 30 }, (_, i) => pageView(tokenId, i)));
     const claim = await claimOf(store, tokenId, 'relay-a');
     const ids = claim.rows.map((r) => r.id);
-    expect((await settle(store, claim, NOW, { delivered: ids.slice(0, 25) })).delivered).toBe(25);
-    await store.endClaim(claim);
+    expect((await settle(store, claim, NOW, { delivered: ids.slice(0, 25), end: true })).delivered).toBe(25);
     expect(await rowCount(sql)).toBe(1);
     expect(await store.pendingCount()).toBe(5);
     const rest = await claimOf(store, tokenId, 'relay-b');
-    expect(rest.rows.map((r) => r.id)).toEqual(ids.slice(25));
     expect(pathsOf(rest.rows)).toEqual(['p25', 'p26', 'p27', 'p28', 'p29']);
     // Their devices too, though the events that first carried them in the packet are gone.
     expect(rest.rows.map((r) => JSON.parse(r.deviceJson ?? 'null').category)).toEqual(['mobile', 'desktop', 'mobile', 'desktop', 'mobile']);
     expect(new Set(rest.rows.map((r) => r.deviceKey)).size).toBe(2);
-    // The ids GA took before are gone: settling them again counts nothing twice.
-    expect((await settle(store, rest, NOW, { delivered: ids })).delivered).toBe(5);
+    // Under new ids: the old ones, settled again, count nothing twice and take nothing.
+    expect(rest.rows.map((r) => r.id).some((id) => ids.includes(id))).toBe(false);
+    expect((await settle(store, rest, NOW, { delivered: ids })).delivered).toBe(0);
+    expect(await store.pendingCount()).toBe(5);
+    expect((await settle(store, rest, NOW, { delivered: rest.rows.map((r) => r.id) })).delivered).toBe(5);
     expect(await store.pendingCount()).toBe(0);
+    await store.close();
+  });
+
+  it('a relay that lost the token and settles late never takes what is left of a packet for what it sent', async () => {
+    const { store, tokenId } = await setup(dialect);
+    await store.enqueue(Array.from({ length: 10 }, (_, i) => pageView(tokenId, i)));
+    const stuck = await claimOf(store, tokenId, 'relay-a');
+    const desktop = stuck.rows.filter((r) => JSON.parse(r.deviceJson ?? 'null').category === 'desktop').map((r) => r.id);
+    // Its lease ran out; another relay takes over, GA takes its desktop request, its mobile one waits.
+    const taken = await claimOf(store, tokenId, 'relay-b', NOW + 31_000);
+    expect((await settle(store, taken, NOW + 31_000, { delivered: desktop, end: true })).delivered).toBe(5);
+    expect(await store.pendingCount()).toBe(5);
+    // The stuck relay's desktop request got through late: the five mobile events still wait.
+    expect((await settle(store, stuck, NOW + 32_000, { delivered: desktop })).delivered).toBe(0);
+    expect(await store.pendingCount()).toBe(5);
+    expect((await store.tokenCounts(0)).find((c) => c.tokenId === tokenId)?.waiting).toBe(5);
+    await store.close();
+  });
+
+  it('counts single events and packets together as waiting, for the admin', async () => {
+    const { store, tokenId } = await setup(dialect);
+    await store.enqueue([0, 1, 2].map((i) => pageView(tokenId, i)));
+    await store.enqueue([pageView(tokenId, 3)]);
+    expect(await store.pendingCount()).toBe(4);
+    expect((await store.tokenCounts(0)).find((c) => c.tokenId === tokenId)).toMatchObject({ waiting: 4, failed: 0 });
     await store.close();
   });
 
