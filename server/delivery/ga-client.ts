@@ -58,7 +58,9 @@ function targetOf(url: string, timeoutMs: number): RequestOptions {
   if (!target) {
     const parsed = new URL(url);
     const https = parsed.protocol === 'https:';
-    target = { protocol: parsed.protocol, hostname: parsed.hostname, port: parsed.port, path: `${parsed.pathname}${parsed.search}`, agent: gaAgent(https, timeoutMs) };
+    // An IPv6 address is written in brackets in a URL, and without them to the HTTP client.
+    const hostname = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+    target = { protocol: parsed.protocol, hostname, port: parsed.port, path: `${parsed.pathname}${parsed.search}`, agent: gaAgent(https, timeoutMs) };
     if (targets.size >= MAX_TARGETS) targets.clear();
     targets.set(url, target);
   }
