@@ -37,6 +37,8 @@ const agents = new Map<string, HttpAgent>();
 /** Request options by URL: a token's URL is the same for every request (a few tokens; cleared past a bound). */
 const targets = new Map<string, RequestOptions>();
 const MAX_TARGETS = 1_000;
+/** At most this much of GA's answer is kept. */
+const MAX_ANSWER_CHARS = 64 * 1024;
 
 /**
  * The connection pool for GA, with a socket timeout as a second line behind the deadline {@link postToGa}
@@ -78,7 +80,10 @@ function sendWithHttp(url: string, json: string, timeoutMs: number, cancel: (aba
     const req = send({ ...target, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
+      // GA answers in a few bytes; more is read and let go (only its start is ever shown).
+      res.on('data', (chunk: string) => {
+        if (text.length < MAX_ANSWER_CHARS) text += chunk.slice(0, MAX_ANSWER_CHARS - text.length);
+      });
       const body = new Promise<string>((done, failed) => {
         res.on('end', () => done(text));
         res.on('error', failed);
