@@ -308,7 +308,7 @@ function paths(): OpenApiDocument['paths'] {
     '/api/admin/tokens/{id}/sent': {
       get: adminOperation(
         'sentRequests',
-        'What was sent to a token: its last 200 requests to GA kept (under load, the last four GA took of a delivery round, and every one it refused), newest first',
+        'What was sent to a token: its last 200 requests to GA, newest first',
         { 200: json('The requests, newest first.', { type: 'object', properties: { requests: { type: 'array', items: ref('SentRequest') } }, required: ['requests'] }) },
         withId,
       ),

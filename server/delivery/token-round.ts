@@ -70,21 +70,6 @@ export function chooseRequests<R extends { full: boolean; oldestAt: number }>(re
   return { send, wait };
 }
 
-/** Of one round's requests to a token, at most this many GA took are kept for the admin (every one it refused is). */
-export const SENT_KEPT_PER_ROUND = 4;
-
-/**
- * The requests of a round kept for the admin: every one GA did not take, and the last {@link SENT_KEPT_PER_ROUND}
- * it took. Under load a round sends twenty requests alike; writing each body again cost as much as queueing its
- * events.
- */
-export function keptOfRound(sent: SentRequest[]): SentRequest[] {
-  const taken = sent.filter((request) => classifyStatus(request.status) === 'delivered');
-  if (taken.length <= SENT_KEPT_PER_ROUND) return sent;
-  const kept = new Set([...sent.filter((request) => !taken.includes(request)), ...taken.slice(-SENT_KEPT_PER_ROUND)]);
-  return sent.filter((request) => kept.has(request));
-}
-
 /**
  * Delivers one batch of a token's due events: claims them with a lease, drops those whose feature was switched
  * off, sends what should go now (a few requests at a time) and settles each request's rows by GA's answer.
@@ -154,7 +139,6 @@ async function deliverClaim(
     }
   };
   const workers = await Promise.allSettled(Array.from({ length: Math.min(options.concurrency, send.length) }, worker));
-  outcome.sent = keptOfRound(outcome.sent);
   // One transaction for the whole batch, whatever happened: its rows' pages are written once, not per request.
   outcome.now = deps.clock();
   outcome.end = true;

@@ -5,7 +5,7 @@ import { deviceFromUserAgent } from '../../server/ingest/device.ts';
 import { buildRequests, clampParams, clampText, GA_LIMITS, mpUrl, pageViewParams, sessionId, type MpRequest } from '../../server/delivery/measurement-protocol.ts';
 import { deviceKey } from '../../server/store/event-batch.ts';
 import { describeNetworkError } from '../../server/delivery/ga-client.ts';
-import { chooseRequests, classifyStatus, keptOfRound, SENT_KEPT_PER_ROUND } from '../../server/delivery/token-round.ts';
+import { chooseRequests, classifyStatus } from '../../server/delivery/token-round.ts';
 import { validateMpBody } from '../../harness/fake-ga.ts';
 
 const NOW = Date.UTC(2026, 10, 27, 10, 44, 12);
@@ -134,26 +134,6 @@ describe('which requests go now (chooseRequests)', () => {
   it('holds nothing back with no linger', () => {
     const { partial } = requests(NOW);
     expect(chooseRequests([partial], NOW, 0, false)).toEqual({ send: [partial], wait: [] });
-  });
-});
-
-describe('which requests of a round are kept for the admin (keptOfRound)', () => {
-  const request = (n: number, status = 204) => ({ at: n, status, events: 25, body: `{"n":${n}}` });
-  it('keeps every request of a round that sent few', () => {
-    const few = [1, 2, 3, 4].map((n) => request(n));
-    expect(SENT_KEPT_PER_ROUND).toBe(4);
-    expect(keptOfRound(few)).toEqual(few);
-  });
-  it('keeps the last ones GA took and every one it refused or put off, in order, of a round that sent many', () => {
-    const sent = [request(1), request(2, 400), request(3), request(4), request(5, 503), request(6), request(7), request(8), request(9)];
-    expect(keptOfRound(sent).map((r) => [r.at, r.status])).toEqual([
-      [2, 400],
-      [5, 503],
-      [6, 204],
-      [7, 204],
-      [8, 204],
-      [9, 204],
-    ]);
   });
 });
 

@@ -90,7 +90,7 @@ export const SentPage: FC<PageProps & { csrf: string; disabled: boolean; token: 
   <Layout paths={paths} title={`Sent to ${token.name}`} csrf={csrf} disabled={disabled}>
     <p>
       The last requests that went to <code>{token.measurementId}</code>, newest first (the last {SENT_REQUESTS_SHOWN} are
-      kept; under load, of a delivery round that sent more than four GA took, the last four and every one it refused). Each went to GA’s <code>/mp/collect</code> with the measurement id and the API secret in its URL; the URL
+      kept). Each went to GA’s <code>/mp/collect</code> with the measurement id and the API secret in its URL; the URL
       is not kept, so the secret is not shown. Everything else GA received is below. <a href={paths.about}>What is sent, and why</a>.
     </p>
     {skipped && <p class="skipped">The relay skips this token ({skipped}): nothing is sent to it.</p>}
