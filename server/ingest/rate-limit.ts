@@ -1,4 +1,4 @@
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { addressGroup, clientAddress } from '../core/client-address.ts';
 
@@ -44,17 +44,5 @@ export function rateLimiter(options: RateLimitOptions): (c: Context) => void {
       c.header('Retry-After', String(retryAfter));
       throw new HTTPException(429, { message: 'too many requests' });
     }
-  };
-}
-
-/**
- * {@link rateLimiter} as a middleware.
- * @example app.post('/collect', rateLimit({ max: 600 }), handler)
- */
-export function rateLimit(options: RateLimitOptions): MiddlewareHandler {
-  const check = rateLimiter(options);
-  return async function rateLimitMiddleware(c, next) {
-    check(c);
-    await next();
   };
 }

@@ -90,11 +90,6 @@ const NOT_LEASED = `NOT EXISTS (SELECT 1 FROM tokens t WHERE t.id = outbox.token
 /** The outbox: queueing, the bound, claims with a lease, and what each outcome does to rows and token. */
 export function outboxQueries(db: SqlDriver): OutboxQueries {
   const { dialect } = db;
-  /** `id IN (…)` for the settlement's rows, while its claim still holds their token. */
-  const held = (s: { claim: ClaimRef; ids: number[] }): [string, unknown[]] => {
-    const [inList, param] = idIn(dialect, 'id', s.ids);
-    return [`${inList} AND EXISTS (SELECT 1 FROM tokens WHERE id = ? AND claimed_by = ?)`, [param, s.claim.tokenId, s.claim.id]];
-  };
   let claims = 0;
 
   return {
@@ -162,8 +157,8 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
         );
         if (taken.changes === 0) return { id, tokenId, rows: [] };
         // The due rows in order up to `limit` events (a packet counts as its events): their ids first, then what
-        // they hold, so that rows past the limit are never read whole.
-        // Single events and packets each come in the order of the (status, token, due) index, merged.
+        // they hold, so that rows past the limit are never read whole. Single events and packets each come in the
+        // order of the (status, token, due) index, merged.
         const due = await tx.query<{ id: number; n: number; dueAt: number }>(
           `SELECT * FROM (${dueRows('pending')}) singles UNION ALL SELECT * FROM (${dueRows('packed')}) packets
            ORDER BY "dueAt", id LIMIT ?`,
@@ -234,10 +229,13 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
           [o.delivered.length > 0, o.now, lastError, lastError, o.now, hold.until, hold.failures, o.claim.tokenId],
         );
         if (token.changes === 0) return { delivered: 0, failed: 0, retried: 0 }; // deleted meanwhile, with its events
-        // Packets first: one GA took whole leaves; one it took in part becomes single events, settled below.
+        // Failing or holding back rows, or cutting a packet, needs the token's lease still: another relay may have
+        // taken them over. The token's row is this transaction's now, so the answer holds until it commits.
+        const stillHeld = await holds(tx, o.claim);
+        // Packets first: one GA took whole leaves; the rest of one it took in part is settled below.
         const others = [...o.failed, ...o.retried].flatMap((group) => group.ids);
         const packets = [...o.delivered, ...others].some((id) => id < 0)
-          ? await settlePackets(tx, dialect, { delivered: o.delivered, others }, await holds(tx, o.claim))
+          ? await settlePackets(tx, dialect, { delivered: o.delivered, others }, stillHeld)
           : { delivered: 0, rows: new Map<number, number>() };
         let delivered = packets.delivered;
         const single = o.delivered.filter((id) => id > 0);
@@ -249,22 +247,20 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
           const status = dialect === 'sqlite' ? '+status' : 'status';
           delivered += (await tx.query(`DELETE FROM outbox WHERE ${inList} AND ${status} = 'pending'`, [param])).changes;
         }
-        // Failing or holding back rows needs the token's lease still: another relay may have taken them over.
         let failed = 0;
-        for (const group of o.failed) {
-          const ids = translate(group.ids, packets.rows);
-          if (ids.length === 0) continue;
-          const [where, params] = held({ claim: o.claim, ids });
-          failed += (await tx.query(`UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE ${where}`, [group.error, ...params])).changes;
-        }
         let retried = 0;
-        for (const group of o.retried) {
+        for (const group of stillHeld ? o.failed : []) {
           const ids = translate(group.ids, packets.rows);
           if (ids.length === 0) continue;
-          const [where, params] = held({ claim: o.claim, ids });
-          retried += (
-            await tx.query(`UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE ${where}`, [group.nextAttemptAt, group.error, ...params])
-          ).changes;
+          const [inList, param] = idIn(dialect, 'id', ids);
+          failed += (await tx.query(`UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ? WHERE ${inList}`, [group.error, param])).changes;
+        }
+        for (const group of stillHeld ? o.retried : []) {
+          const ids = translate(group.ids, packets.rows);
+          if (ids.length === 0) continue;
+          const [inList, param] = idIn(dialect, 'id', ids);
+          retried += (await tx.query(`UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE ${inList}`, [group.nextAttemptAt, group.error, param]))
+            .changes;
         }
         if (delivered + failed > 0) await countOutcome(tx, o.claim.tokenId, o.now, delivered, failed);
         for (const request of o.sent) await keepSent(tx, o.claim.tokenId, request, o.keepSent);
@@ -276,16 +272,17 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
     discard(s) {
       if (s.ids.length === 0) return Promise.resolve([]);
       return db.transaction(async (tx) => {
+        // Only while the claim holds the token: another relay may have taken the rows over.
+        if (!(await holds(tx, s.claim))) return [];
         let ids = s.ids;
         if (ids.some((id) => id < 0)) {
-          // Some are in packets: those become single events first (while the claim holds the token).
-          if (!(await holds(tx, s.claim))) return [];
+          // Some are in packets: those become single events first.
           const { rows } = await explode(tx, dialect, [...new Set(ids.filter((id) => id < 0).map(rowOf))]);
           ids = translate(ids, rows);
           if (ids.length === 0) return [];
         }
-        const [where, params] = held({ claim: s.claim, ids });
-        const { rows } = await tx.query<{ name: string }>(`DELETE FROM outbox WHERE ${where} RETURNING name`, params);
+        const [inList, param] = idIn(dialect, 'id', ids);
+        const { rows } = await tx.query<{ name: string }>(`DELETE FROM outbox WHERE ${inList} RETURNING name`, [param]);
         return countDrops(tx, s.reason, rows);
       }, BOOKKEEPING);
     },

@@ -87,7 +87,7 @@ export function claimedEvents(row: ClaimedRow & { events: string | null }): Clai
 const statusOf = (dialect: SqlDriver['dialect']) => (dialect === 'sqlite' ? '+status' : 'status');
 
 /**
- * Replaces the pending packets among `rowIds` by rows of one event each, in the packet's order (so the oldest
+ * Replaces the waiting packets among `rowIds` by rows of one event each, in the packet's order (so the oldest
  * gets the lowest id), with the packet's tries, due time and error. The events of `leave` are not kept (they
  * were delivered). Returns each event id's new row, and how many of `leave` went.
  */
@@ -141,9 +141,9 @@ export function translate(ids: readonly number[], rows: ReadonlyMap<number, numb
 }
 
 /**
- * Settles the packets among a round's event ids: a packet GA took whole is deleted; one only partly delivered is
- * exploded (while the claim still holds the token), its delivered events leaving with it. Returns how many events
- * of packets were delivered, and the new rows of the packets' other events.
+ * Settles the packets among a round's event ids: a packet GA took whole is deleted. While the claim still holds
+ * the token, the rest of one GA took in part moves to a new packet, or becomes single events when some of it were
+ * refused or put off. Returns how many events of packets were delivered, and the new rows of exploded events.
  */
 export async function settlePackets(
   tx: SqlExecutor,

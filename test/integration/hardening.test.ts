@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { afterAll, describe, expect, it } from 'vitest';
-import { rateLimit } from '../../server/ingest/rate-limit.ts';
+import { rateLimiter } from '../../server/ingest/rate-limit.ts';
 import { startCollector } from '../../harness/collector-process.ts';
 import type { FakeGa } from '../../harness/fake-ga.ts';
 import { ADMIN_TOKEN, api, login, recordingLogger } from '../helpers/admin.ts';
@@ -125,7 +125,11 @@ describe('a rate limiter others cannot reset', () => {
   it('keeps limiting a client however many other addresses come and go past its memory', async () => {
     // The limiter of /collect with a small memory: 5,000 other addresses pass through a map of 1,000.
     const app = new Hono();
-    app.post('/collect', rateLimit({ max: 5, trustProxy: true, maxClients: 1_000 }), (c) => c.body(null, 204));
+    const checkRate = rateLimiter({ max: 5, trustProxy: true, maxClients: 1_000 });
+    app.post('/collect', (c) => {
+      checkRate(c);
+      return c.body(null, 204);
+    });
     app.onError((error, c) => (error instanceof HTTPException ? c.body(null, error.status) : c.body(null, 500)));
     const from = (address: string) => ({ method: 'POST', headers: { 'x-forwarded-for': address } });
     for (let i = 0; i < 5; i += 1) expect((await app.request('/collect', from('203.0.113.9'))).status).toBe(204);
