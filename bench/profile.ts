@@ -1,6 +1,6 @@
 // `node --import tsx bench/profile.ts [seconds]`: the compiled collector under the benchmark's load with
 // `--cpu-prof`, then where each thread's time went (the main thread answering HTTP, the delivery thread holding
-// the store and the relay), by function (self time) and by package or project file. The .cpuprofile files are
+// the store, the relay's thread), by function (self time) and by package or project file. The .cpuprofile files are
 // kept for Chrome DevTools. Samples are wall-clock: a thread waiting for a disk sync counts where it waits.
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -82,6 +82,8 @@ const files = readdirSync(dir)
 if (files.length === 0) throw new Error(`no profile written in ${dir}`);
 for (const file of files) {
   const thread = Number(file.split('.').at(-3));
-  console.log(`\n=== ${thread === 0 ? 'main thread' : `thread ${thread} (the delivery thread)`}: ${join(dir, file)}\n`);
+  // Node numbers threads as they start: the delivery thread first, then the relay's, which it starts.
+  const name = ['main thread', 'thread 1 (the delivery thread)', 'thread 2 (the relay thread)'][thread] ?? `thread ${thread} (started again)`;
+  console.log(`\n=== ${name}: ${join(dir, file)}\n`);
   console.log(summarize(JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile));
 }

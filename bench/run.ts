@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freshPostgresUrl, startPostgres, type PostgresServer } from '../harness/postgres-server.ts';
 import { snippetSize, SNIPPET_PATH } from '../scripts/snippet-size.ts';
-import { COLLECTOR, CONNECTIONS, loadServers, measureBatching, measureDrain, measureStart, postgresPids, sqliteFile, withCollectors, type ServerRun } from './measure.ts';
+import { COLLECTOR, CONNECTIONS, loadServers, measureBatching, measureDrain, measureStart, postgresPids, sqliteFile, withCollectors, type ServerRun, type ThreadSplit } from './measure.ts';
 import { COLLECTOR_NODE_FLAGS, ROOT, startScript } from './support.ts';
 
 const { values: options } = parseArgs({
@@ -104,7 +104,9 @@ async function main(): Promise<void> {
       load: { requestsPerSecond: mid((r) => r.load.requestsPerSecond), p50: mid((r) => r.load.p50), p99: mid((r) => r.load.p99) },
       cpuPerRequest: mid((r) => r.cpuPerRequest),
       peakRss: Math.max(...list.map((r) => r.peakRss)),
-      threads: list[0]?.threads ? { main: mid((r) => r.threads?.main ?? 0), delivery: mid((r) => r.threads?.delivery ?? 0), other: mid((r) => r.threads?.other ?? 0) } : undefined,
+      threads: list[0]?.threads
+        ? { main: mid((r) => r.threads?.main ?? 0), delivery: mid((r) => r.threads?.delivery ?? 0), relay: mid((r) => r.threads?.relay ?? 0), other: mid((r) => r.threads?.other ?? 0) }
+        : undefined,
     };
   };
   const node = summary('node:http');
@@ -203,13 +205,13 @@ async function main(): Promise<void> {
   ]);
 
   // Where the time goes: CPU a hit by thread, for the collector delivering and for it taking hits only.
-  const split = (run: { threads?: { main: number; delivery: number; other: number }; cpuPerRequest: number }) => {
-    const t = run.threads ?? { main: 0, delivery: 0, other: 0 };
-    return [int(t.main), int(t.delivery), int(t.other), int(run.cpuPerRequest)];
+  const split = (run: { threads?: ThreadSplit; cpuPerRequest: number }) => {
+    const t = run.threads ?? { main: 0, delivery: 0, relay: 0, other: 0 };
+    return [int(t.main), int(t.delivery), int(t.relay), int(t.other), int(run.cpuPerRequest)];
   };
   const timeTable = table([
-    ['µs CPU a hit', 'main thread (HTTP, checks, hand-off)', 'delivery thread (group commit; relay)', 'other threads (GC, I/O)', 'whole process'],
-    ['bare Hono, reading the body and answering 204', '', '', '', int(hono.cpuPerRequest)],
+    ['µs CPU a hit', 'main thread (HTTP, checks, hand-off)', 'delivery thread (group commits)', 'relay thread (claims, GA requests, settlements)', 'other threads (GC, I/O)', 'whole process'],
+    ['bare Hono, reading the body and answering 204', '', '', '', '', int(hono.cpuPerRequest)],
     ['collector, relay off: hits validated and committed to disk', ...split(ingestOnly)],
     ['collector, relay delivering both tokens’ events to GA', ...split(collector)],
   ]);

@@ -5,7 +5,7 @@ import { startThread, threadUrl } from '../core/threads.ts';
 import { DatabaseError, StoreUnavailableError } from '../store/errors.ts';
 import { describeLocation, isPostgresUrl } from '../store/location.ts';
 import type { Store } from '../store/store.ts';
-import type { FromThread, RelayOp, RelaySetup, ToThread } from './delivery-worker.ts';
+import type { FromThread, RelayOp, RelaySetup, ToThread } from './thread-messages.ts';
 import { newRelayOwner, type Delivery } from './relay.ts';
 
 const WORKER_URL = threadUrl(import.meta.url, 'delivery-worker');
@@ -118,6 +118,11 @@ export class DeliveryThread {
   async metrics(): Promise<MetricsJson> {
     if (!this.relaySetup) return [];
     return ((await this.send((id) => ({ kind: 'relay', id, op: 'metrics', args: [] })).catch(() => [])) as MetricsJson) ?? [];
+  }
+
+  /** Stops the relay's thread for a test of what follows (it is started again). */
+  async crashRelayForTest(): Promise<void> {
+    await this.send((id) => ({ kind: 'relay', id, op: 'crash', args: [] }));
   }
 
   /** Stops the thread for a test of what follows (calls in flight fail; it is started again). */

@@ -1,12 +1,11 @@
 import type { PostgresOptions } from './postgres/postgres-driver.ts';
-
-/** How a store is opened. */
-export type StoreOptions = PostgresOptions;
-import { openSqlite } from './sqlite/sqlite-driver.ts';
+import { openSqlite, type SqliteOptions } from './sqlite/sqlite-driver.ts';
 import { isPostgresUrl } from './location.ts';
 import { sqlStore } from './sql-store.ts';
 import type { Store } from './store.ts';
 
+/** How a store is opened: the options of its kind of database. */
+export type StoreOptions = PostgresOptions & SqliteOptions;
 
 /**
  * Opens the store `location` names, migrated and ready: a `postgres://` / `postgresql://` URL, or a SQLite
@@ -16,5 +15,5 @@ import type { Store } from './store.ts';
 export async function openStore(location: string, options: StoreOptions = {}): Promise<Store> {
   // pg and drizzle's PostgreSQL migrator are loaded only when used: a SQLite start does not pay for them.
   if (isPostgresUrl(location)) return sqlStore(await (await import('./postgres/postgres-driver.ts')).openPostgres(location, options));
-  return sqlStore(openSqlite(location));
+  return sqlStore(openSqlite(location, options));
 }

@@ -5,6 +5,7 @@ import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { packagePath } from '../../core/package-root.ts';
 import { DatabaseError, StoreUnavailableError } from '../errors.ts';
 import type { SqlDriver, SqlExecutor, SqlResult, TransactionOptions } from '../sql-driver.ts';
+import { WriteLock } from './write-lock.ts';
 
 const MIGRATIONS_FOLDER = packagePath('drizzle', 'sqlite');
 const MIGRATIONS_TABLE = '__drizzle_migrations';
@@ -33,12 +34,18 @@ function bindable(params: readonly unknown[]): unknown[] {
   return params.map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p === undefined ? null : p));
 }
 
+/** How a SQLite file is opened. */
+export interface SqliteOptions {
+  /** A {@link WriteLock}'s buffer, shared with the other threads of this process that write to the same file. */
+  writeLock?: SharedArrayBuffer;
+}
+
 /**
  * Opens (creating its folder) the SQLite file, sets it up for several processes and for durable commits, and
  * applies the committed migrations under the write lock, so processes starting together migrate once.
  * @example const driver = openSqlite(':memory:');
  */
-export function openSqlite(path: string): SqliteDriver {
+export function openSqlite(path: string, options: SqliteOptions = {}): SqliteDriver {
   if (path !== ':memory:') {
     const folder = dirname(resolve(path));
     try {
@@ -62,7 +69,7 @@ export function openSqlite(path: string): SqliteDriver {
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('foreign_keys = ON');
     migrate(sqlite);
-    return new SqliteDriver(sqlite);
+    return new SqliteDriver(sqlite, options.writeLock && new WriteLock(options.writeLock));
   } catch (error) {
     sqlite.close();
     throw new DatabaseError(`cannot use the database ${path}: ${(error as Error).message}`);
@@ -98,14 +105,18 @@ export class SqliteDriver implements SqlDriver {
   private readonly statements = new Map<string, Statement>();
   private queue: Promise<unknown> = Promise.resolve();
   private troubleReason: string | undefined;
-  private readonly direct: SqlExecutor = { query: async (sql, params) => this.run(sql, params) };
+  private readonly direct: SqlExecutor = { query: async (sql, params) => this.run(sql, params, true) };
   /**
    * The statements every transaction runs, prepared once (a group commit runs hundreds of transactions a second).
    * Not the `synchronous` pragma: SQLite applies a pragma when it is prepared, so a prepared one is not reliable.
    */
   private readonly control: Record<'begin' | 'commit' | 'rollback', Statement>;
 
-  constructor(readonly connection: Database.Database) {
+  constructor(
+    readonly connection: Database.Database,
+    /** Shared with the other threads of this process that write to the file, if any. */
+    private readonly lock?: WriteLock,
+  ) {
     this.control = {
       begin: connection.prepare('BEGIN IMMEDIATE'),
       commit: connection.prepare('COMMIT'),
@@ -122,6 +133,8 @@ export class SqliteDriver implements SqlDriver {
     return this.serially(async () => {
       // Transactions run one at a time on this connection, so the setting is this transaction's alone.
       if (!durable) this.connection.pragma('synchronous = NORMAL');
+      // Every statement of the work is synchronous, so the lock is held for the transaction's run and no longer.
+      const locked = this.lock?.acquire(BUSY_TIMEOUT_MS) ?? false;
       try {
         this.control.begin.run();
         const result = await work(this.direct);
@@ -132,6 +145,7 @@ export class SqliteDriver implements SqlDriver {
         if (this.connection.inTransaction) this.control.rollback.run();
         throw this.noted(translate(error));
       } finally {
+        if (locked) this.lock?.release();
         if (!durable) this.connection.pragma('synchronous = FULL');
       }
     });
@@ -163,13 +177,18 @@ export class SqliteDriver implements SqlDriver {
     if (this.connection.open) this.connection.close();
   }
 
-  private run<R>(sql: string, params: readonly unknown[] = []): SqlResult<R> {
+  /** One statement; a write outside a transaction takes the thread's write lock for its run. */
+  private run<R>(sql: string, params: readonly unknown[] = [], inTransaction = false): SqlResult<R> {
+    let locked = false;
     try {
       const statement = this.statement(sql);
       if (statement.reader) return { rows: statement.all(...bindable(params)) as R[], changes: 0 };
+      locked = !inTransaction && (this.lock?.acquire(BUSY_TIMEOUT_MS) ?? false);
       return { rows: [], changes: statement.run(...bindable(params)).changes };
     } catch (error) {
       throw this.noted(translate(error));
+    } finally {
+      if (locked) this.lock?.release();
     }
   }
 
