@@ -3,11 +3,13 @@
 // connection of its own, so that the relay's work never holds up a group commit either. On SQLite the two
 // connections share a write lock: a commit waiting behind the relay's claim goes the moment the claim is done.
 import { parentPort, workerData } from 'node:worker_threads';
+import { isPrivateToConnection } from '../store/location.ts';
 import { openStore } from '../store/open-store.ts';
 import { WriteLock } from '../store/sqlite/write-lock.ts';
 import type { Store } from '../store/store.ts';
+import { hostRelay, type RelayHandle } from './relay-host.ts';
 import { RelayThread } from './relay-thread.ts';
-import { errorOf, loggerTo, type FromThread, type RelayOp, type ToThread } from './thread-messages.ts';
+import { errorOf, loggerTo, type FromThread, type RelayOp, type RelaySetup, type ToThread } from './thread-messages.ts';
 
 const port = parentPort;
 if (!port) throw new Error('delivery-worker.ts runs as a worker thread');
@@ -24,7 +26,13 @@ try {
   process.exit(1);
 }
 
-let relay: RelayThread | undefined;
+let relay: RelayHandle | undefined;
+
+/** The relay's thread, on a connection of its own; over a database in memory (this connection's alone), this thread. */
+function relayFor(setup: RelaySetup): RelayHandle {
+  if (isPrivateToConnection(location)) return hostRelay(store, setup, log);
+  return new RelayThread({ location, setup, writeLock: writeLock.buffer }, log);
+}
 
 async function relayOp(op: RelayOp, args: unknown[]): Promise<unknown> {
   if (!relay) throw new Error('the relay is not set up');
@@ -34,8 +42,9 @@ async function relayOp(op: RelayOp, args: unknown[]): Promise<unknown> {
 
 port.on('message', (message: ToThread) => {
   if (message.kind === 'relay-setup') {
-    void relay?.close();
-    relay = new RelayThread({ location, setup: message.setup, writeLock: writeLock.buffer }, log);
+    // One relay a thread: the setup is the install's and does not change (it may come twice to a thread started
+    // again while the collector set its relay up; two relays under one owner would take each other's leases).
+    relay ??= relayFor(message.setup);
     return;
   }
   // Not answered.

@@ -28,6 +28,7 @@ export class RelayThread {
   private closing = false;
   private restarts = 0;
   private wokenAt = -Infinity;
+  private wakeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly data: RelayThreadData,
@@ -60,13 +61,23 @@ export class RelayThread {
   }
 
   /**
-   * New events were committed: the relay delivers them after its linger. At most one wake a {@link WAKE_EVERY_MS}:
-   * a wake only brings the relay's next round forward to the linger's end, and one a moment earlier does as well.
+   * New events were committed: the relay delivers them after its linger. Wakes closer together than
+   * {@link WAKE_EVERY_MS} become one, sent at the end of that time: none is lost, and a busy stream of commits
+   * does not wake the relay's thread hundreds of times a second.
    */
   wake(): void {
-    const now = performance.now();
-    if (!this.up || now - this.wokenAt < WAKE_EVERY_MS) return;
-    this.wokenAt = now;
+    if (!this.up || this.wakeTimer) return;
+    const wait = this.wokenAt + WAKE_EVERY_MS - performance.now();
+    if (wait <= 0) return this.wakeNow();
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      if (this.up) this.wakeNow();
+    }, wait);
+    this.wakeTimer.unref();
+  }
+
+  private wakeNow(): void {
+    this.wokenAt = performance.now();
     this.post({ kind: 'relay', id: 0, op: 'wake', args: [] });
   }
 
@@ -74,6 +85,7 @@ export class RelayThread {
   async close(): Promise<void> {
     if (this.up) await this.op('stop').catch(() => undefined);
     this.closing = true;
+    clearTimeout(this.wakeTimer);
     await this.worker?.terminate();
   }
 

@@ -17,3 +17,11 @@ export function describePostgresUrl(url: string): string {
 export function describeLocation(location: string): string {
   return isPostgresUrl(location) ? `PostgreSQL at ${describePostgresUrl(location)}` : location;
 }
+
+/**
+ * True when a second connection to `location` would see another database: SQLite's `:memory:` (and `''`, a
+ * temporary file) belongs to the connection that opened it.
+ */
+export function isPrivateToConnection(location: string): boolean {
+  return location === ':memory:' || location === '';
+}

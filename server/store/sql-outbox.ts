@@ -201,7 +201,13 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
         await tx.query('UPDATE tokens SET lease_due = ?, lease_id = ? WHERE id = ?', [last.dueAt, last.id, tokenId]);
         return rows;
       }, BOOKKEEPING);
-      return { id, tokenId, rows: claimed.flatMap(claimedEvents) };
+      try {
+        return { id, tokenId, rows: claimed.flatMap(claimedEvents) };
+      } catch (error) {
+        // A packet that cannot be read: the claim fails holding nothing, its lease given back.
+        if (claimed.length > 0) await db.transaction((tx) => tx.query(END_LEASE, [tokenId, id]), BOOKKEEPING);
+        throw error;
+      }
     },
 
     async endClaim(claim) {

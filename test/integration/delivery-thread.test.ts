@@ -128,6 +128,23 @@ describe('the delivery thread', () => {
     await ga.waitFor(() => deliveredPaths().has('/after-the-restart'), 10_000);
   });
 
+  it('over a database in memory (one connection\'s alone), delivers from the delivery thread itself', async () => {
+    const analytics = stopAfterTest(
+      await createAnalytics({
+        database: ':memory:',
+        thread: true,
+        env: { ANALYTICS_GA_URL: ga.url, ANALYTICS_METRICS_TOKEN: METRICS_TOKEN },
+        log: silentLogger,
+        relay: { lingerMs: 10 },
+        dailyStatsStartDelayMs: 3_600_000,
+      }),
+    );
+    await addTestToken(servicesOf(analytics));
+    analytics.start();
+    for (let i = 0; i < 5; i++) expect((await post(analytics, `/in-memory-${i}`)).status).toBe(204);
+    await ga.waitFor(() => [0, 1, 2, 3, 4].every((i) => deliveredPaths().has(`/in-memory-${i}`)), 10_000);
+  });
+
   it('keeps being started again while it keeps dying, and answers 503 in between, never hanging', async () => {
     const analytics = await threaded();
     const services = servicesOf(analytics);

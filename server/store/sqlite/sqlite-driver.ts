@@ -11,6 +11,11 @@ const MIGRATIONS_FOLDER = packagePath('drizzle', 'sqlite');
 const MIGRATIONS_TABLE = '__drizzle_migrations';
 /** How long a statement waits for another process's write lock before the store reports it unavailable. */
 export const BUSY_TIMEOUT_MS = 5_000;
+/**
+ * How long a transaction waits for another thread of this process to let go of the {@link WriteLock}; past it, it
+ * goes on under SQLite's own lock. The relay's longest transactions take a few milliseconds.
+ */
+const LOCK_WAIT_MS = 250;
 const STATEMENT_CACHE = 500;
 
 /** SQLite's answers that mean "not now" rather than "wrong": full disk, locked, I/O trouble. */
@@ -134,7 +139,7 @@ export class SqliteDriver implements SqlDriver {
       // Transactions run one at a time on this connection, so the setting is this transaction's alone.
       if (!durable) this.connection.pragma('synchronous = NORMAL');
       // Every statement of the work is synchronous, so the lock is held for the transaction's run and no longer.
-      const locked = this.lock?.acquire(BUSY_TIMEOUT_MS) ?? false;
+      const locked = this.lock?.acquire(LOCK_WAIT_MS) ?? false;
       try {
         this.control.begin.run();
         const result = await work(this.direct);
@@ -183,7 +188,7 @@ export class SqliteDriver implements SqlDriver {
     try {
       const statement = this.statement(sql);
       if (statement.reader) return { rows: statement.all(...bindable(params)) as R[], changes: 0 };
-      locked = !inTransaction && (this.lock?.acquire(BUSY_TIMEOUT_MS) ?? false);
+      locked = !inTransaction && (this.lock?.acquire(LOCK_WAIT_MS) ?? false);
       return { rows: [], changes: statement.run(...bindable(params)).changes };
     } catch (error) {
       throw this.noted(translate(error));

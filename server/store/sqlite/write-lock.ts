@@ -12,6 +12,8 @@ const FREE = 0;
 export class WriteLock {
   private readonly cell: Int32Array;
   private readonly me = threadId + 1;
+  /** A holder this thread waited out in vain: while it still holds the lock, this thread does not wait for it again. */
+  private gaveUpOn = FREE;
 
   /** Over `buffer` when another thread made the lock, or a new one. */
   constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(4)) {
@@ -20,15 +22,22 @@ export class WriteLock {
 
   /**
    * Takes the lock, blocking this thread while another holds it, for at most `timeoutMs`. False when the wait
-   * ran out: the caller goes on without it, and SQLite's own lock keeps the write safe.
+   * ran out: the caller goes on without it, and SQLite's own lock keeps the write safe. A holder that outlasted a
+   * wait (a thread that died holding it, until its parent frees it) is not waited for again while it holds it.
    */
   acquire(timeoutMs: number): boolean {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
       const holder = Atomics.compareExchange(this.cell, 0, FREE, this.me);
-      if (holder === FREE) return true;
+      if (holder === FREE) {
+        this.gaveUpOn = FREE;
+        return true;
+      }
       const left = deadline - performance.now();
-      if (left <= 0) return false;
+      if (holder === this.gaveUpOn || left <= 0) {
+        this.gaveUpOn = holder;
+        return false;
+      }
       Atomics.wait(this.cell, 0, holder, left);
     }
   }
