@@ -1,7 +1,7 @@
 import type { Worker } from 'node:worker_threads';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Logger } from '../core/log.ts';
-import { startThread, threadUrl } from '../core/threads.ts';
+import { readyWithin, restartDelay, startThread, ThreadCalls, threadUrl } from '../core/threads.ts';
 import { DatabaseError, StoreUnavailableError } from '../store/errors.ts';
 import { describeLocation, isPostgresUrl } from '../store/location.ts';
 import type { Store } from '../store/store.ts';
@@ -9,8 +9,6 @@ import type { FromThread, RelayOp, RelaySetup, ToThread } from './thread-message
 import { newRelayOwner, type Delivery } from './relay.ts';
 
 const WORKER_URL = threadUrl(import.meta.url, 'delivery-worker');
-/** How long a restart waits after the thread died, growing while it keeps dying. */
-const RESTART_DELAYS_MS = [100, 1_000, 5_000];
 /** How long a call waits for a thread being started again before it is answered "unavailable". */
 const WAIT_FOR_THREAD_MS = 5_000;
 
@@ -40,8 +38,7 @@ export class DeliveryThread {
   private worker: Worker | undefined;
   private ready: Promise<void>;
   private markReady: (() => void) | undefined;
-  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
-  private nextId = 1;
+  private readonly calls = new ThreadCalls(errorOf);
   private lastTrouble: string | undefined;
   private restarts = 0;
   /** The current thread said it is ready and has not died since. */
@@ -138,25 +135,8 @@ export class DeliveryThread {
 
   private async send(message: (id: number) => ToThread): Promise<unknown> {
     // The usual case, on every hit's commit: the thread is up, nothing to wait for.
-    if (this.up) return this.post(message);
-    let timer: NodeJS.Timeout | undefined;
-    const gaveUp = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreUnavailableError(this.lastTrouble ?? 'the database thread is not running')), WAIT_FOR_THREAD_MS);
-    });
-    try {
-      await Promise.race([this.ready, gaveUp]);
-    } finally {
-      clearTimeout(timer);
-    }
-    return this.post(message);
-  }
-
-  private post(message: (id: number) => ToThread): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      const id = this.nextId++;
-      this.pending.set(id, { resolve, reject });
-      (this.worker as Worker).postMessage(message(id));
-    });
+    if (!this.up) await readyWithin(this.ready, WAIT_FOR_THREAD_MS, () => new StoreUnavailableError(this.lastTrouble ?? 'the database thread is not running'));
+    return this.calls.call((id) => (this.worker as Worker).postMessage(message(id)));
   }
 
   private spawn(): Promise<void> {
@@ -182,14 +162,9 @@ export class DeliveryThread {
           case 'log':
             this.log[message.level](message.message);
             return;
-          case 'answer': {
+          case 'answer':
             this.lastTrouble = message.trouble;
-            const pending = this.pending.get(message.id);
-            if (!pending) return;
-            this.pending.delete(message.id);
-            if (message.ok) pending.resolve(message.result);
-            else pending.reject(errorOf(message.error));
-          }
+            this.calls.settle(message);
         }
       });
       // Messages name the store without a PostgreSQL URL's password.
@@ -211,16 +186,12 @@ export class DeliveryThread {
   private died(worker: Worker): void {
     if (worker !== this.worker) return;
     this.up = false;
-    for (const [id, pending] of this.pending) {
-      this.pending.delete(id);
-      pending.reject(new StoreUnavailableError('the database thread stopped; it is being started again'));
-    }
+    this.calls.failAll(new StoreUnavailableError('the database thread stopped; it is being started again'));
     // A store that never opened is not retried in the background: the open failed, and whoever asked was told.
     if (this.closing || !this.opened) return;
     this.lastTrouble = 'the database thread stopped; it is being started again';
     this.log.error(this.lastTrouble);
     if (!this.markReady) this.ready = new Promise((resolve) => (this.markReady = resolve));
-    const delay = RESTART_DELAYS_MS[Math.min(this.restarts++, RESTART_DELAYS_MS.length - 1)] as number;
     setTimeout(() => {
       // A thread that fails to start exits too, and comes back here for the next try.
       this.spawn().then(
@@ -231,6 +202,6 @@ export class DeliveryThread {
         },
         () => undefined,
       );
-    }, delay).unref();
+    }, restartDelay(this.restarts++)).unref();
   }
 }

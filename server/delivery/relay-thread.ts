@@ -1,12 +1,10 @@
 import type { Worker } from 'node:worker_threads';
 import type { Logger } from '../core/log.ts';
-import { startThread, threadUrl } from '../core/threads.ts';
+import { readyWithin, restartDelay, startThread, ThreadCalls, threadUrl } from '../core/threads.ts';
 import { WriteLock } from '../store/sqlite/write-lock.ts';
 import type { FromThread, RelayThreadData, ToRelay } from './thread-messages.ts';
 
 const WORKER_URL = threadUrl(import.meta.url, 'relay-worker');
-/** How long a restart waits after the thread died, growing while it keeps dying. */
-const RESTART_DELAYS_MS = [100, 1_000, 5_000];
 /** Wakes closer together than this are one (see `wake`). */
 const WAKE_EVERY_MS = 50;
 /** How long an operation waits for a thread being started again. */
@@ -21,8 +19,7 @@ export class RelayThread {
   private worker: Worker | undefined;
   private ready!: Promise<void>;
   private markReady: (() => void) | undefined;
-  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
-  private nextId = 1;
+  private readonly calls = new ThreadCalls();
   private up = false;
   private running = false;
   private closing = false;
@@ -42,22 +39,8 @@ export class RelayThread {
   async op(op: ToRelay['op'], args: unknown[] = []): Promise<unknown> {
     if (op === 'start') this.running = true;
     if (op === 'stop') this.running = false;
-    if (!this.up) {
-      let timer: NodeJS.Timeout | undefined;
-      const gaveUp = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error('the relay thread is not running')), WAIT_FOR_THREAD_MS);
-      });
-      try {
-        await Promise.race([this.ready, gaveUp]);
-      } finally {
-        clearTimeout(timer);
-      }
-    }
-    return new Promise((resolve, reject) => {
-      const id = this.nextId++;
-      this.pending.set(id, { resolve, reject });
-      this.post({ kind: 'relay', id, op, args });
-    });
+    if (!this.up) await readyWithin(this.ready, WAIT_FOR_THREAD_MS, () => new Error('the relay thread is not running'));
+    return this.calls.call((id) => this.post({ kind: 'relay', id, op, args }));
   }
 
   /**
@@ -119,13 +102,8 @@ export class RelayThread {
         case 'log':
           this.log[message.level](message.message);
           return;
-        case 'answer': {
-          const pending = this.pending.get(message.id);
-          if (!pending) return;
-          this.pending.delete(message.id);
-          if (message.ok) pending.resolve(message.result);
-          else pending.reject(Object.assign(new Error(message.error.message), { name: message.error.name }));
-        }
+        case 'answer':
+          this.calls.settle(message);
       }
     });
     worker.on('error', (error) => this.log.error('the relay thread failed', error));
@@ -137,16 +115,12 @@ export class RelayThread {
     this.up = false;
     // It may have died inside a transaction: SQLite rolled that back as its connection closed, and the lock goes too.
     new WriteLock(this.data.writeLock).releaseFor(threadId);
-    for (const [id, pending] of this.pending) {
-      this.pending.delete(id);
-      pending.reject(new Error('the relay thread stopped; it is being started again'));
-    }
+    this.calls.failAll(new Error('the relay thread stopped; it is being started again'));
     if (this.closing) return;
     this.log.error('the relay thread stopped; it is being started again');
     if (!this.markReady) this.ready = new Promise((resolve) => (this.markReady = resolve));
-    const delay = RESTART_DELAYS_MS[Math.min(this.restarts++, RESTART_DELAYS_MS.length - 1)] as number;
     setTimeout(() => {
       if (!this.closing) this.spawn();
-    }, delay).unref();
+    }, restartDelay(this.restarts++)).unref();
   }
 }
