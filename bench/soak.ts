@@ -35,6 +35,9 @@ const SOAK_NODE_FLAGS = options.gc === 'full' ? [...COLLECTOR_NODE_FLAGS, '--gc-
 const ABANDON_GRACE_MS = 5_000;
 // After the black hole: one hung request's timeout and a few back-offs, far from a stalled relay.
 const RECOVERY_LIMIT_MS = DEFAULT_GA_TIMEOUT_MS + 20_000;
+// The black hole stays past its window, by at most this, until it has taken a request: tokens held by the
+// back-off of the faults before it may send nothing in the window itself.
+const BLACK_HOLE_EXTRA_MS = 60_000;
 
 const ENABLED = ['G-SOAK1', 'G-SOAK2'];
 const PAGE_VIEWS_OFF = 'G-SOAK3';
@@ -179,6 +182,13 @@ async function main(): Promise<boolean> {
       log(step.label);
       if (step.kind === 'ga') {
         if (blackHoleFrom !== undefined) {
+          const from = blackHoleFrom;
+          const tookOne = () => ga.requests.slice(from).some((r) => r.answer === 'black-hole');
+          if (!tookOne()) {
+            log(`the black hole has taken no request yet (the tokens are held by back-off): it stays until it does, at most ${BLACK_HOLE_EXTRA_MS / 1000} s`);
+            await until(async () => tookOne(), BLACK_HOLE_EXTRA_MS, 200);
+            log('GA up');
+          }
           blackHole = { firstRequest: blackHoleFrom, lastRequest: ga.requests.length, endedAt: Date.now() };
           blackHoleFrom = undefined;
         }
