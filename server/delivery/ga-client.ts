@@ -77,7 +77,9 @@ function sendWithHttp(url: string, json: string, timeoutMs: number, cancel: (aba
   return new Promise((resolve, reject) => {
     const target = targetOf(url, timeoutMs);
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = send({ ...target, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) } }, (res) => {
+    // Encoded once: its length is the header, and the socket writes it as it is.
+    const body = Buffer.from(json);
+    const req = send({ ...target, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       // GA answers in a few bytes; more is read and let go (only its start is ever shown).
@@ -96,7 +98,7 @@ function sendWithHttp(url: string, json: string, timeoutMs: number, cancel: (aba
     cancel((reason) => req.destroy(reason));
     req.on('timeout', () => req.destroy(new Error('GA went silent')));
     req.on('error', reject);
-    req.end(json);
+    req.end(body);
   });
 }
 

@@ -101,6 +101,27 @@ export interface RawRequest {
   oldestAt: number;
 }
 
+/** A request being filled: its events' JSON, and its size in bytes (counted exactly only once it may matter). */
+interface OpenRequest {
+  request: RawRequest;
+  events: string[];
+  /** A bound on its size: a UTF-16 unit is at most 3 bytes of UTF-8. */
+  upper: number;
+  /** Its exact size, once the bound came near GA's limit. */
+  bytes: number | undefined;
+}
+
+/**
+ * Whether `event` may join `open`: fewer than 25 events, and GA's size limit kept. A request of ordinary events
+ * never comes near the limit, so their bytes are not counted: only the bound is, until it could pass the limit.
+ */
+function roomFor(open: OpenRequest, event: string, startBytes: number): boolean {
+  if (open.events.length >= GA_LIMITS.eventsPerRequest) return false;
+  if (open.bytes === undefined && open.upper + event.length * 3 + 1 <= GA_LIMITS.requestBytes) return true;
+  open.bytes ??= open.events.reduce((sum, e) => sum + Buffer.byteLength(e) + 1, startBytes);
+  return open.bytes + Buffer.byteLength(event) + 1 <= GA_LIMITS.requestBytes;
+}
+
 /**
  * Groups one token's claimed rows into GA requests, as JSON text built from the stored JSON of each event's
  * parameters and device (stored already within GA's limits): rows with the same device fields share a request,
@@ -119,25 +140,26 @@ export function rawRequests(rows: ClaimedRow[], clientId: string, appVersion: st
   for (const group of groups.values()) {
     const start = group[0]?.deviceJson ? `${head},"device":${group[0].deviceJson},"events":[` : `${head},"events":[`;
     const startBytes = Buffer.byteLength(start) + 2;
-    let current: { request: RawRequest; events: string[]; bytes: number } | undefined;
+    let current: OpenRequest | undefined;
     const close = () => {
       if (current) current.request.json = `${start}${current.events.join(',')}]}`;
     };
     for (const row of group) {
       const event = `{"name":${JSON.stringify(row.name)},"timestamp_micros":${row.occurredAt * 1000},"params":${row.paramsJson}}`;
-      const eventBytes = Buffer.byteLength(event) + 1;
-      if (!current || current.events.length >= GA_LIMITS.eventsPerRequest || current.bytes + eventBytes > GA_LIMITS.requestBytes) {
-        if (current) {
-          current.request.full = true;
-          close();
-        }
-        current = { request: { ids: [], json: '', full: false, oldestAt: row.occurredAt }, events: [], bytes: startBytes };
+      if (current && !roomFor(current, event, startBytes)) {
+        current.request.full = true;
+        close();
+        current = undefined;
+      }
+      if (!current) {
+        current = { request: { ids: [], json: '', full: false, oldestAt: row.occurredAt }, events: [], upper: startBytes, bytes: undefined };
         requests.push(current.request);
       }
       current.request.ids.push(row.id);
       current.events.push(event);
       current.request.oldestAt = Math.min(current.request.oldestAt, row.occurredAt);
-      current.bytes += eventBytes;
+      current.upper += event.length * 3 + 1;
+      if (current.bytes !== undefined) current.bytes += Buffer.byteLength(event) + 1;
     }
     if (current && current.events.length >= GA_LIMITS.eventsPerRequest) current.request.full = true;
     close();
