@@ -115,9 +115,15 @@ class HitSender {
   }
 }
 
-/** `measurementId path` of every event in a request GA accepted, in order. */
+/**
+ * `measurementId path` of every page view in a request GA accepted, in order. The install's daily phone-in goes
+ * too (a minute after each start, when the collector lives that long), and is not a hit.
+ */
 function acceptedKeys(ga: FakeGa): string[] {
-  return ga.delivered().map((event) => `${event.measurementId} ${new URL(String(event.params.page_location)).pathname}`);
+  return ga
+    .delivered()
+    .filter((event) => event.name === 'page_view')
+    .map((event) => `${event.measurementId} ${new URL(String(event.params.page_location)).pathname}`);
 }
 
 /**
@@ -129,7 +135,7 @@ function takenButNotRecorded(ga: FakeGa): Set<string> {
   const db = new Database(dbPath);
   try {
     const rows = db
-      .prepare(`SELECT t.measurement_id AS measurementId, o.params AS params, o.events AS events FROM outbox o JOIN tokens t ON t.id = o.token_id WHERE o.status = 'pending'`)
+      .prepare(`SELECT t.measurement_id AS measurementId, o.params AS params, o.events AS events FROM outbox o JOIN tokens t ON t.id = o.token_id WHERE o.status IN ('pending', 'packed') AND o.name = 'page_view'`)
       .all() as Array<{ measurementId: string; params: string; events: string | null }>;
     const out = new Set<string>();
     // A packet holds several events (see server/store/sql-packets.ts).
