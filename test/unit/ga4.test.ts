@@ -63,6 +63,20 @@ describe('GA4 requests', () => {
     expect(requests.flatMap((r) => r.ids)).toHaveLength(200);
   });
 
+  it('fills a request up to GA size limit in bytes, not in a bound on them', () => {
+    // 25 parameters of 100 ASCII characters: about 3.6 kB an event, 90 kB for 25, under GA's limit. Three bytes a
+    // character (the bound that spares counting ordinary requests) would make them 270 kB.
+    const params: EventParams = {};
+    for (let i = 0; i < 25; i++) params[`p${String(i).padStart(2, '0')}_${'x'.repeat(36)}`] = 'a'.repeat(100);
+    const requests = buildRequests(Array.from({ length: 50 }, (_, i) => row(i + 1, { params })), 'uuid', '1');
+    expect(requests.map((r) => r.ids.length)).toEqual([25, 25]);
+    for (const r of requests) {
+      const bytes = Buffer.byteLength(JSON.stringify(r.body));
+      expect(bytes).toBeGreaterThan(GA_LIMITS.requestBytes / 3);
+      expect(bytes).toBeLessThanOrEqual(GA_LIMITS.requestBytes);
+    }
+  });
+
   it('calls a request that the size limit closed full, though it holds fewer than 25 events', () => {
     // 25 parameters of 100 three-byte characters: about 10 kB an event, so GA's size limit closes a request first.
     const params: EventParams = { page_title: 't'.repeat(300), page_location: `https://x.invalid/${'p'.repeat(980)}` };
