@@ -17,7 +17,7 @@ const { values: options } = parseArgs({
     duration: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '3' },
     // Long enough for V8 to finish optimizing: the relay's functions run a few hundred times a second, and the
-    // collector's CPU a hit is still falling 6 s after its start (see BENCHMARKS.md). The same for every server.
+    // collector's CPU a hit settles only 6–10 s after its start (see BENCHMARKS.md). The same for every server.
     warmup: { type: 'string', default: '10' },
     out: { type: 'string', default: join(ROOT, 'bench', 'results', 'latest.md') },
   },

@@ -1,13 +1,14 @@
 // `node --import tsx bench/warmup.ts`: how CPU a hit settles after a start, for bare Hono and the collector. Each
 // is started once and loaded in consecutive windows (50 connections, the benchmark's hit); each window's CPU a hit is
 // printed. It shows how long `npm run bench` must warm a server up before what it measures is the steady state.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFakeGa } from '../harness/fake-ga.ts';
 import { runLoad } from './load.ts';
 import { COLLECTOR, CONNECTIONS, HIT, TOKENS } from './measure.ts';
-import { COLLECTOR_NODE_FLAGS, collectorEnv, cpuTimeOf, prepareDatabase, startScript } from './support.ts';
+import { COLLECTOR_NODE_FLAGS, ROOT, collectorEnv, cpuTimeOf, prepareDatabase, startScript } from './support.ts';
 
 /** Seconds of each window, in order from the start. */
 const WINDOWS = [3, 3, 4, 5, 5, 10, 10];
@@ -29,6 +30,8 @@ async function curve(script: string, env: Record<string, string>, flags: string[
   }
 }
 
+// The collector measured is the compiled one, as npm start runs it: built first if missing or stale.
+if (spawnSync(process.execPath, ['scripts/ensure-built.mjs'], { cwd: ROOT, stdio: 'inherit' }).status !== 0) throw new Error('the build failed');
 const ga = await startFakeGa();
 const work = mkdtempSync(join(tmpdir(), 'analytics-warmup-'));
 try {

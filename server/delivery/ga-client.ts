@@ -78,8 +78,8 @@ function sendWithHttp(url: string, json: string, timeoutMs: number, cancel: (aba
     const target = targetOf(url, timeoutMs);
     const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
     // Encoded once: its length is the header, and the socket writes it as it is.
-    const body = Buffer.from(json);
-    const req = send({ ...target, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
+    const payload = Buffer.from(json);
+    const req = send({ ...target, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': payload.length } }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       // GA answers in a few bytes; more is read and let go (only its start is ever shown).
@@ -98,7 +98,7 @@ function sendWithHttp(url: string, json: string, timeoutMs: number, cancel: (aba
     cancel((reason) => req.destroy(reason));
     req.on('timeout', () => req.destroy(new Error('GA went silent')));
     req.on('error', reject);
-    req.end(body);
+    req.end(payload);
   });
 }
 
