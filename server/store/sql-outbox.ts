@@ -94,6 +94,10 @@ const NOT_LEASED = `NOT EXISTS (SELECT 1 FROM tokens t WHERE t.id = outbox.token
 export function outboxQueries(db: SqlDriver): OutboxQueries {
   const { dialect } = db;
   let claims = 0;
+  /** Gives a claim's lease back in a transaction of its own (bookkeeping: lost in a power cut, the lease runs out). */
+  const endLease = async (claim: ClaimRef): Promise<void> => {
+    await db.transaction((tx) => tx.query(END_LEASE, [claim.tokenId, claim.id]), BOOKKEEPING);
+  };
 
   return {
     enqueue(events) {
@@ -205,15 +209,12 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
         return { id, tokenId, rows: claimed.flatMap(claimedEvents) };
       } catch (error) {
         // A packet that cannot be read: the claim fails holding nothing, its lease given back.
-        if (claimed.length > 0) await db.transaction((tx) => tx.query(END_LEASE, [tokenId, id]), BOOKKEEPING);
+        if (claimed.length > 0) await endLease({ tokenId, id });
         throw error;
       }
     },
 
-    async endClaim(claim) {
-      // Bookkeeping (not synced on its own): lost in a power cut, the lease just runs out.
-      await db.transaction((tx) => tx.query(END_LEASE, [claim.tokenId, claim.id]), BOOKKEEPING);
-    },
+    endClaim: endLease,
 
     async releaseLeases(owner) {
       const prefix = `${owner}:`;
@@ -228,7 +229,7 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
       const noWork = o.delivered.length === 0 && o.failed.length === 0 && o.retried.length === 0 && o.sent.length === 0;
       if (noWork) {
         const none = { delivered: 0, failed: 0, retried: 0 };
-        return o.end ? db.transaction((tx) => tx.query(END_LEASE, [o.claim.tokenId, o.claim.id]), BOOKKEEPING).then(() => none) : Promise.resolve(none);
+        return o.end ? endLease(o.claim).then(() => none) : Promise.resolve(none);
       }
       return db.transaction(async (tx) => {
         // The token's row first, as a token's delete takes it first too: the two never wait on each other in a
