@@ -74,14 +74,16 @@ export function sessionId(occurredAtMs: number): number {
 
 /** The params of a `page_view`: where (origin + path), what (title), the language and the session. */
 export function pageViewParams(hit: { path: string; title: string; language: string }, pageOrigin: string, occurredAtMs: number): EventParams {
-  return clampParams({
-    page_location: pageOrigin + hit.path,
-    page_title: hit.title,
-    language: hit.language,
+  // Five parameters whose names GA takes: only the values need cutting (as `clampParams` would, without its
+  // look at every name on each hit).
+  return {
+    page_location: clampParam('page_location', pageOrigin + hit.path),
+    page_title: clampParam('page_title', hit.title),
+    language: clampParam('language', hit.language),
     session_id: sessionId(occurredAtMs),
     // GA's realtime view counts a user only with some engagement time.
     engagement_time_msec: 1,
-  });
+  };
 }
 
 /** Where a token's events go: `/mp/collect`, or `/debug/mp/collect` to validate. */

@@ -79,7 +79,9 @@ export class Outbox {
     let written: Map<string, number>;
     try {
       // As a batch: it crosses to the delivery thread as a few strings and numbers, not as objects.
-      written = await this.store.enqueue(eventBatch(batch.flatMap((w) => w.events)));
+      const events: NewEvent[] = [];
+      for (const w of batch) for (const e of w.events) events.push(e);
+      written = await this.store.enqueue(eventBatch(events));
     } catch (error) {
       for (const w of batch) w.reject(error);
       return;

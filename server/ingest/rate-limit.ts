@@ -30,15 +30,25 @@ export function rateLimiter(options: RateLimitOptions): (c: Context) => void {
   const trustProxy = options.trustProxy ?? false;
   // A Map keeps insertion order: re-inserting on every request makes its first key the least recently seen.
   const clients = new Map<string, Window>();
+  /** The key inserted last: it is the map's last already, and moving it there again is left out. */
+  let lastKey: string | undefined;
   return function checkRate(c) {
     const now = Date.now();
     const key = addressGroup(clientAddress(c, trustProxy));
     let window = clients.get(key);
-    if (window) clients.delete(key);
-    if (!window || now - window.start >= windowMs) window = { start: now, used: 0 };
+    if (!window) {
+      window = { start: now, used: 0 };
+    } else if (now - window.start >= windowMs) {
+      window.start = now;
+      window.used = 0;
+    }
     window.used += 1;
-    clients.set(key, window);
-    if (clients.size > maxClients) clients.delete(clients.keys().next().value as string);
+    if (key !== lastKey) {
+      clients.delete(key);
+      clients.set(key, window);
+      lastKey = key;
+      if (clients.size > maxClients) clients.delete(clients.keys().next().value as string);
+    }
     if (window.used > options.max) {
       const retryAfter = Math.max(1, Math.ceil((window.start + windowMs - now) / 1000));
       c.header('Retry-After', String(retryAfter));

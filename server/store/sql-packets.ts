@@ -57,16 +57,44 @@ export function pack(events: readonly PackedEvent[]): string {
 
 /** The events of a packet's text, in the order they were queued. */
 export function unpack(text: string): PackedEvent[] {
+  const events: PackedEvent[] = [];
   const byIndex = new Map<number, PackedEvent>();
-  return text.split('\n').map((line) => {
-    const [index = '0', occurredAt = '0', deviceKey = '', device = '', params = '{}'] = line.split('\t');
-    const same = device.startsWith('=') ? byIndex.get(Number(device.slice(1))) : undefined;
-    const event: PackedEvent = same
-      ? { index: Number(index), occurredAt: Number(occurredAt), deviceKey: same.deviceKey, device: same.device, params }
-      : { index: Number(index), occurredAt: Number(occurredAt), deviceKey, device: device === '' ? null : device, params };
+  // Read in place, by the positions of its separators: splitting every line into an array cost twice as much.
+  for (let start = 0; ; ) {
+    const newline = text.indexOf('\n', start);
+    const end = newline === -1 ? text.length : newline;
+    const t1 = text.indexOf('\t', start);
+    const t2 = t1 === -1 ? -1 : text.indexOf('\t', t1 + 1);
+    const t3 = t2 === -1 ? -1 : text.indexOf('\t', t2 + 1);
+    const t4 = t3 === -1 ? -1 : text.indexOf('\t', t3 + 1);
+    // JSON holds no raw tab: a fifth one (never written) ends the parameters as a split would.
+    const t5 = t4 === -1 ? -1 : text.indexOf('\t', t4 + 1);
+    const fields: [string, string, string, string, string] =
+      t4 !== -1 && t4 < end
+        ? [text.slice(start, t1), text.slice(t1 + 1, t2), text.slice(t2 + 1, t3), text.slice(t3 + 1, t4), text.slice(t4 + 1, t5 !== -1 && t5 < end ? t5 : end)]
+        : lineFields(text.slice(start, end));
+    const event = packedEvent(fields, byIndex);
     byIndex.set(event.index, event);
-    return event;
-  });
+    events.push(event);
+    if (newline === -1) return events;
+    start = newline + 1;
+  }
+}
+
+/** A line short of fields (never written so): what it has, the rest as defaults. */
+function lineFields(line: string): [string, string, string, string, string] {
+  const [index = '0', occurredAt = '0', deviceKey = '', device = '', params = '{}'] = line.split('\t');
+  return [index, occurredAt, deviceKey, device, params];
+}
+
+function packedEvent(
+  [index, occurredAt, deviceKey, device, params]: [string, string, string, string, string],
+  byIndex: ReadonlyMap<number, PackedEvent>,
+): PackedEvent {
+  const same = device.startsWith('=') ? byIndex.get(Number(device.slice(1))) : undefined;
+  return same
+    ? { index: Number(index), occurredAt: Number(occurredAt), deviceKey: same.deviceKey, device: same.device, params }
+    : { index: Number(index), occurredAt: Number(occurredAt), deviceKey, device: device === '' ? null : device, params };
 }
 
 /** A claimed row as the relay takes it: one event, or each event of a packet under its own id. */
@@ -74,13 +102,18 @@ export function claimedEvents(row: ClaimedRow & { events: string | null }): Clai
   const { events, ...single } = row;
   if (events === null) return [single];
   const rowId = Number(row.id);
+  const { tokenId, name, attempts, dueAt } = row;
+  // Each event as one object literal of one shape: a claim makes hundreds a second.
   return unpack(events).map((e) => ({
-    ...single,
     id: packetEventId(rowId, e.index),
+    tokenId,
+    name,
     paramsJson: e.params,
     deviceJson: e.device,
     deviceKey: e.deviceKey,
     occurredAt: e.occurredAt,
+    attempts,
+    dueAt,
   }));
 }
 

@@ -141,6 +141,24 @@ describe('a rate limiter others cannot reset', () => {
     }
   });
 
+  it('gives a client a new window once its own has run out, and counts each client apart', async () => {
+    const app = new Hono();
+    const checkRate = rateLimiter({ max: 2, windowMs: 200, trustProxy: true });
+    app.post('/collect', (c) => {
+      checkRate(c);
+      return c.body(null, 204);
+    });
+    app.onError((error, c) => (error instanceof HTTPException ? c.body(null, error.status) : c.body(null, 500)));
+    const from = (address: string) => app.request('/collect', { method: 'POST', headers: { 'x-forwarded-for': address } });
+    expect([(await from('203.0.113.1')).status, (await from('203.0.113.1')).status, (await from('203.0.113.1')).status]).toEqual([204, 204, 429]);
+    // Another client in between has its own count, and the first is still limited when it comes back.
+    expect((await from('203.0.113.2')).status).toBe(204);
+    expect((await from('203.0.113.1')).status).toBe(429);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    // The window ran out: two more, then limited again.
+    expect([(await from('203.0.113.1')).status, (await from('203.0.113.1')).status, (await from('203.0.113.1')).status]).toEqual([204, 204, 429]);
+  });
+
   it('counts an IPv6 /64 as one client at /collect', async () => {
     const { app } = await makeTestApp({ config: { rateLimitPerMinute: 5, trustProxy: true } });
     const from = (address: string) => hitRequest('/p', { 'x-forwarded-for': address });
