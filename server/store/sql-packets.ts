@@ -273,7 +273,8 @@ export async function insertEvents(tx: SqlExecutor, dialect: SqlDriver['dialect'
     if (!group) groups.set(id, (group = { tokenId, name, events: [] }));
     const device = batch.devices[i] as number;
     group.events.push({
-      index: 0,
+      // Its place in its packet (a group past PACKET_MAX fills several).
+      index: group.events.length % PACKET_MAX,
       params: texts[batch.params[i] as number] as string,
       device: device === -1 ? null : (texts[device] as string),
       deviceKey: device === -1 ? '' : (texts[device + 1] as string),
@@ -283,9 +284,10 @@ export async function insertEvents(tx: SqlExecutor, dialect: SqlDriver['dialect'
   const rows: NewRow[] = [];
   for (const { tokenId, name, events: queued } of groups.values()) {
     for (let i = 0; i < queued.length; i += PACKET_MAX) {
-      const part = queued.slice(i, i + PACKET_MAX).map((e, index) => ({ ...e, index }));
+      const part = queued.length <= PACKET_MAX ? queued : queued.slice(i, i + PACKET_MAX);
       const [first] = part as [PackedEvent];
-      const oldest = Math.min(...part.map((e) => e.occurredAt));
+      let oldest = first.occurredAt;
+      for (const e of part) if (e.occurredAt < oldest) oldest = e.occurredAt;
       rows.push(
         part.length === 1
           ? [tokenId, name, first.params, first.device, first.deviceKey, first.occurredAt, 1, null, 'pending']

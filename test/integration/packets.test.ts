@@ -99,6 +99,23 @@ describe.each(DIALECTS)('packets on %s', (dialect) => {
     await store.close();
   });
 
+  it('fills several packets from a commit of more than 1,000 events for a token, each event in one, oldest first', async () => {
+    const { store, tokenId, sql } = await setup(dialect);
+    const events = Array.from({ length: 2_345 }, (_, i) => pageView(tokenId, i, NOW - 10_000 + i));
+    await store.enqueue(events);
+    const packets = await sql<{ n: number; occurredAt: number }>('SELECT n, occurred_at AS "occurredAt" FROM outbox ORDER BY id');
+    expect(packets.map((p) => Number(p.n))).toEqual([1_000, 1_000, 345]);
+    // Each packet is due from its own oldest event.
+    expect(packets.map((p) => Number(p.occurredAt))).toEqual([NOW - 10_000, NOW - 9_000, NOW - 8_000]);
+    const claim = await claimOf(store, tokenId, 'relay-a', NOW, 5_000);
+    expect(claim.rows).toHaveLength(2_345);
+    expect(new Set(claim.rows.map((r) => r.id)).size).toBe(2_345);
+    expect(claim.rows.map((r) => r.occurredAt)).toEqual(events.map((e) => e.occurredAt));
+    expect(await settle(store, claim, NOW, { delivered: claim.rows.map((r) => r.id), end: true })).toEqual({ delivered: 2_345, failed: 0, retried: 0 });
+    expect(await store.pendingCount()).toBe(0);
+    await store.close();
+  });
+
   it('a packet settled in part becomes single events: the delivered go, the refused fail, the put off wait', async () => {
     const { store, tokenId, sql } = await setup(dialect);
     await store.enqueue(Array.from({ length: 10 }, (_, i) => pageView(tokenId, i)));
