@@ -36,6 +36,7 @@ export function rateLimiter(options: RateLimitOptions): (c: Context) => void {
     const now = Date.now();
     const key = addressGroup(clientAddress(c, trustProxy));
     let window = clients.get(key);
+    const kept = window !== undefined;
     if (!window) {
       window = { start: now, used: 0 };
     } else if (now - window.start >= windowMs) {
@@ -43,7 +44,7 @@ export function rateLimiter(options: RateLimitOptions): (c: Context) => void {
       window.used = 0;
     }
     window.used += 1;
-    if (key !== lastKey) {
+    if (!kept || key !== lastKey) {
       clients.delete(key);
       clients.set(key, window);
       lastKey = key;
