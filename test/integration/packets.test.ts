@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { unpack } from '../../server/store/sql-packets.ts';
 import type { RoundOutcome, Store } from '../../server/store/store.ts';
 import type { ClaimRef, FirstToken, NewEvent } from '../../server/store/types.ts';
 import { DIALECTS, openTestStore, outboxEvents, type TestStore } from '../helpers/app.ts';
@@ -103,8 +104,10 @@ describe.each(DIALECTS)('packets on %s', (dialect) => {
     const { store, tokenId, sql } = await setup(dialect);
     const events = Array.from({ length: 2_345 }, (_, i) => pageView(tokenId, i, NOW - 10_000 + i));
     await store.enqueue(events);
-    const packets = await sql<{ n: number; occurredAt: number }>('SELECT n, occurred_at AS "occurredAt" FROM outbox ORDER BY id');
+    const packets = await sql<{ n: number; occurredAt: number; events: string }>('SELECT n, occurred_at AS "occurredAt", events FROM outbox ORDER BY id');
     expect(packets.map((p) => Number(p.n))).toEqual([1_000, 1_000, 345]);
+    // Each event's place in its packet runs from 0 in each.
+    expect(packets.map((p) => unpack(p.events).map((e) => e.index))).toEqual([1_000, 1_000, 345].map((n) => Array.from({ length: n }, (_, i) => i)));
     // Each packet is due from its own oldest event.
     expect(packets.map((p) => Number(p.occurredAt))).toEqual([NOW - 10_000, NOW - 9_000, NOW - 8_000]);
     const claim = await claimOf(store, tokenId, 'relay-a', NOW, 5_000);
