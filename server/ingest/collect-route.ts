@@ -50,7 +50,7 @@ function loadSnippet(): Snippet | undefined {
   }
 }
 
-/** What every answer to a hit carries: any origin may post, and read `X-Analytics-Ignored`. */
+/** What every answer to a hit carries: every origin may post, and read `X-Analytics-Ignored`. */
 const HIT_HEADERS: Record<string, string> = {
   'Access-Control-Allow-Origin': '*',
   'Access-Control-Expose-Headers': 'X-Analytics-Ignored',
