@@ -1,6 +1,6 @@
-import { Agent as HttpAgent, request as httpRequest, type RequestOptions } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { ConnectionOptions } from 'node:tls';
 import { retryAfterMs } from './backoff.ts';
+import { postJson } from './ga-connections.ts';
 
 /** How long a GA request may take, from connecting to the last byte of the answer, unless told otherwise. */
 export const DEFAULT_GA_TIMEOUT_MS = 10_000;
@@ -20,9 +20,14 @@ export interface GaRequestOptions {
   timeoutMs?: number;
   /** Abandons the request at once when aborted (it then fails with an `AbortError`). */
   signal?: AbortSignal;
-  /** A fetch to send with instead (tests hand in their own); by default node's HTTP client on {@link gaAgent}'s pool. */
+  /** A fetch to send with instead (tests hand in their own); by default a kept-alive connection ({@link postJson}). */
   fetch?: typeof fetch;
+  /** TLS options for the connection to an https URL (a test's own certificate authority); the system's by default. */
+  tls?: ConnectionOptions;
 }
+
+/** At most this much of GA's answer is kept. */
+const MAX_ANSWER_CHARS = 64 * 1024;
 
 /** What a request to GA got back, whichever way it was sent. */
 interface RawAnswer {
@@ -30,76 +35,6 @@ interface RawAnswer {
   retryAfter: string | null;
   text(): Promise<string>;
   discard(): Promise<unknown>;
-}
-
-/** Keep-alive pools for GA, by scheme and timeout. */
-const agents = new Map<string, HttpAgent>();
-/** Request options by URL: a token's URL is the same for every request (a few tokens; cleared past a bound). */
-const targets = new Map<string, RequestOptions>();
-const MAX_TARGETS = 1_000;
-/** At most this much of GA's answer is kept. */
-const MAX_ANSWER_CHARS = 64 * 1024;
-
-/**
- * The connection pool for GA, with a socket timeout as a second line behind the deadline {@link postToGa}
- * holds: a socket that stays silent that long is closed, whatever happens to the deadline.
- */
-function gaAgent(https: boolean, timeoutMs: number): HttpAgent {
-  const key = `${https ? 'https' : 'http'}:${timeoutMs}`;
-  let agent = agents.get(key);
-  if (!agent) {
-    const options = { keepAlive: true, maxSockets: 64, timeout: timeoutMs };
-    agent = https ? new HttpsAgent(options) : new HttpAgent(options);
-    agents.set(key, agent);
-  }
-  return agent;
-}
-
-function targetOf(url: string, timeoutMs: number): RequestOptions {
-  let target = targets.get(url);
-  if (!target) {
-    const parsed = new URL(url);
-    const https = parsed.protocol === 'https:';
-    // An IPv6 address is written in brackets in a URL, and without them to the HTTP client.
-    const hostname = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
-    target = { protocol: parsed.protocol, hostname, port: parsed.port, path: `${parsed.pathname}${parsed.search}`, agent: gaAgent(https, timeoutMs) };
-    if (targets.size >= MAX_TARGETS) targets.clear();
-    targets.set(url, target);
-  }
-  return target;
-}
-
-/**
- * POSTs with node's own HTTP client on a keep-alive pool: per request it costs about half of what a fetch or
- * undici's `request` with an abort signal does. `cancel` receives the function that abandons the request.
- */
-function sendWithHttp(url: string, json: string, timeoutMs: number, cancel: (abandon: (reason: Error) => void) => void): Promise<RawAnswer> {
-  return new Promise((resolve, reject) => {
-    const target = targetOf(url, timeoutMs);
-    const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
-    // Encoded once: its length is the header, and the socket writes it as it is.
-    const payload = Buffer.from(json);
-    const req = send({ ...target, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': payload.length } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      // GA answers in a few bytes; more is read and let go (only its start is ever shown).
-      res.on('data', (chunk: string) => {
-        if (text.length < MAX_ANSWER_CHARS) text += chunk.slice(0, MAX_ANSWER_CHARS - text.length);
-      });
-      const body = new Promise<string>((done, failed) => {
-        res.on('end', () => done(text));
-        res.on('error', failed);
-        res.on('aborted', () => failed(new Error('answer cut off')));
-      });
-      body.catch(() => undefined);
-      const retryAfter = res.headers['retry-after'];
-      resolve({ status: res.statusCode ?? 0, retryAfter: typeof retryAfter === 'string' ? retryAfter : null, text: () => body, discard: () => body });
-    });
-    cancel((reason) => req.destroy(reason));
-    req.on('timeout', () => req.destroy(new Error('GA went silent')));
-    req.on('error', reject);
-    req.end(payload);
-  });
 }
 
 async function sendWithFetch(send: typeof fetch, url: string, json: string, signal: AbortSignal): Promise<RawAnswer> {
@@ -161,7 +96,7 @@ export function postToGa(url: string, json: string, options: GaRequestOptions = 
           cancel = (reason) => controller.abort(reason);
           res = await sendWithFetch(send, url, json, controller.signal);
         } else {
-          res = await sendWithHttp(url, json, timeoutMs, (abandon) => (cancel = abandon));
+          res = await postJson(url, json, { timeoutMs, maxAnswerChars: MAX_ANSWER_CHARS, cancel: (abandon) => (cancel = abandon) }, options.tls);
         }
         if (settled) {
           // A late answer to a request already given up on: it was counted as a failure and will be sent again.
