@@ -4,7 +4,9 @@
 // as one buffer; the answer is read by http-parser-js (status, headers, a sized, chunked or closing body).
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { connect as connectTls, type ConnectionOptions } from 'node:tls';
+import { StringDecoder } from 'node:string_decoder';
 import { HTTPParser, type HeaderInfo } from 'http-parser-js';
+import { clampText } from './measurement-protocol.ts';
 
 /** What GA answered, as soon as its status and headers are in; the body follows. */
 export interface ConnectionAnswer {
@@ -36,6 +38,11 @@ const MAX_SOCKETS = 64;
 /** Targets are cached by URL (a token's URL is the same for every request): a few tokens; cleared past a bound. */
 const MAX_TARGETS = 1_000;
 const DEFAULT_MAX_ANSWER_CHARS = 64 * 1024;
+/**
+ * At most this much of an answer is read, headers included (GA answers in a few bytes, its validation in a few
+ * kB): past it the connection is closed, so a broken or hostile server cannot fill the memory.
+ */
+const MAX_ANSWER_BYTES = 1024 * 1024;
 
 /** The pools by the TLS options they connect with: the default, or a test's own certificate authority. */
 const DEFAULT_TLS: ConnectionOptions = {};
@@ -51,7 +58,9 @@ interface Exchange {
   /** The connection carrying it, once it has one. */
   connection?: Connection;
   /** Set once the status is in: the body read so far, and how its promise ends. */
-  body?: { text: string; done(text: string): void; failed(error: Error): void };
+  body?: { text: string; decoder: StringDecoder | undefined; done(text: string): void; failed(error: Error): void };
+  /** Bytes of the answer read so far (headers included). */
+  received: number;
   /** The connection may carry the next request once this one's answer is complete. */
   keepAlive: boolean;
   complete: boolean;
@@ -82,7 +91,9 @@ class Pool {
 
   /** Sends `exchange` on an idle connection, a new one, or the first that comes free. */
   send(exchange: Exchange): void {
-    const connection = this.idle.pop();
+    let connection = this.idle.pop();
+    // One closed a moment ago (its `close` event not yet run) is no use.
+    while (connection?.socket.destroyed) connection = this.idle.pop();
     if (connection) this.start(connection, exchange);
     else if (this.open < MAX_SOCKETS) this.start(this.connect(), exchange);
     else this.waiting.push(exchange);
@@ -123,7 +134,8 @@ class Pool {
   private finish(connection: Connection): void {
     const exchange = connection.exchange as Exchange;
     connection.exchange = undefined;
-    exchange.body?.done(exchange.body.text);
+    const body = exchange.body;
+    if (body) body.done(clampText(body.text + (body.decoder?.end() ?? ''), exchange.maxAnswerChars));
     // Anything after the answer goes with the parser's state.
     connection.parser.initialize(HTTPParser.RESPONSE);
     if (!exchange.keepAlive) connection.socket.destroy();
@@ -135,6 +147,8 @@ class Pool {
 
   private listen(connection: Connection): void {
     const { socket, parser } = connection;
+    // The parser's callbacks throw what is wrong with an answer: that stops the parser at once (a server's
+    // bytes are never read on past a fault), and `execute` hands the error on.
     parser[HTTPParser.kOnHeadersComplete] = (...args: unknown[]) => {
       // http-parser-js passes one object, or in its old mode (which another module can switch on) the fields.
       const info = (typeof args[0] === 'object' ? args[0] : { headers: args[2], statusCode: args[5], shouldKeepAlive: args[8] }) as Pick<
@@ -142,44 +156,69 @@ class Pool {
         'headers' | 'statusCode' | 'shouldKeepAlive'
       >;
       const exchange = connection.exchange;
-      // An answer nobody asked for: the connection cannot be trusted any more.
-      if (!exchange || exchange.body) return void socket.destroy(new Error('unexpected answer from GA'));
-      // An interim answer (100 Continue, 103 Early Hints): the real one follows.
-      if (info.statusCode < 200) return;
+      if (!exchange || exchange.body) throw new BadAnswer('more than one answer to a request');
       let retryAfter: string | null = null;
+      let length: string | undefined;
       for (let i = 0; i < info.headers.length; i += 2) {
-        if ((info.headers[i] as string).toLowerCase() === 'retry-after') retryAfter = info.headers[i + 1] as string;
+        const name = (info.headers[i] as string).toLowerCase();
+        const value = info.headers[i + 1] as string;
+        if (name === 'retry-after') retryAfter = value;
+        else if (name === 'content-length') {
+          // The parser takes any number (a negative one would send it back over what it read): only digits, once.
+          if (!/^\d{1,15}$/.test(value) || (length !== undefined && length !== value)) throw new BadAnswer('a bad Content-Length');
+          length = value;
+        }
       }
+      // An interim answer (100 Continue, 103 Early Hints): the real one follows. A switch of protocols is no answer.
+      if (info.statusCode === 101) throw new BadAnswer('a switch of protocols');
+      if (info.statusCode < 200) return;
       let done: (text: string) => void = () => undefined;
       let failed: (error: Error) => void = () => undefined;
       const body = new Promise<string>((resolve, reject) => ((done = resolve), (failed = reject)));
       body.catch(() => undefined);
-      exchange.body = { text: '', done, failed };
+      exchange.body = { text: '', decoder: undefined, done, failed };
       exchange.keepAlive = info.shouldKeepAlive;
       exchange.resolve({ status: info.statusCode, retryAfter, text: () => body, discard: () => body });
     };
     parser[HTTPParser.kOnBody] = (chunk: Buffer, offset: number, length: number) => {
-      const exchange = connection.exchange;
-      if (!exchange?.body) return;
-      const room = exchange.maxAnswerChars - exchange.body.text.length;
-      // A UTF-8 character is at most 4 bytes: more than `room * 4` bytes cannot fit.
-      if (room > 0) exchange.body.text += chunk.toString('utf8', offset, offset + Math.min(length, room * 4)).slice(0, room);
+      // A chunk's size is not checked by the parser either.
+      if (!Number.isInteger(length) || length < 0) throw new BadAnswer('a bad chunk size');
+      const body = connection.exchange?.body;
+      if (!body || body.text.length >= (connection.exchange as Exchange).maxAnswerChars) return;
+      // Decoded across chunks, so that a character split between two reads stays whole.
+      body.decoder ??= new StringDecoder('utf8');
+      body.text += body.decoder.write(chunk.subarray(offset, offset + length));
     };
     parser[HTTPParser.kOnMessageComplete] = () => {
       const exchange = connection.exchange;
       if (exchange?.body) exchange.complete = true;
     };
     socket.on('data', (chunk: Buffer) => {
-      const result = parser.execute(chunk);
-      if (result instanceof Error) {
-        const code = (result as Error & { code?: string }).code ?? result.message;
-        return void socket.destroy(new Error(`unreadable answer from GA (${code})`));
+      const exchange = connection.exchange;
+      // Bytes while no request is out: the connection cannot be trusted any more.
+      if (!exchange) return void socket.destroy();
+      exchange.received += chunk.length;
+      if (exchange.received > MAX_ANSWER_BYTES) return void socket.destroy(new Error('answer from GA too long'));
+      let result: number | Error;
+      try {
+        result = parser.execute(chunk);
+      } catch (error) {
+        result = error instanceof Error ? error : new Error(String(error));
       }
-      if (connection.exchange?.complete) this.finish(connection);
+      if (result instanceof Error || result !== chunk.length) {
+        // A complete answer stands; the connection that carried more after it is not used again.
+        if (exchange.complete) {
+          exchange.keepAlive = false;
+          return this.finish(connection);
+        }
+        const reason = result instanceof Error ? ((result as Error & { code?: string }).code ?? result.message) : 'an upgrade';
+        return void socket.destroy(new Error(`unreadable answer from GA (${reason})`));
+      }
+      if (exchange.complete) this.finish(connection);
     });
     socket.on('end', () => {
       // A body that runs to the end of the connection ends here.
-      if (parser.finish() === undefined && connection.exchange?.complete) this.finish(connection);
+      if (connection.exchange && parser.finish() === undefined && connection.exchange.complete) this.finish(connection);
       socket.destroy();
     });
     socket.on('timeout', () => socket.destroy(new Error('GA went silent')));
@@ -199,6 +238,14 @@ class Pool {
       const next = this.waiting.shift();
       if (next) this.start(this.connect(), next);
     });
+  }
+}
+
+/** What is wrong with an answer, thrown from the parser's callbacks to stop it. */
+class BadAnswer extends Error {
+  constructor(what: string) {
+    super(what);
+    this.name = 'BadAnswer';
   }
 }
 
@@ -243,7 +290,7 @@ export function postJson(url: string, json: string, options: PostOptions, tls: C
     const payload = Buffer.allocUnsafe(start.length + bytes);
     payload.write(start, 0, 'latin1');
     payload.write(json, start.length, 'utf8');
-    const exchange: Exchange = { payload, maxAnswerChars: options.maxAnswerChars ?? DEFAULT_MAX_ANSWER_CHARS, resolve, reject, keepAlive: false, complete: false };
+    const exchange: Exchange = { payload, maxAnswerChars: options.maxAnswerChars ?? DEFAULT_MAX_ANSWER_CHARS, resolve, reject, received: 0, keepAlive: false, complete: false };
     options.cancel((reason) => pool.abandon(exchange, reason));
     pool.send(exchange);
   });

@@ -169,13 +169,91 @@ describe('connections to GA', () => {
       sockets.push(socket);
       socket.write('HTTP/1.1 204 No Content\r\n\r\n');
       // A second answer to the one request, a moment later, while the connection is idle.
-      setTimeout(() => socket.write('HTTP/1.1 204 No Content\r\n\r\n'), 30);
+      setTimeout(() => socket.write(sockets.length === 1 ? 'HTTP/1.1 204 No Content\r\n\r\n' : 'H'), 30);
     });
     expect((await post(server.url, '{}')).status).toBe(204);
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(sockets[0]?.destroyed || sockets[0]?.readableEnded).toBe(true);
     expect((await post(server.url, '{}')).status).toBe(204);
+    // Then a lone byte on the idle connection: dropped too, the next request is not read against it.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await post(server.url, '{}')).status).toBe(204);
+    expect(server.connections()).toBe(3);
+  });
+
+  it('refuses an answer whose lengths would turn the parser back (a negative Content-Length or chunk size), at once', async () => {
+    for (const raw of [
+      'HTTP/1.1 200 OK\r\nContent-Length: -40\r\n\r\nx',
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nx',
+      'HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok',
+      'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok',
+    ]) {
+      const server = await rawServer(raw);
+      const started = Date.now();
+      const answer = await postJson(server.url, '{}', options(2_000)).then((a) => a.text()).catch((e: unknown) => e);
+      expect((answer as Error).message).toMatch(/unreadable answer from GA/);
+      expect(Date.now() - started).toBeLessThan(1_000);
+    }
+  });
+
+  it('reads at most 1 MiB of an answer: an endless chunk head or trailer closes the connection', async () => {
+    for (const endless of ['1', 'X-Trailer: 1\r\n']) {
+      let written = 0;
+      const server = await rawServer((socket) => {
+        socket.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${endless === '1' ? '' : '0\r\n'}`);
+        const more = endless.repeat(Math.floor((64 * 1024) / endless.length));
+        const pump = () => {
+          while (!socket.destroyed && written < 8 * 1024 * 1024) {
+            written += more.length;
+            if (!socket.write(more)) return void socket.once('drain', pump);
+          }
+        };
+        pump();
+      });
+      const answer = await postJson(server.url, '{}', options());
+      expect(answer.status).toBe(200);
+      await expect(answer.text()).rejects.toThrow('answer from GA too long');
+      expect(written).toBeLessThan(8 * 1024 * 1024);
+    }
+  });
+
+  it('keeps a character split between two reads whole, and cuts an answer without splitting a surrogate pair', async () => {
+    const text = '{"m":"Grüße 🚀"}';
+    const bytes = Buffer.from(text);
+    const server = await rawServer((socket) => {
+      socket.write(`HTTP/1.1 400 Bad Request\r\nContent-Length: ${bytes.length}\r\n\r\n`);
+      // The first read ends inside "ü" (two bytes in UTF-8).
+      socket.write(bytes.subarray(0, 9));
+      setTimeout(() => socket.write(bytes.subarray(9)), 30);
+    });
+    expect(await post(server.url, '{}')).toEqual({ status: 400, retryAfter: null, text });
+    const rockets = await rawServer('HTTP/1.1 400 Bad Request\r\nContent-Length: 16\r\n\r\n🚀🚀🚀🚀');
+    const answer = await postJson(rockets.url, '{}', { ...options(), maxAnswerChars: 3 });
+    expect(await answer.text()).toBe('🚀');
+  });
+
+  it('takes the first of two answers to one request, and does not use that connection again', async () => {
+    const server = await rawServer('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 500 Oops\r\nContent-Length: 4\r\n\r\nEVIL');
+    expect(await post(server.url, '{}')).toEqual({ status: 200, retryAfter: null, text: 'ok' });
+    expect(await post(server.url, '{}')).toEqual({ status: 200, retryAfter: null, text: 'ok' });
     expect(server.connections()).toBe(2);
+  });
+
+  it('refuses a switch of protocols as an answer', async () => {
+    const server = await rawServer('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n');
+    const started = Date.now();
+    await expect(post(server.url, '{}', 2_000)).rejects.toThrow(/unreadable answer from GA/);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
+  it('never sends on a connection closed a moment before (its silence timeout ran out in the same turn)', async () => {
+    const server = await rawServer('HTTP/1.1 204 No Content\r\n\r\n');
+    for (let i = 0; i < 10; i += 1) {
+      expect((await post(server.url, '{}', 100)).status).toBe(204);
+      // A timer of the same length, set after the connection's: it runs right after the connection was closed.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(server.connections()).toBe(10);
   });
 
   it('fails when the server closes the connection before answering, with its error code when there is one', async () => {
