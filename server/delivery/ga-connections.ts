@@ -127,6 +127,7 @@ class Pool {
   private start(connection: Connection, exchange: Exchange): void {
     connection.exchange = exchange;
     exchange.connection = connection;
+    connection.socket.ref();
     connection.socket.write(exchange.payload);
   }
 
@@ -141,8 +142,10 @@ class Pool {
     if (!exchange.keepAlive) connection.socket.destroy();
     if (connection.socket.destroyed) return;
     const next = this.waiting.shift();
-    if (next) this.start(connection, next);
-    else this.idle.push(connection);
+    if (next) return this.start(connection, next);
+    // An idle connection does not keep the process (or the thread) alive.
+    connection.socket.unref();
+    this.idle.push(connection);
   }
 
   private listen(connection: Connection): void {

@@ -1,6 +1,6 @@
 // The relay's own HTTP client against real servers on 127.0.0.1: connections kept and reused, every way an
 // answer can end, a server that misbehaves, and TLS with a certificate of the test's own.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -254,6 +254,24 @@ describe('connections to GA', () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(server.connections()).toBe(10);
+  });
+
+  it('does not keep a process alive with an idle connection', async () => {
+    const server = await httpServer((_req, res) => res.writeHead(204).end(), (s) => (s.keepAliveTimeout = 30_000));
+    const module = new URL('../../server/delivery/ga-connections.ts', import.meta.url).href;
+    const script = `import { postJson } from ${JSON.stringify(module)};
+      const answer = await postJson(${JSON.stringify(server.url)}, '{}', { timeoutMs: 30000, cancel: () => undefined });
+      console.log(answer.status, await answer.text());`;
+    const started = Date.now();
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    expect(output.trim()).toBe('204');
+    expect(code).toBe(0);
+    // The child left as soon as its request was answered, not when the connection's 30 s ran out.
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(server.received).toHaveLength(1);
   });
 
   it('fails when the server closes the connection before answering, with its error code when there is one', async () => {
