@@ -78,6 +78,13 @@ async function post(url: string, json: string, timeoutMs = 5_000) {
   return { status: answer.status, retryAfter: answer.retryAfter, text: await answer.text() };
 }
 
+/** Two requests one after the other to a server answering each with `raw`; both get `expected`. Returns the connections used. */
+async function postTwice(raw: string, expected: unknown, after: 'keep' | 'end' = 'keep'): Promise<number> {
+  const server = await rawServer(raw, after);
+  for (let i = 0; i < 2; i += 1) expect(await post(server.url, '{}')).toEqual(expected);
+  return server.connections();
+}
+
 describe('connections to GA', () => {
   it('sends the JSON exactly, with its byte length, and reuses one connection for requests one after another', async () => {
     const server = await httpServer((_req, res) => res.writeHead(204).end());
@@ -141,17 +148,12 @@ describe('connections to GA', () => {
   });
 
   it('reads an answer that runs to the end of the connection, then connects again', async () => {
-    const server = await rawServer('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"validationMessages":[]}', 'end');
-    expect(await post(server.url, '{}')).toEqual({ status: 200, retryAfter: null, text: '{"validationMessages":[]}' });
-    expect(await post(server.url, '{}')).toEqual({ status: 200, retryAfter: null, text: '{"validationMessages":[]}' });
-    expect(server.connections()).toBe(2);
+    const raw = 'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{"validationMessages":[]}';
+    expect(await postTwice(raw, { status: 200, retryAfter: null, text: '{"validationMessages":[]}' }, 'end')).toBe(2);
   });
 
   it('skips an interim 100 Continue and takes the answer after it', async () => {
-    const server = await rawServer('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n');
-    expect(await post(server.url, '{}')).toEqual({ status: 204, retryAfter: null, text: '' });
-    expect(await post(server.url, '{}')).toEqual({ status: 204, retryAfter: null, text: '' });
-    expect(server.connections()).toBe(1);
+    expect(await postTwice('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n', { status: 204, retryAfter: null, text: '' })).toBe(1);
   });
 
   it('fails on an answer that is not HTTP, and does not use that connection again', async () => {
@@ -233,10 +235,8 @@ describe('connections to GA', () => {
   });
 
   it('takes the first of two answers to one request, and does not use that connection again', async () => {
-    const server = await rawServer('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 500 Oops\r\nContent-Length: 4\r\n\r\nEVIL');
-    expect(await post(server.url, '{}')).toEqual({ status: 200, retryAfter: null, text: 'ok' });
-    expect(await post(server.url, '{}')).toEqual({ status: 200, retryAfter: null, text: 'ok' });
-    expect(server.connections()).toBe(2);
+    const raw = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 500 Oops\r\nContent-Length: 4\r\n\r\nEVIL';
+    expect(await postTwice(raw, { status: 200, retryAfter: null, text: 'ok' })).toBe(2);
   });
 
   it('refuses a switch of protocols as an answer', async () => {
