@@ -43,6 +43,8 @@ const DEFAULT_MAX_ANSWER_CHARS = 64 * 1024;
  * kB): past it the connection is closed, so a broken or hostile server cannot fill the memory.
  */
 const MAX_ANSWER_BYTES = 1024 * 1024;
+/** The longest header or trailer line read. */
+const MAX_HEADER_LINE = 8 * 1024;
 
 /** The pools by the TLS options they connect with: the default, or a test's own certificate authority. */
 const DEFAULT_TLS: ConnectionOptions = {};
@@ -150,6 +152,19 @@ class Pool {
 
   private listen(connection: Connection): void {
     const { socket, parser } = connection;
+    // Header and trailer lines are read here, not by the library's patterns: on a long run of spaces those take
+    // time that grows with the square of the line (a megabyte would hold the thread for minutes). A folded line
+    // (one that starts with a space) is refused, as is a line no answer of GA's comes near.
+    parser.parseHeader = (line: string, headers: string[]) => {
+      if (line.length > MAX_HEADER_LINE) throw new BadAnswer('a header line too long');
+      const colon = line.indexOf(':');
+      if (colon <= 0 || line.includes('\r') || /[ \t]/.test(line.slice(0, colon))) throw new BadAnswer('a bad header line');
+      let start = colon + 1;
+      let end = line.length;
+      while (start < end && (line[start] === ' ' || line[start] === '\t')) start += 1;
+      while (end > start && (line[end - 1] === ' ' || line[end - 1] === '\t')) end -= 1;
+      headers.push(line.slice(0, colon), line.slice(start, end));
+    };
     // The parser's callbacks throw what is wrong with an answer: that stops the parser at once (a server's
     // bytes are never read on past a fault), and `execute` hands the error on.
     parser[HTTPParser.kOnHeadersComplete] = (...args: unknown[]) => {
@@ -182,6 +197,8 @@ class Pool {
       exchange.body = { text: '', decoder: undefined, done, failed };
       exchange.keepAlive = info.shouldKeepAlive;
       exchange.resolve({ status: info.statusCode, retryAfter, text: () => body, discard: () => body });
+      // A 204 or 304 has no body whatever its headers say (the parser would wait for the Content-Length's bytes).
+      return info.statusCode === 204 || info.statusCode === 304 ? 1 : 0;
     };
     parser[HTTPParser.kOnBody] = (chunk: Buffer, offset: number, length: number) => {
       // A chunk's size is not checked by the parser either.
@@ -194,7 +211,11 @@ class Pool {
     };
     parser[HTTPParser.kOnMessageComplete] = () => {
       const exchange = connection.exchange;
-      if (exchange?.body) exchange.complete = true;
+      if (!exchange?.body) return;
+      exchange.complete = true;
+      // Bytes after the answer in what was read (the start of an answer nobody asked for): not used again.
+      const { offset, end } = parser as unknown as { offset?: number; end?: number };
+      if (offset !== undefined && end !== undefined && offset < end) exchange.keepAlive = false;
     };
     socket.on('data', (chunk: Buffer) => {
       const exchange = connection.exchange;
@@ -233,7 +254,7 @@ class Pool {
       const exchange = connection.exchange;
       connection.exchange = undefined;
       if (exchange) {
-        const error = connection.error ?? new Error('GA closed the connection before answering');
+        const error = connection.error ?? new Error(exchange.body ? 'GA closed the connection in the middle of its answer' : 'GA closed the connection before answering');
         if (exchange.body) exchange.body.failed(error);
         else exchange.reject(error);
       }

@@ -274,6 +274,34 @@ describe('connections to GA', () => {
     expect(server.received).toHaveLength(1);
   });
 
+  it('reads header and trailer lines in time that grows with their length, and refuses folded or overlong ones', async () => {
+    const spaces = ' '.repeat(300_000);
+    for (const raw of [
+      `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-Trailer: 1\r\n${spaces}\r\n\r\n`,
+      `HTTP/1.1 200 OK\r\nX-Long: a${spaces}b\r\nContent-Length: 0\r\n\r\n`,
+      `HTTP/1.1 200 OK\r\nX-A: 1\r\n ${'x'.repeat(10)}\r\nContent-Length: 0\r\n\r\n`,
+    ]) {
+      const server = await rawServer(raw);
+      const started = Date.now();
+      const answer = await postJson(server.url, '{}', options(2_000)).then((a) => a.text()).catch((e: unknown) => e);
+      expect((answer as Error).message).toMatch(/unreadable answer from GA/);
+      expect(Date.now() - started).toBeLessThan(1_000);
+    }
+    // A value with spaces around it, within the bound, is read as GA means it.
+    const spaced = await rawServer(`HTTP/1.1 429 Too Many Requests\r\nRetry-After:   7${' '.repeat(4_000)}\r\nContent-Length: 0\r\n\r\n`);
+    expect(await post(spaced.url, '{}')).toEqual({ status: 429, retryAfter: '7', text: '' });
+  });
+
+  it('does not use a connection again that carried the start of another answer after the one asked for', async () => {
+    expect(await postTwice('HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 500 Oops\r\n', { status: 204, retryAfter: null, text: '' })).toBe(2);
+  });
+
+  it('takes a 204 as having no body even with a Content-Length', async () => {
+    const started = Date.now();
+    expect(await postTwice('HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n', { status: 204, retryAfter: null, text: '' })).toBe(1);
+    expect(Date.now() - started).toBeLessThan(1_000);
+  });
+
   it('fails when the server closes the connection before answering, with its error code when there is one', async () => {
     const server = await rawServer((socket) => socket.destroy());
     await expect(post(server.url, '{}')).rejects.toThrow(/closed the connection|ECONNRESET|EPIPE/);
