@@ -1,6 +1,6 @@
 import type { ConnectionOptions } from 'node:tls';
 import { retryAfterMs } from './backoff.ts';
-import { postJson } from './ga-connections.ts';
+import { postJson, type ConnectionAnswer } from './ga-connections.ts';
 
 /** How long a GA request may take, from connecting to the last byte of the answer, unless told otherwise. */
 export const DEFAULT_GA_TIMEOUT_MS = 10_000;
@@ -26,16 +26,8 @@ export interface GaRequestOptions {
   tls?: ConnectionOptions;
 }
 
-/** At most this much of GA's answer is kept. */
-const MAX_ANSWER_CHARS = 64 * 1024;
-
-/** What a request to GA got back, whichever way it was sent. */
-interface RawAnswer {
-  status: number;
-  retryAfter: string | null;
-  text(): Promise<string>;
-  discard(): Promise<unknown>;
-}
+/** What a request to GA got back, whichever way it was sent: the status and headers, then the body. */
+type RawAnswer = ConnectionAnswer;
 
 async function sendWithFetch(send: typeof fetch, url: string, json: string, signal: AbortSignal): Promise<RawAnswer> {
   const res = await send(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: json, signal });
@@ -96,7 +88,7 @@ export function postToGa(url: string, json: string, options: GaRequestOptions = 
           cancel = (reason) => controller.abort(reason);
           res = await sendWithFetch(send, url, json, controller.signal);
         } else {
-          res = await postJson(url, json, { timeoutMs, maxAnswerChars: MAX_ANSWER_CHARS, cancel: (abandon) => (cancel = abandon) }, options.tls);
+          res = await postJson(url, json, { timeoutMs, cancel: (abandon) => (cancel = abandon) }, options.tls);
         }
         if (settled) {
           // A late answer to a request already given up on: it was counted as a failure and will be sent again.

@@ -37,6 +37,7 @@ interface Target {
 const MAX_SOCKETS = 64;
 /** Targets are cached by URL (a token's URL is the same for every request): a few tokens; cleared past a bound. */
 const MAX_TARGETS = 1_000;
+/** At most this much of GA's answer is kept as text, unless a request says otherwise (only its start is ever shown). */
 const DEFAULT_MAX_ANSWER_CHARS = 64 * 1024;
 /**
  * At most this much of an answer is read, headers included (GA answers in a few bytes, its validation in a few
