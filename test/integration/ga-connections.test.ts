@@ -302,6 +302,22 @@ describe('connections to GA', () => {
     expect(Date.now() - started).toBeLessThan(1_000);
   });
 
+  it('never puts the URL (which carries the API secret) in an error, whatever went wrong', async () => {
+    const secret = 'sEcReT-4f9a1c';
+    const failing = [
+      await rawServer('SSH-2.0-OpenSSH_9.2\r\n\r\n'),
+      await rawServer('HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n'),
+      await rawServer((socket) => socket.destroy()),
+      await rawServer(() => undefined),
+    ];
+    const urls = [...failing.map((s) => `${s.url}?measurement_id=G-T&api_secret=${secret}`), `http://127.0.0.1:1/mp/collect?api_secret=${secret}`];
+    for (const url of urls) {
+      const error = await postToGa(url, '{}', { timeoutMs: 300 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(Error);
+      expect(`${(error as Error).message} ${(error as Error).stack ?? ''} ${describeNetworkError(error)}`).not.toContain(secret);
+    }
+  });
+
   it('fails when the server closes the connection before answering, with its error code when there is one', async () => {
     const server = await rawServer((socket) => socket.destroy());
     await expect(post(server.url, '{}')).rejects.toThrow(/closed the connection|ECONNRESET|EPIPE/);
