@@ -73,9 +73,11 @@ describe('the packed package', () => {
     const app = join(work, 'app');
     mkdirSync(app);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'host-app', version: '1.0.0', type: 'module', private: true }));
-    // From the npm cache only (what `npm ci` fetched). Install scripts are skipped: the one that matters,
-    // better-sqlite3's native build, is the same addon this checkout built for this Node, copied in below.
-    await run('npm', ['install', '--omit=dev', '--ignore-scripts', '--offline', '--no-audit', '--no-fund', join(work, packed?.filename ?? '')], { cwd: app });
+    // From the npm cache where it can (the tarballs `npm ci` fetched), and from the registry for what the cache
+    // lacks: `npm ci` installs from the lockfile and keeps no package metadata, which resolving the package's
+    // dependency ranges needs on a machine that never ran `npm install`. Install scripts are skipped: the one
+    // that matters, better-sqlite3's native build, is the same addon this checkout built for this Node, copied in below.
+    await run('npm', ['install', '--omit=dev', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', join(work, packed?.filename ?? '')], { cwd: app });
     const addon = join('node_modules', 'better-sqlite3', 'build');
     cpSync(join(ROOT, addon), join(app, addon), { recursive: true });
     const installed = readdirSync(join(app, 'node_modules'));
