@@ -10,6 +10,7 @@ import { skipReason } from '../tokens/team-token.ts';
 import { retryDelay } from './backoff.ts';
 import { GA_LIMITS } from './measurement-protocol.ts';
 import type { Outbox } from './outbox.ts';
+import { SentLog } from './sent-log.ts';
 import { deliverTokenRound, type TokenRoundOptions } from './token-round.ts';
 
 /** What the relay works with. */
@@ -98,6 +99,8 @@ export class Relay implements Delivery {
   private failedRounds = 0;
   private readonly loggedSkips = new Set<string>();
   private stopController = new AbortController();
+  /** Requests sent, waiting for their turn to be written to the store's log. */
+  private readonly sentLog: SentLog;
 
   constructor(
     private readonly deps: RelayDeps,
@@ -116,6 +119,7 @@ export class Relay implements Delivery {
       random: Math.random,
       ...options,
     };
+    this.sentLog = new SentLog(this.options.keepSent);
   }
 
   /** Starts delivering (nothing at all when analytics is disabled); a stopped relay may start again. */
@@ -171,6 +175,10 @@ export class Relay implements Delivery {
       // The events stay queued; nothing more to do on the way out.
     } finally {
       clearTimeout(grace);
+    }
+    // The log's waiting requests, when the last round did not come to write them.
+    for (const { tokenId, requests } of this.sentLog.due(this.deps.clock(), true)) {
+      await this.deps.store.recordSent(tokenId, requests, this.options.keepSent).catch(() => undefined);
     }
   }
 
@@ -240,11 +248,14 @@ export class Relay implements Delivery {
       signal: this.stopController.signal,
       random: this.options.random,
       keepSent: this.options.keepSent,
+      sentLog: this.sentLog,
     };
     const deps = { ...this.deps, gaUrl: this.deps.config.gaUrl, clientId: this.deps.identity.uuid, appVersion: this.deps.config.appVersion };
     // Every token's delivery settles before the round ends; a token GA is failing for waits out its hold.
     const active = tokens.filter((token) => token.heldUntil <= now);
     const results = await Promise.allSettled(active.map((token) => deliverTokenRound(deps, options, token)));
+    // Requests that waited their turn for the log and whose token settled nothing since (all of them when flushing).
+    for (const { tokenId, requests } of this.sentLog.due(clock(), flush)) await store.recordSent(tokenId, requests, this.options.keepSent);
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
     const lingerUntil = new Map<number, number>();
@@ -257,7 +268,7 @@ export class Relay implements Delivery {
     // Next: when a token we send to has an event due (a held-back partial request: once its linger is up).
     const sending = new Set(tokens.map((t) => t.id));
     const due = (await store.dueTimes()).filter((d) => sending.has(d.tokenId)).map((d) => lingerUntil.get(d.tokenId) ?? d.dueAt);
-    return { more, nextAt: Math.min(Infinity, ...due) };
+    return { more, nextAt: Math.min(this.sentLog.dueAt(), ...due) };
   }
 
   /** Expiry of what GA no longer takes, and the bounds of what is kept for the admin. */

@@ -2,11 +2,12 @@ import type { Clock } from '../core/clock.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { redactSecret } from '../core/secrets.ts';
 import type { RoundOutcome, Store } from '../store/store.ts';
-import type { Claim, ClaimRef, SentRequest, Token } from '../store/types.ts';
+import type { Claim, ClaimRef, Token } from '../store/types.ts';
 import { featureOfEvent, featureOn } from '../tokens/features.ts';
 import { retryDelay } from './backoff.ts';
 import { describeNetworkError, postToGa } from './ga-client.ts';
 import { mpUrl, rawRequests, type RawRequest } from './measurement-protocol.ts';
+import type { SentLog, SentToGa } from './sent-log.ts';
 
 /** What one token's delivery in one round works with. */
 export interface TokenRoundDeps {
@@ -35,6 +36,8 @@ export interface TokenRoundOptions {
   random: () => number;
   /** The last requests kept per token for the admin (0: none). */
   keepSent: number;
+  /** Where the requests sent wait for their turn to be written to the store's log. */
+  sentLog: SentLog;
 }
 
 /** What a token's round came to. */
@@ -46,9 +49,9 @@ export interface TokenRoundResult {
 }
 
 type Outcome =
-  | { kind: 'delivered'; sent: SentRequest }
-  | { kind: 'retry'; sent?: SentRequest; error: string; retryAfter?: number }
-  | { kind: 'failed'; sent: SentRequest; error: string }
+  | { kind: 'delivered'; sent: SentToGa }
+  | { kind: 'retry'; sent?: SentToGa; error: string; retryAfter?: number }
+  | { kind: 'failed'; sent: SentToGa; error: string }
   | { kind: 'abandoned' };
 
 /** Classifies GA's answer: 2xx delivered; 429, 5xx and 408 passing; any other 4xx refused for good. */
@@ -115,6 +118,7 @@ async function deliverClaim(
   // Counted once per round: several requests failing together are one failure of the token, not four.
   const failures = token.failures + 1;
   const outcome: RoundOutcome = { claim: ref, now, delivered: [], failed: [], retried: [], sent: [], keepSent: options.keepSent };
+  const sent: SentToGa[] = [];
   let blocked = false;
   let next = 0;
   const worker = async () => {
@@ -125,7 +129,7 @@ async function deliverClaim(
       const answer = await sendRequest(deps, options, token, request);
       if (answer.kind === 'abandoned') continue; // stopping: the rows stay as they were, for whoever comes next
       deps.metrics.gaRequests.inc({ token: String(token.id), outcome: answer.kind });
-      if (answer.sent && options.keepSent > 0) outcome.sent.push(answer.sent);
+      if (answer.sent && options.keepSent > 0) sent.push(answer.sent);
       if (answer.kind === 'delivered') outcome.delivered.push(...request.ids);
       else if (answer.kind === 'failed') outcome.failed.push({ ids: request.ids, error: answer.error });
       else {
@@ -142,6 +146,8 @@ async function deliverClaim(
   // One transaction for the whole batch, whatever happened: its rows' pages are written once, not per request.
   outcome.now = deps.clock();
   outcome.end = true;
+  // What the log takes now: these, or nothing while they wait their turn (see SentLog).
+  outcome.sent = options.sentLog.take(token.id, sent, outcome.now);
   const settled = await store.settle(outcome);
   progress.ended = true;
   const label = { token: String(token.id) };
@@ -158,10 +164,16 @@ async function deliverClaim(
 
 async function sendRequest(deps: TokenRoundDeps, options: TokenRoundOptions, token: Token, request: RawRequest): Promise<Outcome> {
   const body = request.json;
+  let bytes: Buffer | undefined;
   try {
-    const answer = await postToGa(mpUrl(deps.gaUrl, token), body, { timeoutMs: options.timeoutMs, signal: options.signal, fetch: deps.fetch });
-    // Exactly what GA received (the URL, which holds the secret, is not kept), stored with the outcome.
-    const sent = { at: deps.clock(), status: answer.status, events: request.ids.length, body };
+    const answer = await postToGa(mpUrl(deps.gaUrl, token), body, {
+      timeoutMs: options.timeoutMs,
+      signal: options.signal,
+      fetch: deps.fetch,
+      body: (sentBytes) => (bytes = sentBytes),
+    });
+    // Exactly what GA received (the URL, which holds the secret, is not kept), for the log.
+    const sent: SentToGa = { at: deps.clock(), status: answer.status, events: request.ids.length, body, bytes };
     const kind = classifyStatus(answer.status);
     if (kind === 'delivered') return { kind, sent };
     // GA's text can echo the request, secret included: blanked before it is cut (a cut could split it).

@@ -52,13 +52,18 @@ export function reportQueries(db: SqlDriver): ReportQueries {
       return rows.map((r) => ({ ...r, count: Number(r.count) }));
     },
 
-    async recordSent(tokenId, request, keep) {
-      await db.transaction((tx) => keepSent(tx, tokenId, request, keep), BOOKKEEPING);
+    async recordSent(tokenId, requests, keep) {
+      if (requests.length === 0) return;
+      await db.transaction(async (tx) => {
+        for (const request of requests) await keepSent(tx, tokenId, request, keep);
+      }, BOOKKEEPING);
     },
 
     async sentRequests(tokenId, limit) {
+      // By the time GA answered: two relays taking turns at a token each write their requests up to a second
+      // late (see SentLog), so an older request can be written after a newer one.
       const { rows } = await db.query<{ at: number; status: number; events: number; body: string }>(
-        'SELECT at, status, events, body FROM sent_requests WHERE token_id = ? ORDER BY id DESC LIMIT ?',
+        'SELECT at, status, events, body FROM sent_requests WHERE token_id = ? ORDER BY at DESC, id DESC LIMIT ?',
         [tokenId, limit],
       );
       return rows;

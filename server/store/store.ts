@@ -134,7 +134,7 @@ export interface Store {
   hourCounts(since: number): Promise<HourCount[]>;
   failedEvents(limit: number): Promise<{ total: number; items: FailedEvent[] }>;
   dropCounts(): Promise<DropCount[]>;
-  /** Keeps what went to GA, at most `keep` requests a token. */
-  recordSent(tokenId: number, request: SentRequest, keep: number): Promise<void>;
+  /** Keeps what went to GA (oldest first), at most `keep` requests a token. */
+  recordSent(tokenId: number, requests: SentRequest[], keep: number): Promise<void>;
   sentRequests(tokenId: number, limit: number): Promise<SentRequest[]>;
 }

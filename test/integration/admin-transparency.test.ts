@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { FakeGa, RecordedRequest } from '../../harness/fake-ga.ts';
 import { fieldsSentPerFeature } from '../../server/admin/about.ts';
+import type { RelayOptions } from '../../server/delivery/relay.ts';
 import { historyOf, HISTORY_HOURS } from '../../server/admin/delivery-history.ts';
 import { featureOfEvent, type Feature } from '../../server/tokens/features.ts';
-import { addTestToken, DIALECTS, makeTestApp, queueEvents, type TestDatabase } from '../helpers/app.ts';
+import { addTestToken, DIALECTS, fakeClock, makeTestApp, queueEvents, until, type TestDatabase } from '../helpers/app.ts';
 import { ADMIN_TOKEN, api, getPage, login } from '../helpers/admin.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
 
@@ -19,11 +20,12 @@ const stopAfterTest = fakeGaPerTest((started) => (ga = started));
  * An admin app delivering to the fake GA, one request at a time (so the order GA received them in is the order
  * they were recorded in), with two tokens whose secrets are easy to look for.
  */
-async function setup(database: TestDatabase = 'sqlite') {
+async function setup(database: TestDatabase = 'sqlite', options: { clock?: ReturnType<typeof fakeClock>; relay?: RelayOptions } = {}) {
   const made = await makeTestApp({
     database,
+    clock: options.clock,
     config: { adminToken: ADMIN_TOKEN, eventsKey: EVENTS_KEY, gaUrl: ga.url },
-    relay: { concurrency: 1 },
+    relay: { concurrency: 1, ...options.relay },
     dailyStats: { stats: () => HOST_STATS },
   });
   const { app, services } = made;
@@ -151,9 +153,66 @@ describe('the sent page', () => {
     expect(requests.map((r) => r.body)).toEqual([...received].reverse().map((r) => r.rawBody));
   });
 
+  /**
+   * A relay delivering by itself on a clock that stands still unless told (requests sent within a second of the
+   * log's last write wait for the next), and what its API lists.
+   */
+  async function busyToken(relay: RelayOptions = {}) {
+    const clock = fakeClock(Date.now());
+    const made = await setup('sqlite', { clock, relay });
+    const { app, services, a } = made;
+    services.relay.start();
+    const listed = async () => ((await (await api(app, 'GET', `/tokens/${a.id}/sent`)).json()) as { requests: Array<{ body: string }> }).requests.map((r) => r.body);
+    const answered = () => collectRequestsTo(a.measurementId).filter((r) => typeof r.answer === 'number');
+    const exactlyAsReceived = () => [...answered()].reverse().map((r) => r.rawBody);
+    /** 25 events, one full request: resolves once GA has it. */
+    const sendOneRequest = async (n: number) => {
+      await queueEvents(
+        services,
+        Array.from({ length: 25 }, (_, i) => ({ tokenId: a.id, name: 'task_event', params: { namespace: 'jobs', task: `round ${n} task ${i}` } })),
+      );
+      await ga.waitFor(() => collectRequestsTo(a.measurementId).length === n, 5_000);
+    };
+    return { ...made, clock, listed, exactlyAsReceived, sendOneRequest };
+  }
+
+  it('gets a busy token’s requests a second after the last ones by itself, and what still waits when the relay stops', async () => {
+    const { services, clock, listed, exactlyAsReceived, sendOneRequest } = await busyToken();
+    await sendOneRequest(1);
+    // The first after a quiet second is written at once, with its round.
+    await until(async () => (await listed()).length === 1);
+    expect(await listed()).toEqual(exactlyAsReceived());
+    await sendOneRequest(2);
+    expect(await listed()).toHaveLength(1);
+    clock.advance(1_000);
+    // Nothing else is sent or drained: the relay comes back for the waiting request itself.
+    await until(async () => (await listed()).length === 2, 3_000);
+    expect(await listed()).toEqual(exactlyAsReceived());
+
+    await sendOneRequest(3);
+    expect(await listed()).toHaveLength(2);
+    await services.relay.stop();
+    expect(await listed()).toEqual(exactlyAsReceived());
+    expect(await listed()).toHaveLength(3);
+  });
+
+  it('writes what waits for the log when a stop cuts the last round short', async () => {
+    const { services, listed, exactlyAsReceived, sendOneRequest } = await busyToken({ stopGraceMs: 100 });
+    await sendOneRequest(1);
+    await until(async () => (await listed()).length === 1);
+    await sendOneRequest(2);
+    expect(await listed()).toHaveLength(1);
+    // The next request is never answered: the stop's grace runs out in the middle of its round.
+    ga.setMode({ kind: 'hang' });
+    await sendOneRequest(3);
+    await services.relay.stop();
+    expect(await listed()).toEqual(exactlyAsReceived());
+    expect(await listed()).toHaveLength(2);
+  });
+
   it('shows at most the last 200 requests', async () => {
     const { app, services, a } = await setup();
-    for (let i = 0; i < 205; i += 1) await services.store.recordSent(a.id, { at: 1000 + i, status: 204, events: 1, body: `{"n":${i}}` }, 1000);
+    for (let i = 0; i < 205; i += 1) await services.store.recordSent(a.id, [{ at: 1000 + i, status: 204, events: 1, body: `{"n":${i}}` }], 1000);
     const { requests } = (await (await api(app, 'GET', `/tokens/${a.id}/sent`)).json()) as { requests: Array<{ at: number }> };
     expect(requests).toHaveLength(200);
     expect(requests[0]?.at).toBe(1204);

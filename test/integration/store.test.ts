@@ -257,7 +257,7 @@ describe.each(DIALECTS)('the store on %s', (dialect) => {
 
   it('keeps the last requests sent to each token, newest first, bounded', async () => {
     const { store, tokenId, sql } = await setup(dialect);
-    for (let i = 0; i < 40; i += 1) await store.recordSent(tokenId, { at: NOW + i, status: 204, events: i + 1, body: `{"n":${i}}` }, 3);
+    for (let i = 0; i < 40; i += 1) await store.recordSent(tokenId, [{ at: NOW + i, status: 204, events: i + 1, body: `{"n":${i}}` }], 3);
     // Trimmed every few requests: a few more than `keep` at most.
     const [{ n }] = (await sql<{ n: number }>('SELECT count(*) AS n FROM sent_requests')) as [{ n: number }];
     expect(Number(n)).toBeLessThanOrEqual(3 + 16);
@@ -266,6 +266,15 @@ describe.each(DIALECTS)('the store on %s', (dialect) => {
       { at: NOW + 38, status: 204, events: 39, body: '{"n":38}' },
       { at: NOW + 37, status: 204, events: 38, body: '{"n":37}' },
     ]);
+    await store.close();
+  });
+
+  it('lists the requests sent by the time GA answered, whatever order they were written in', async () => {
+    const { store, tokenId } = await setup(dialect);
+    // Two relays taking turns at one token: the second wrote its request first, the first a moment later.
+    await store.recordSent(tokenId, [{ at: NOW + 20, status: 204, events: 1, body: '{"relay":2}' }], 200);
+    await store.recordSent(tokenId, [{ at: NOW + 10, status: 204, events: 1, body: '{"relay":1,"n":1}' }, { at: NOW + 11, status: 204, events: 1, body: '{"relay":1,"n":2}' }], 200);
+    expect((await store.sentRequests(tokenId, 200)).map((r) => r.body)).toEqual(['{"relay":2}', '{"relay":1,"n":2}', '{"relay":1,"n":1}']);
     await store.close();
   });
 });
