@@ -5,7 +5,7 @@ import type { Config } from '../core/config.ts';
 import type { Logger } from '../core/log.ts';
 import type { Metrics } from '../core/metrics.ts';
 import type { Store } from '../store/store.ts';
-import type { Identity, Token } from '../store/types.ts';
+import type { Identity, SentRequest, Token } from '../store/types.ts';
 import { skipReason } from '../tokens/team-token.ts';
 import { retryDelay } from './backoff.ts';
 import { GA_LIMITS } from './measurement-protocol.ts';
@@ -177,8 +177,19 @@ export class Relay implements Delivery {
       clearTimeout(grace);
     }
     // The log's waiting requests, when the last round did not come to write them.
-    for (const { tokenId, requests } of this.sentLog.due(this.deps.clock(), true)) {
-      await this.deps.store.recordSent(tokenId, requests, this.options.keepSent).catch(() => undefined);
+    for (const { tokenId, requests } of this.sentLog.due(this.deps.clock(), true)) await this.writeSent(tokenId, requests);
+  }
+
+  /**
+   * Writes requests sent to the admin's log. A failure costs the log those requests, and nothing else: the events
+   * they carried are settled already, and delivery goes on.
+   */
+  private async writeSent(tokenId: number, requests: SentRequest[]): Promise<void> {
+    if (requests.length === 0) return;
+    try {
+      await this.deps.store.recordSent(tokenId, requests, this.options.keepSent);
+    } catch (error) {
+      this.deps.log.warn(`token ${tokenId}: ${requests.length} request(s) sent to GA not written to the admin's log: ${(error as Error).message}`);
     }
   }
 
@@ -248,14 +259,16 @@ export class Relay implements Delivery {
       signal: this.stopController.signal,
       random: this.options.random,
       keepSent: this.options.keepSent,
-      sentLog: this.sentLog,
+      recordSent: (tokenId, requests) => this.writeSent(tokenId, this.sentLog.take(tokenId, requests, clock())),
     };
     const deps = { ...this.deps, gaUrl: this.deps.config.gaUrl, clientId: this.deps.identity.uuid, appVersion: this.deps.config.appVersion };
     // Every token's delivery settles before the round ends; a token GA is failing for waits out its hold.
     const active = tokens.filter((token) => token.heldUntil <= now);
     const results = await Promise.allSettled(active.map((token) => deliverTokenRound(deps, options, token)));
-    // Requests that waited their turn for the log and whose token settled nothing since (all of them when flushing).
-    for (const { tokenId, requests } of this.sentLog.due(clock(), flush)) await store.recordSent(tokenId, requests, this.options.keepSent);
+    // Requests that waited their turn for the log and whose token settled nothing since (all of them when flushing);
+    // none for a token that is gone.
+    this.sentLog.keepOnly(new Set(tokens.map((t) => t.id)));
+    for (const { tokenId, requests } of this.sentLog.due(clock(), flush)) await this.writeSent(tokenId, requests);
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
     const lingerUntil = new Map<number, number>();

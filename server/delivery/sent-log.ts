@@ -34,9 +34,9 @@ interface TokenLog {
  * load a token sends hundreds of requests a second while the log keeps its last 200: writing each body, to be
  * deleted a fraction of a second later, cost more than anything else in delivering a hit.
  *
- * A token's requests are written with its round's settlement when none were written in the last second;
- * otherwise the newest `keep` of them wait, for a later settlement or {@link due}. The log is thus at most a
- * second behind, and a request after a quiet second is written at once. A waiting body is copied into a ring
+ * A token's requests are written after its round's settlement when none were written in the last second;
+ * otherwise the newest `keep` of them wait, for a later round's settlement or {@link due}. The log is thus at most a
+ * second behind the end of a round, and a request after a quiet second is written at once. A waiting body is copied into a ring
  * of buffers the token reuses: held as a string or a buffer of its own, each cost the garbage collector as much
  * as writing it had. A body too large for a slot, or a ring past the memory bound, is written at once.
  */
@@ -51,8 +51,8 @@ export class SentLog {
   ) {}
 
   /**
-   * A round's requests to `tokenId` (oldest first): what its settlement writes now, the waiting ones first (none
-   * when they wait). At most `keep`, the newest.
+   * A round's requests to `tokenId` (oldest first): what is written now, the waiting ones first (none when they
+   * wait). At most `keep`, the newest.
    */
   take(tokenId: number, requests: readonly SentToGa[], now: number): SentRequest[] {
     if (this.keep <= 0) return [];
@@ -84,6 +84,11 @@ export class SentLog {
       else out.push({ tokenId, requests: this.written(log, [], 0, now) });
     }
     return out;
+  }
+
+  /** Lets go of the rings of tokens not in `tokenIds` (deleted), and of what waits in them. */
+  keepOnly(tokenIds: ReadonlySet<number>): void {
+    for (const [tokenId, log] of this.tokens) if (!tokenIds.has(tokenId)) this.release(tokenId, log);
   }
 
   /** Bytes held for waiting bodies, all tokens. */

@@ -7,7 +7,7 @@ import { featureOfEvent, featureOn } from '../tokens/features.ts';
 import { retryDelay } from './backoff.ts';
 import { describeNetworkError, postToGa } from './ga-client.ts';
 import { mpUrl, rawRequests, type RawRequest } from './measurement-protocol.ts';
-import type { SentLog, SentToGa } from './sent-log.ts';
+import type { SentToGa } from './sent-log.ts';
 
 /** What one token's delivery in one round works with. */
 export interface TokenRoundDeps {
@@ -36,8 +36,8 @@ export interface TokenRoundOptions {
   random: () => number;
   /** The last requests kept per token for the admin (0: none). */
   keepSent: number;
-  /** Where the requests sent wait for their turn to be written to the store's log. */
-  sentLog: SentLog;
+  /** Hands the requests sent to the admin's log, which may hold them for their turn (see SentLog); never rejects. */
+  recordSent(tokenId: number, requests: SentToGa[]): Promise<void>;
 }
 
 /** What a token's round came to. */
@@ -117,7 +117,7 @@ async function deliverClaim(
   const attempts = new Map(rows.map((row) => [row.id, row.attempts]));
   // Counted once per round: several requests failing together are one failure of the token, not four.
   const failures = token.failures + 1;
-  const outcome: RoundOutcome = { claim: ref, now, delivered: [], failed: [], retried: [], sent: [], keepSent: options.keepSent };
+  const outcome: RoundOutcome = { claim: ref, now, delivered: [], failed: [], retried: [] };
   const sent: SentToGa[] = [];
   let blocked = false;
   let next = 0;
@@ -146,9 +146,13 @@ async function deliverClaim(
   // One transaction for the whole batch, whatever happened: its rows' pages are written once, not per request.
   outcome.now = deps.clock();
   outcome.end = true;
-  // What the log takes now: these, or nothing while they wait their turn (see SentLog).
-  outcome.sent = options.sentLog.take(token.id, sent, outcome.now);
-  const settled = await store.settle(outcome);
+  let settled: Awaited<ReturnType<Store['settle']>>;
+  try {
+    settled = await store.settle(outcome);
+  } finally {
+    // What was sent was sent, whatever the settlement came to: the log takes it in a transaction of its own.
+    await options.recordSent(token.id, sent);
+  }
   progress.ended = true;
   const label = { token: String(token.id) };
   deps.metrics.eventsDelivered.inc(label, settled.delivered);

@@ -1,7 +1,7 @@
 import { BOOKKEEPING, exclusively, greatest, idIn, type SqlDriver, type SqlExecutor } from './sql-driver.ts';
 import { claimedEvents, explode, insertEvents, rowOf, settlePackets, translate } from './sql-packets.ts';
 import type { Settlement, Store } from './store.ts';
-import type { ClaimedRow, ClaimRef, DropCount, SentRequest } from './types.ts';
+import type { ClaimedRow, ClaimRef, DropCount } from './types.ts';
 
 type OutboxQueries = Pick<
   Store,
@@ -47,24 +47,6 @@ async function countOutcome(tx: SqlExecutor, tokenId: number, now: number, deliv
      ON CONFLICT (token_id, hour) DO UPDATE SET delivered = delivery_stats.delivered + excluded.delivered, failed = delivery_stats.failed + excluded.failed`,
     [tokenId, hourOf(now), delivered, failed],
   );
-}
-
-/** Keeps a request that went to GA, and at most `keep` of the token's newest. */
-export async function keepSent(tx: SqlExecutor, tokenId: number, request: SentRequest, keep: number): Promise<void> {
-  const { rows } = await tx.query<{ id: number }>('INSERT INTO sent_requests (token_id, at, status, events, body) VALUES (?, ?, ?, ?, ?) RETURNING id', [
-    tokenId,
-    request.at,
-    request.status,
-    request.events,
-    request.body,
-  ]);
-  // Trimmed every few requests rather than each time: the table holds a few more than `keep` at most.
-  if (Number(rows[0]?.id ?? 0) % 16 !== 0) return;
-  await tx.query('DELETE FROM sent_requests WHERE token_id = ? AND id <= (SELECT id FROM sent_requests WHERE token_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)', [
-    tokenId,
-    tokenId,
-    keep,
-  ]);
 }
 
 /** Whether the claim still holds its token (no other relay took it over). */
@@ -226,7 +208,7 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
     },
 
     settle(o) {
-      const noWork = o.delivered.length === 0 && o.failed.length === 0 && o.retried.length === 0 && o.sent.length === 0;
+      const noWork = o.delivered.length === 0 && o.failed.length === 0 && o.retried.length === 0;
       if (noWork) {
         const none = { delivered: 0, failed: 0, retried: 0 };
         return o.end ? endLease(o.claim).then(() => none) : Promise.resolve(none);
@@ -279,7 +261,6 @@ export function outboxQueries(db: SqlDriver): OutboxQueries {
             .changes;
         }
         if (delivered + failed > 0) await countOutcome(tx, o.claim.tokenId, o.now, delivered, failed);
-        for (const request of o.sent) await keepSent(tx, o.claim.tokenId, request, o.keepSent);
         if (o.end) await tx.query(END_LEASE, [o.claim.tokenId, o.claim.id]);
         return { delivered, failed, retried };
       }, BOOKKEEPING);

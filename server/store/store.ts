@@ -33,9 +33,6 @@ export interface RoundOutcome {
   failed: Array<{ ids: number[]; error: string }>;
   /** A passing failure: due again at `nextAttemptAt`; the token is held until `hold.until`. */
   retried: Array<{ ids: number[]; error: string; nextAttemptAt: number; hold: { until: number; failures: number } }>;
-  /** The requests as GA received them, kept (at most `keepSent` a token). */
-  sent: SentRequest[];
-  keepSent: number;
   /** The claim ends with this settlement: the token's lease is given back in the same transaction. */
   end?: boolean;
 }

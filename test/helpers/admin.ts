@@ -126,7 +126,7 @@ export async function failEvents(services: TestServices, tokenId: number, error:
   const claim = await services.store.claim({ tokenId, owner: 'test', now, leaseMs: 30_000, limit: 1000 });
   const ids = claim.rows.slice(0, count).map((row) => row.id);
   expect(ids.length).toBeGreaterThan(0);
-  const settled = await services.store.settle({ claim, now, delivered: [], failed: [{ ids, error }], retried: [], sent: [], keepSent: 200 });
+  const settled = await services.store.settle({ claim, now, delivered: [], failed: [{ ids, error }], retried: [] });
   expect(settled.failed).toBe(ids.length);
   await services.store.endClaim(claim);
   const failed = await services.sql<{ id: number }>("SELECT id FROM outbox WHERE status = 'failed' AND token_id = ? ORDER BY id", [tokenId]);

@@ -5,7 +5,7 @@ import type { RelayOptions } from '../../server/delivery/relay.ts';
 import { historyOf, HISTORY_HOURS } from '../../server/admin/delivery-history.ts';
 import { featureOfEvent, type Feature } from '../../server/tokens/features.ts';
 import { addTestToken, DIALECTS, fakeClock, makeTestApp, queueEvents, until, type TestDatabase } from '../helpers/app.ts';
-import { ADMIN_TOKEN, api, getPage, login } from '../helpers/admin.ts';
+import { ADMIN_TOKEN, api, getPage, login, recordingLogger } from '../helpers/admin.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
 
 const EVENTS_KEY = 'events-key-for-tests-0123456789';
@@ -208,6 +208,21 @@ describe('the sent page', () => {
     await services.relay.stop();
     expect(await listed()).toEqual(exactlyAsReceived());
     expect(await listed()).toHaveLength(2);
+  });
+
+  it('costs only the log, never a delivery, when the log cannot be written', async () => {
+    const log = recordingLogger();
+    const made = await makeTestApp({ database: 'sqlite', log, config: { adminToken: ADMIN_TOKEN, gaUrl: ga.url } });
+    const { services } = made;
+    stopAfterTest({ stop: () => services.store.close() });
+    const a = await addTestToken(services);
+    // A real fault of the database, for this table alone.
+    await services.sql('DROP TABLE sent_requests');
+    await queueEvents(services, Array.from({ length: 30 }, (_, i) => ({ tokenId: a.id, name: 'task_event', params: { namespace: 'jobs', task: `t${i}` } })));
+    await services.relay.drain();
+    expect(collectRequestsTo(a.measurementId).flatMap((r) => r.body?.events ?? [])).toHaveLength(30);
+    expect(await services.store.pendingCount()).toBe(0);
+    expect(log.lines.some((line) => line.includes(`token ${a.id}:`) && line.includes("not written to the admin's log"))).toBe(true);
   });
 
   it('shows at most the last 200 requests', async () => {

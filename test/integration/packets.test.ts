@@ -20,7 +20,7 @@ const pageView = (tokenId: number, n: number, occurredAt = NOW - 1_000 + n): New
 const pathsOf = (rows: Array<{ paramsJson: string }>) => rows.map((r) => (JSON.parse(r.paramsJson) as { page_location: string }).page_location.slice(-3).replace('/', ''));
 const claimOf = (store: Store, tokenId: number, owner: string, now = NOW, limit = 100) => store.claim({ tokenId, owner, now, leaseMs: 30_000, limit });
 const settle = (store: Store, claim: ClaimRef, now: number, parts: Partial<RoundOutcome>) =>
-  store.settle({ claim, now, delivered: [], failed: [], retried: [], sent: [], keepSent: 0, ...parts });
+  store.settle({ claim, now, delivered: [], failed: [], retried: [], ...parts });
 
 async function setup(dialect: (typeof DIALECTS)[number]): Promise<TestStore & { tokenId: number }> {
   const opened = await openTestStore(dialect);

@@ -40,8 +40,6 @@ const outcome = (claim: ClaimRef, now: number, parts: Partial<RoundOutcome>): Ro
   delivered: [],
   failed: [],
   retried: [],
-  sent: [],
-  keepSent: 200,
   ...parts,
 });
 const delivered = async (store: Store, claim: ClaimRef, ids: number[], now: number) => (await store.settle(outcome(claim, now, { delivered: ids }))).delivered;
@@ -275,6 +273,18 @@ describe.each(DIALECTS)('the store on %s', (dialect) => {
     await store.recordSent(tokenId, [{ at: NOW + 20, status: 204, events: 1, body: '{"relay":2}' }], 200);
     await store.recordSent(tokenId, [{ at: NOW + 10, status: 204, events: 1, body: '{"relay":1,"n":1}' }, { at: NOW + 11, status: 204, events: 1, body: '{"relay":1,"n":2}' }], 200);
     expect((await store.sentRequests(tokenId, 200)).map((r) => r.body)).toEqual(['{"relay":2}', '{"relay":1,"n":2}', '{"relay":1,"n":1}']);
+    await store.close();
+  });
+
+  it('keeps the newest requests by the time GA answered when older ones are written last', async () => {
+    const { store, tokenId } = await setup(dialect);
+    const requests = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ at: NOW + from + i, status: 204, events: 1, body: `{"at":${from + i}}` }));
+    // One relay writes its 50 newest at once; another then writes 200 it held, all older.
+    await store.recordSent(tokenId, requests(1_000, 50), 200);
+    await store.recordSent(tokenId, requests(0, 200), 200);
+    const kept = await store.sentRequests(tokenId, 200);
+    // All 50 newest, then the newest 150 of the older ones.
+    expect(kept.map((r) => r.at - NOW)).toEqual([...requests(50, 150), ...requests(1_000, 50)].map((r) => r.at - NOW).reverse());
     await store.close();
   });
 });

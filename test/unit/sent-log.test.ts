@@ -90,6 +90,18 @@ describe('the sent log on its way to the store', () => {
     expect(waiting + writtenAtOnce).toBe(10 * 200);
   });
 
+  it('lets go of a deleted token’s ring and what waits in it', () => {
+    const log = new SentLog(200);
+    for (const token of [1, 2]) {
+      log.take(token, [request(1)], T0);
+      log.take(token, [request(2)], T0 + 1);
+    }
+    const both = log.heldBytes();
+    log.keepOnly(new Set([2]));
+    expect(log.heldBytes()).toBe(both / 2);
+    expect(log.due(T0 + 1, true)).toEqual([{ tokenId: 2, requests: [plain(request(2))] }]);
+  });
+
   it('keeps nothing when the relay keeps no log', () => {
     const log = new SentLog(0);
     expect(log.take(1, [request(1)], T0)).toEqual([]);
