@@ -7,9 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startFakeGa } from '../harness/fake-ga.ts';
-import { loadServers, TOKENS, type ServerRun } from './measure.ts';
-import { COLLECTOR_NODE_FLAGS, collectorEnv, prepareDatabase, startScript } from './support.ts';
+import { loadServers, withCollectors, type ServerRun } from './measure.ts';
 
 const { values: options, positionals: builds } = parseArgs({
   allowPositionals: true,
@@ -36,22 +34,13 @@ try {
   for (let round = 1; round <= Number(options.rounds); round++) {
     for (const [i, build] of builds.entries()) {
       const [script, flags] = build.split('|') as [string, string | undefined];
-      const ga = await startFakeGa();
-      try {
-        ga.setMode({ kind: 'ok' });
-        const database = join(work, `${round}-${i}.db`);
-        await prepareDatabase(database, TOKENS);
-        const server = await startScript(script, collectorEnv(database, ga.url), flags === undefined ? COLLECTOR_NODE_FLAGS : flags.split(/\s+/).filter(Boolean));
-        try {
-          const run = await loadServers([server], Number(options.warmup), Number(options.duration));
-          results.get(build)?.push(line(run));
-          console.log(`round ${round} ${build}: ${line(run)}`);
-        } finally {
-          await server.stop();
-        }
-      } finally {
-        await ga.close();
-      }
+      const nodeFlags = flags?.split(/\s+/).filter(Boolean);
+      const run = await withCollectors(join(work, `${round}-${i}.db`), { kind: 'ok' }, [{}], (servers) => loadServers(servers, Number(options.warmup), Number(options.duration)), {
+        script,
+        nodeFlags,
+      });
+      results.get(build)?.push(line(run));
+      console.log(`round ${round} ${build}: ${line(run)}`);
     }
   }
   for (const [build, lines] of results) console.log(`\n${build}\n  ${lines.join('\n  ')}`);

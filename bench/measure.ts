@@ -134,20 +134,23 @@ export function postgresPids(dir: string): number[] {
 
 /**
  * Runs `fn` against collectors (one per `env`) on a database holding the bench tokens, relaying to a fresh fake
- * GA that starts in `gaMode`; all are stopped afterwards, whatever happens.
+ * GA that starts in `gaMode`; all are stopped afterwards, whatever happens. `build` runs another compiled
+ * collector, or Node flags other than `npm start`'s.
  */
 export async function withCollectors<T>(
   database: string,
   gaMode: FakeGaMode,
   envs: Array<Record<string, string>>,
   fn: (collectors: ServerProcess[], ga: FakeGa) => Promise<T>,
+  build: { script?: string; nodeFlags?: string[] } = {},
 ): Promise<T> {
   const ga = await startFakeGa();
   const collectors: ServerProcess[] = [];
   try {
     ga.setMode(gaMode);
     await prepareDatabase(database, TOKENS);
-    for (const env of envs) collectors.push(await startScript(COLLECTOR, { ...collectorEnv(database, ga.url), ...env }, COLLECTOR_NODE_FLAGS));
+    const { script = COLLECTOR, nodeFlags = COLLECTOR_NODE_FLAGS } = build;
+    for (const env of envs) collectors.push(await startScript(script, { ...collectorEnv(database, ga.url), ...env }, nodeFlags));
     return await fn(collectors, ga);
   } finally {
     await Promise.all(collectors.map((c) => c.stop()));
