@@ -25,7 +25,7 @@ export interface GaRequestOptions {
   /** TLS options for the connection to an https URL (a test's own certificate authority); the system's by default. */
   tls?: ConnectionOptions;
   /** Receives the body's UTF-8 bytes as the connection sends them (not with `fetch`); never to be changed. */
-  body?: (bytes: Buffer) => void;
+  sentBytes?: (bytes: Buffer) => void;
 }
 
 /** What a request to GA got back, whichever way it was sent: the status and headers, then the body. */
@@ -90,7 +90,7 @@ export function postToGa(url: string, json: string, options: GaRequestOptions = 
           cancel = (reason) => controller.abort(reason);
           res = await sendWithFetch(send, url, json, controller.signal);
         } else {
-          res = await postJson(url, json, { timeoutMs, cancel: (abandon) => (cancel = abandon), body: options.body }, options.tls);
+          res = await postJson(url, json, { timeoutMs, cancel: (abandon) => (cancel = abandon), sentBytes: options.sentBytes }, options.tls);
         }
         if (settled) {
           // A late answer to a request already given up on: it was counted as a failure and will be sent again.

@@ -25,7 +25,7 @@ export interface PostOptions {
   cancel(abandon: (reason: Error) => void): void;
   maxAnswerChars?: number;
   /** Receives the body's bytes as they are sent (a view of the request's buffer: never to be changed). */
-  body?: (bytes: Buffer) => void;
+  sentBytes?: (bytes: Buffer) => void;
 }
 
 /** Where requests go: one pool of connections per scheme, host, port and timeout. */
@@ -317,7 +317,7 @@ export function postJson(url: string, json: string, options: PostOptions, tls: C
     const payload = Buffer.allocUnsafe(start.length + bytes);
     payload.write(start, 0, 'latin1');
     payload.write(json, start.length, 'utf8');
-    options.body?.(payload.subarray(start.length));
+    options.sentBytes?.(payload.subarray(start.length));
     const exchange: Exchange = { payload, maxAnswerChars: options.maxAnswerChars ?? DEFAULT_MAX_ANSWER_CHARS, resolve, reject, received: 0, keepAlive: false, complete: false };
     options.cancel((reason) => pool.abandon(exchange, reason));
     pool.send(exchange);

@@ -258,7 +258,6 @@ export class Relay implements Delivery {
       flush,
       signal: this.stopController.signal,
       random: this.options.random,
-      keepSent: this.options.keepSent,
       recordSent: (tokenId, requests) => this.writeSent(tokenId, this.sentLog.take(tokenId, requests, clock())),
     };
     const deps = { ...this.deps, gaUrl: this.deps.config.gaUrl, clientId: this.deps.identity.uuid, appVersion: this.deps.config.appVersion };
@@ -267,7 +266,8 @@ export class Relay implements Delivery {
     const results = await Promise.allSettled(active.map((token) => deliverTokenRound(deps, options, token)));
     // Requests that waited their turn for the log and whose token settled nothing since (all of them when flushing);
     // none for a token that is gone.
-    this.sentLog.keepOnly(new Set(tokens.map((t) => t.id)));
+    const sending = new Set(tokens.map((t) => t.id));
+    this.sentLog.keepOnly(sending);
     for (const { tokenId, requests } of this.sentLog.due(clock(), flush)) await this.writeSent(tokenId, requests);
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
@@ -279,7 +279,6 @@ export class Relay implements Delivery {
       if (result.value.lingerUntil !== undefined) lingerUntil.set((active[i] as Token).id, result.value.lingerUntil);
     });
     // Next: when a token we send to has an event due (a held-back partial request: once its linger is up).
-    const sending = new Set(tokens.map((t) => t.id));
     const due = (await store.dueTimes()).filter((d) => sending.has(d.tokenId)).map((d) => lingerUntil.get(d.tokenId) ?? d.dueAt);
     return { more, nextAt: Math.min(this.sentLog.dueAt(), ...due) };
   }

@@ -55,13 +55,11 @@ export class SentLog {
    * wait). At most `keep`, the newest.
    */
   take(tokenId: number, requests: readonly SentToGa[], now: number): SentRequest[] {
-    if (this.keep <= 0) return [];
-    const log = this.tokens.get(tokenId);
-    if (!log || now - log.writtenAt >= this.everyMs) {
-      if (log && log.count === 0 && requests.length === 0) this.release(tokenId, log);
-      else if (!log && requests.length > 0) this.tokens.set(tokenId, { slots: [], start: 0, count: 0, writtenAt: now });
-      return this.newest(this.written(log, requests, 0, now));
-    }
+    let log = this.tokens.get(tokenId);
+    if (this.keep <= 0 || (requests.length === 0 && !log?.count)) return [];
+    // A token new here, or quiet since its rings were let go (see due), writes at once.
+    if (!log) this.tokens.set(tokenId, (log = { slots: [], start: 0, count: 0, writtenAt: -Infinity }));
+    if (now - log.writtenAt >= this.everyMs) return this.newest(this.written(log, requests, 0, now));
     for (let i = 0; i < requests.length; i++) {
       if (!this.hold(log, requests[i] as SentToGa)) return this.newest(this.written(log, requests, i, now));
     }
@@ -96,18 +94,16 @@ export class SentLog {
     return this.held;
   }
 
-  /** The waiting requests of `log` (if any) and `requests` from `from` on, as written now. */
-  private written(log: TokenLog | undefined, requests: readonly SentToGa[], from: number, now: number): SentRequest[] {
+  /** The waiting requests of `log` and `requests` from `from` on, as written now. */
+  private written(log: TokenLog, requests: readonly SentToGa[], from: number, now: number): SentRequest[] {
     const out: SentRequest[] = [];
-    if (log) {
-      for (let k = 0; k < log.count; k++) {
-        const slot = log.slots[(log.start + k) % this.keep] as Slot;
-        out.push({ at: slot.at, status: slot.status, events: slot.events, body: slot.bytes.toString('utf8', 0, slot.length) });
-      }
-      log.start = 0;
-      log.count = 0;
-      log.writtenAt = now;
+    for (let k = 0; k < log.count; k++) {
+      const slot = log.slots[(log.start + k) % this.keep] as Slot;
+      out.push({ at: slot.at, status: slot.status, events: slot.events, body: slot.bytes.toString('utf8', 0, slot.length) });
     }
+    log.start = 0;
+    log.count = 0;
+    log.writtenAt = now;
     for (let i = from; i < requests.length; i++) {
       const { at, status, events, body } = requests[i] as SentToGa;
       out.push({ at, status, events, body });

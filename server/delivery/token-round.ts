@@ -34,8 +34,6 @@ export interface TokenRoundOptions {
   /** Abandons requests in flight (the relay is stopping). */
   signal: AbortSignal;
   random: () => number;
-  /** The last requests kept per token for the admin (0: none). */
-  keepSent: number;
   /** Hands the requests sent to the admin's log, which may hold them for their turn (see SentLog); never rejects. */
   recordSent(tokenId: number, requests: SentToGa[]): Promise<void>;
 }
@@ -129,7 +127,7 @@ async function deliverClaim(
       const answer = await sendRequest(deps, options, token, request);
       if (answer.kind === 'abandoned') continue; // stopping: the rows stay as they were, for whoever comes next
       deps.metrics.gaRequests.inc({ token: String(token.id), outcome: answer.kind });
-      if (answer.sent && options.keepSent > 0) sent.push(answer.sent);
+      if (answer.sent) sent.push(answer.sent);
       if (answer.kind === 'delivered') outcome.delivered.push(...request.ids);
       else if (answer.kind === 'failed') outcome.failed.push({ ids: request.ids, error: answer.error });
       else {
@@ -174,7 +172,7 @@ async function sendRequest(deps: TokenRoundDeps, options: TokenRoundOptions, tok
       timeoutMs: options.timeoutMs,
       signal: options.signal,
       fetch: deps.fetch,
-      body: (sentBytes) => (bytes = sentBytes),
+      sentBytes: (sentBytes) => (bytes = sentBytes),
     });
     // Exactly what GA received (the URL, which holds the secret, is not kept), for the log.
     const sent: SentToGa = { at: deps.clock(), status: answer.status, events: request.ids.length, body, bytes };

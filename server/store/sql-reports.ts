@@ -1,6 +1,6 @@
-import { BOOKKEEPING, type SqlDriver, type SqlExecutor } from './sql-driver.ts';
+import { BOOKKEEPING, type SqlDriver } from './sql-driver.ts';
 import type { Store } from './store.ts';
-import type { FailedEvent, SentRequest, TokenCounts } from './types.ts';
+import type { FailedEvent, TokenCounts } from './types.ts';
 
 type ReportQueries = Pick<Store, 'tokenCounts' | 'hourCounts' | 'failedEvents' | 'dropCounts' | 'recordSent' | 'sentRequests'>;
 
@@ -54,7 +54,16 @@ export function reportQueries(db: SqlDriver): ReportQueries {
     async recordSent(tokenId, requests, keep) {
       if (requests.length === 0) return;
       await db.transaction(async (tx) => {
-        for (const request of requests) await keepSent(tx, tokenId, request, keep);
+        for (const { at, status, events, body } of requests) {
+          await tx.query('INSERT INTO sent_requests (token_id, at, status, events, body) VALUES (?, ?, ?, ?, ?)', [tokenId, at, status, events, body]);
+        }
+        // The newest `keep` by GA's answer stay, as the admin lists them: a relay that held its requests for a
+        // second may write older ones after another relay's newer ones.
+        await tx.query('DELETE FROM sent_requests WHERE token_id = ? AND id NOT IN (SELECT id FROM sent_requests WHERE token_id = ? ORDER BY at DESC, id DESC LIMIT ?)', [
+          tokenId,
+          tokenId,
+          keep,
+        ]);
       }, BOOKKEEPING);
     },
 
@@ -68,24 +77,4 @@ export function reportQueries(db: SqlDriver): ReportQueries {
       return rows;
     },
   };
-}
-
-/** Keeps a request that went to GA, and at most `keep` of the token's newest. */
-async function keepSent(tx: SqlExecutor, tokenId: number, request: SentRequest, keep: number): Promise<void> {
-  const { rows } = await tx.query<{ id: number }>('INSERT INTO sent_requests (token_id, at, status, events, body) VALUES (?, ?, ?, ?, ?) RETURNING id', [
-    tokenId,
-    request.at,
-    request.status,
-    request.events,
-    request.body,
-  ]);
-  // Trimmed every few requests rather than each time: the table holds a few more than `keep` at most. What stays
-  // is the newest by GA's answer, as the admin lists them: a relay that held its requests for a second may write
-  // older ones after another relay's newer ones.
-  if (Number(rows[0]?.id ?? 0) % 16 !== 0) return;
-  await tx.query('DELETE FROM sent_requests WHERE token_id = ? AND id NOT IN (SELECT id FROM sent_requests WHERE token_id = ? ORDER BY at DESC, id DESC LIMIT ?)', [
-    tokenId,
-    tokenId,
-    keep,
-  ]);
 }

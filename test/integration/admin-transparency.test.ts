@@ -177,7 +177,7 @@ describe('the sent page', () => {
   }
 
   it('gets a busy token’s requests a second after the last ones by itself, and what still waits when the relay stops', async () => {
-    const { services, clock, listed, exactlyAsReceived, sendOneRequest } = await busyToken();
+    const { services, clock, listed, exactlyAsReceived, sendOneRequest, a, b } = await busyToken();
     await sendOneRequest(1);
     // The first after a quiet second is written at once, with its round.
     await until(async () => (await listed()).length === 1);
@@ -194,6 +194,10 @@ describe('the sent page', () => {
     await services.relay.stop();
     expect(await listed()).toEqual(exactlyAsReceived());
     expect(await listed()).toHaveLength(3);
+    // Two of them waited as the bytes the connection sent, whose head carries the secret in its URL: none of it.
+    const text = JSON.stringify(await listed());
+    for (const secret of [a.apiSecret, b.apiSecret, encodeURIComponent(a.apiSecret)]) expect(text).not.toContain(secret);
+    expect(text).not.toContain('/mp/collect');
   });
 
   it('writes what waits for the log when a stop cuts the last round short', async () => {

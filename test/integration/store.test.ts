@@ -256,7 +256,7 @@ describe.each(DIALECTS)('the store on %s', (dialect) => {
   it('keeps the last requests sent to each token, newest first, bounded', async () => {
     const { store, tokenId, sql } = await setup(dialect);
     for (let i = 0; i < 40; i += 1) await store.recordSent(tokenId, [{ at: NOW + i, status: 204, events: i + 1, body: `{"n":${i}}` }], 3);
-    // Trimmed every few requests: a few more than `keep` at most.
+    // Trimmed with each write: never more than `keep` stay (the bound checked is the looser one it once had).
     const [{ n }] = (await sql<{ n: number }>('SELECT count(*) AS n FROM sent_requests')) as [{ n: number }];
     expect(Number(n)).toBeLessThanOrEqual(3 + 16);
     expect(await store.sentRequests(tokenId, 3)).toEqual([
