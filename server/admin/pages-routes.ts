@@ -34,15 +34,18 @@ import { ValidatePage } from './views/validate-page.tsx';
 
 type Env = { Variables: SessionVariables & AdminPathVariables };
 
-/** Fixed texts for the notice after a redirect: the query names one, so nothing user-made is reflected. */
-const NOTICES: Record<string, (n: number) => string> = {
-  added: () => 'Token added.',
-  saved: () => 'Changes saved.',
-  deleted: () => 'Token deleted.',
-  retried: (n) => `${n} failed ${n === 1 ? 'event' : 'events'} put back in the queue.`,
-  'logged-in': () => 'Logged in.',
-  'stats-sent': (n) => `Daily stats queued: ${n} ${n === 1 ? 'event' : 'events'} for the tokens with daily stats on.`,
-};
+/**
+ * Fixed texts for the notice after a redirect: the query names one, so nothing user-made is reflected. A map, not
+ * an object: a name such as `__proto__` or `valueOf` must find nothing.
+ */
+const NOTICES = new Map<string, (n: number) => string>([
+  ['added', () => 'Token added.'],
+  ['saved', () => 'Changes saved.'],
+  ['deleted', () => 'Token deleted.'],
+  ['retried', (n) => `${n} failed ${n === 1 ? 'event' : 'events'} put back in the queue.`],
+  ['logged-in', () => 'Logged in.'],
+  ['stats-sent', (n) => `Daily stats queued: ${n} ${n === 1 ? 'event' : 'events'} for the tokens with daily stats on.`],
+]);
 
 /**
  * The admin pages (HTML) under `/admin`: login, the token list with delivery status and charts, add/change/delete,
@@ -272,7 +275,7 @@ function page(c: Context, node: ReturnType<FC>, status: ContentfulStatusCode = 2
 }
 
 function noticeOf(c: Context): string | undefined {
-  const notice = NOTICES[c.req.query('notice') ?? ''];
+  const notice = NOTICES.get(c.req.query('notice') ?? '');
   const n = Number.parseInt(c.req.query('n') ?? '0', 10);
   return notice?.(Number.isFinite(n) && n >= 0 ? n : 0);
 }

@@ -51,6 +51,22 @@ describe('admin pages', () => {
     expect(html).not.toContain('disabled by ANALYTICS_DISABLED');
   });
 
+  it('shows only its own notices: a notice named like a built-in property of an object shows nothing', async () => {
+    const { app } = await makeAdminApp();
+    const browser = await login(app);
+    for (const base of [LIST, '/admin/analytics/failed/']) {
+      for (const notice of ['__proto__', 'constructor', 'hasOwnProperty', 'valueOf', 'toString', 'nonsense']) {
+        const res = await getPage(app, `${base}?notice=${notice}&n=1`, browser.cookie);
+        expect(res.status, `${base} ${notice}`).toBe(200);
+        const html = await res.text();
+        expect(html).not.toContain('[object');
+        expect(html).not.toContain('class="banner notice"');
+      }
+      // The notices it has still show.
+      expect(await (await getPage(app, `${base}?notice=retried&n=2`, browser.cookie)).text()).toContain('2 failed events put back in the queue.');
+    }
+  });
+
   it('shows a clear banner when analytics is disabled', async () => {
     const { app } = await makeAdminApp({ config: { disabled: true } });
     const browser = await login(app);
