@@ -15,8 +15,8 @@ import { collectRoutes } from './ingest/collect-route.ts';
 import type { Services } from './services.ts';
 import { RETRY_AFTER_S, StoreUnavailableError } from './store/errors.ts';
 
-/** At most one log line this often about requests answered 503 because the database does not answer. */
-const UNAVAILABLE_LOG_EVERY_MS = 10_000;
+/** At most one log line this often about requests answered 503 because the database does not answer, and about 500s. */
+const REPEATED_LOG_EVERY_MS = 10_000;
 
 /**
  * Builds the collector's HTTP app over the given services; tests call `app.request()` on it.
@@ -46,7 +46,10 @@ export function createApp(services: Services): Hono {
   app.notFound((c) => c.json({ error: 'not found' }, 404));
   // While the database does not answer, every request that needs it is a 503: said in the log at most once every
   // 10 s with a count, so that requests anybody can send do not fill the log (or the disk that may be full already).
-  const noteUnavailable = rateLimitedLine(services.clock, UNAVAILABLE_LOG_EVERY_MS);
+  const noteUnavailable = rateLimitedLine(services.clock, REPEATED_LOG_EVERY_MS);
+  // An error nobody expected is a bug to see, with its stack; should anybody's requests find one to repeat, the
+  // log still gets one such line every 10 s, with how many more there were.
+  const noteInternal = rateLimitedLine(services.clock, REPEATED_LOG_EVERY_MS);
   app.onError((error, c) => {
     if (error instanceof HTTPException) {
       return c.json({ error: error.message || 'request refused' }, error.status);
@@ -66,7 +69,10 @@ export function createApp(services: Services): Hono {
       });
       return c.json({ error: `the database is unavailable (${error.message}); try again later` }, 503, { 'Retry-After': String(RETRY_AFTER_S) });
     }
-    services.log.error(`${c.req.method} ${c.req.path} failed`, error);
+    noteInternal((n) => {
+      const more = n > 1 ? ` (${n - 1} more internal errors since the last line)` : '';
+      services.log.error(`${c.req.method} ${c.req.path} failed${more}`, error);
+    });
     return c.json({ error: 'internal error' }, 500);
   });
   return app;

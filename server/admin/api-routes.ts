@@ -2,7 +2,7 @@ import { Hono, type Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { z } from 'zod';
 import { requireBearer, type CredentialGuard } from '../core/credential-guard.ts';
-import { parseJsonBody } from '../core/http.ts';
+import { bodyText, parseJsonBody } from '../core/http.ts';
 import type { Services } from '../services.ts';
 import { parseNewToken, parseTokenPatch, tokenJson } from '../tokens/token-input.ts';
 import type { Token } from '../tokens/tokens.ts';
@@ -41,7 +41,7 @@ export function adminApiRoutes(services: Services, guard: CredentialGuard): Hono
   app.get('/tokens', async (c) => c.json({ tokens: (await services.tokens.list()).map(tokenJson) }));
 
   app.post('/tokens', async (c) => {
-    const token = await services.tokens.create(parseNewToken(parseJsonBody(await c.req.text())));
+    const token = await services.tokens.create(parseNewToken(parseJsonBody(await bodyText(c))));
     services.log.info(`admin: token ${token.id} added`);
     // Where the API was reached, mount prefix included.
     return c.json(tokenJson(token), 201, { Location: `${c.req.path.replace(/\/+$/, '')}/${token.id}` });
@@ -51,7 +51,7 @@ export function adminApiRoutes(services: Services, guard: CredentialGuard): Hono
 
   app.patch('/tokens/:id', async (c) => {
     const current = await tokenOf(c);
-    const token = await services.tokens.update(current.id, parseTokenPatch(parseJsonBody(await c.req.text()), current));
+    const token = await services.tokens.update(current.id, parseTokenPatch(parseJsonBody(await bodyText(c)), current));
     if (!token) throw new HTTPException(404, { message: 'There is no such token (it may have been deleted).' });
     services.log.info(`admin: token ${token.id} changed`);
     return c.json(tokenJson(token));
@@ -76,7 +76,7 @@ export function adminApiRoutes(services: Services, guard: CredentialGuard): Hono
 
   app.post('/tokens/:id/retry', async (c) => {
     const token = await tokenOf(c);
-    const raw = await c.req.text();
+    const raw = await bodyText(c);
     const { ids } = retrySchema.parse(raw.trim() === '' ? {} : parseJsonBody(raw));
     return c.json({ retried: await services.relay.retryFailed(token.id, ids) });
   });

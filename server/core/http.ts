@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import type { ZodError } from 'zod';
@@ -54,4 +54,27 @@ export function bodyTooLarge(maxBytes: number): never {
  */
 export function limitBody(maxBytes: number): MiddlewareHandler {
   return bodyLimit({ maxSize: maxBytes, onError: () => bodyTooLarge(maxBytes) });
+}
+
+/**
+ * A body that did not arrive whole: the client closed the connection (a closed tab, a lost mobile connection) or
+ * reset it before the body's end. The client's doing, like any bad body: a 400, never a 500 or a line in the log.
+ */
+export class BodyCutShortError extends HTTPException {
+  constructor() {
+    super(400, { message: 'the body did not arrive whole: the connection closed before its end' });
+  }
+}
+
+/**
+ * The request's body as text. A body the client did not send whole is a {@link BodyCutShortError}; a refusal
+ * on the way (a 413 from {@link limitBody}) stays what it is.
+ */
+export async function bodyText(c: Context): Promise<string> {
+  try {
+    return await c.req.text();
+  } catch (error) {
+    if (error instanceof HTTPException) throw error;
+    throw new BodyCutShortError();
+  }
 }

@@ -35,7 +35,7 @@ export function createMetrics(): Metrics {
     }),
     hitsRefused: new Counter({
       name: 'analytics_hits_refused_total',
-      help: 'Hits answered 4xx and not queued, by reason (invalid, too-large, rate-limited)',
+      help: 'Hits answered 4xx and not queued, by reason (invalid, too-large, rate-limited, cut-short)',
       labelNames: ['reason'],
       registers,
     }),

@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Config } from '../core/config.ts';
 import { requireBearer, type CredentialGuard } from '../core/credential-guard.ts';
-import { limitBody, parseJsonBody } from '../core/http.ts';
+import { bodyText, limitBody, parseJsonBody } from '../core/http.ts';
 import { parseHostStats, saveHostStats, type DailyStatsDeps } from './daily-stats.ts';
 import { analyticsEvents } from './task-events.ts';
 
@@ -45,7 +45,7 @@ export function eventsRoutes(services: EventsRouteDeps, guard: CredentialGuard):
   ] as const;
 
   app.post('/events', ...guarded, async (c) => {
-    const body = eventBodySchema.parse(parseJsonBody(await c.req.text(), 'body must be JSON'));
+    const body = eventBodySchema.parse(parseJsonBody(await bodyText(c), 'body must be JSON'));
     const events = analyticsEvents(services, {
       namespace: body.namespace,
       task: body.task,
@@ -59,7 +59,7 @@ export function eventsRoutes(services: EventsRouteDeps, guard: CredentialGuard):
   });
 
   app.put('/stats', ...guarded, async (c) => {
-    const json = parseJsonBody(await c.req.text(), 'body must be JSON');
+    const json = parseJsonBody(await bodyText(c), 'body must be JSON');
     await saveHostStats(services, parseHostStats(json));
     return c.body(null, 204);
   });

@@ -6,7 +6,7 @@ import { HTTPException } from 'hono/http-exception';
 import { MAX_HIT_BYTES } from '../../shared/wire.ts';
 import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
-import { bodyTooLarge, limitBody } from '../core/http.ts';
+import { BodyCutShortError, bodyText, bodyTooLarge, limitBody } from '../core/http.ts';
 import { packagePath } from '../core/package-root.ts';
 import type { Metrics } from '../core/metrics.ts';
 import { pageViewParams } from '../delivery/measurement-protocol.ts';
@@ -80,13 +80,13 @@ function hitBodyReader(): (c: Context) => Promise<string> {
     if (length === undefined || c.req.header('transfer-encoding') !== undefined) {
       let text = '';
       await streamed(c, async () => {
-        text = await c.req.text();
+        text = await bodyText(c);
       });
       return text;
     }
     // Node's parser delivers exactly Content-Length bytes, so the header is the body's size.
     if (Number.parseInt(length, 10) > MAX_HIT_BYTES) bodyTooLarge(MAX_HIT_BYTES);
-    return c.req.text();
+    return bodyText(c);
   };
 }
 
@@ -142,7 +142,9 @@ export function collectRoutes(services: CollectDeps): Hono {
       return new Response(null, { status: 204, headers: HIT_HEADERS });
     } catch (error) {
       // The app's error handler answers (400, 413, 429, 503); the answer carries the hit's headers too.
-      if (error instanceof HTTPException) metrics.hitsRefused.inc({ reason: REFUSED[error.status] ?? String(error.status) });
+      if (error instanceof HTTPException) {
+        metrics.hitsRefused.inc({ reason: error instanceof BodyCutShortError ? 'cut-short' : (REFUSED[error.status] ?? String(error.status)) });
+      }
       for (const name in HIT_HEADERS) c.header(name, HIT_HEADERS[name]);
       throw error;
     }

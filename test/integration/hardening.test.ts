@@ -10,7 +10,7 @@ import { rateLimiter } from '../../server/ingest/rate-limit.ts';
 import { startCollector } from '../../harness/collector-process.ts';
 import type { FakeGa } from '../../harness/fake-ga.ts';
 import { ADMIN_TOKEN, api, login, recordingLogger } from '../helpers/admin.ts';
-import { addTestToken, fakeClock, makeTestApp, metricsText, outboxEvents, queueEvents, until } from '../helpers/app.ts';
+import { METRICS_TOKEN, addTestToken, fakeClock, makeTestApp, metricsText, outboxEvents, queueEvents, until } from '../helpers/app.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
 
 const CHROME = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
@@ -213,6 +213,77 @@ describe('slow clients are cut off', () => {
       for (const socket of sockets) socket.destroy();
     }
   }, 30_000);
+});
+
+describe('bodies cut short', () => {
+  it('a body that never arrives whole is a 400 counted once, never an error in the log, and changes nothing', async () => {
+    const collector = await startCollector({
+      ANALYTICS_DB: join(dir, 'cut-short.db'),
+      ANALYTICS_GA_URL: ga.url,
+      ANALYTICS_EVENTS_KEY: EVENTS_KEY,
+      ANALYTICS_ADMIN_TOKEN: ADMIN_TOKEN,
+      ANALYTICS_METRICS_TOKEN: METRICS_TOKEN,
+    });
+    stopAfterTest(collector);
+    const { hostname, port } = new URL(collector.url);
+    // The headers promise 100 bytes; 9 come, then the client goes (a closed tab, a lost mobile connection).
+    const cutShort = (path: string, headers: string, how: 'end' | 'reset') =>
+      new Promise<string>((resolve) => {
+        const socket = connect(Number(port), hostname);
+        let answer = '';
+        socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+        socket.on('error', () => undefined);
+        socket.on('close', () => resolve(answer));
+        socket.on('connect', () => {
+          socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\n${headers}Content-Length: 100\r\n\r\n{"path":"`);
+          setTimeout(() => (how === 'end' ? socket.end() : socket.resetAndDestroy()), 50);
+        });
+      });
+    const sent: Array<Promise<string>> = [];
+    for (const how of ['end', 'reset'] as const) {
+      for (let i = 0; i < 10; i += 1) sent.push(cutShort('/collect', `User-Agent: ${CHROME}\r\n`, how));
+      sent.push(cutShort('/api/events', `Authorization: Bearer ${EVENTS_KEY}\r\nContent-Type: application/json\r\n`, how));
+      sent.push(cutShort('/api/admin/tokens', `Authorization: Bearer ${ADMIN_TOKEN}\r\nContent-Type: application/json\r\n`, how));
+    }
+    await Promise.all(sent);
+    const metrics = async () => (await fetch(`${collector.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+    await until(async () => /analytics_hits_refused_total\{reason="cut-short"\} 20\b/.test(await metrics()));
+    // Nothing was queued or made, and the collector takes the next hit as ever.
+    expect(await metrics()).toMatch(/analytics_hits_received_total 0\b/);
+    const tokens = (await (await fetch(`${collector.url}/api/admin/tokens`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).json()) as { tokens: unknown[] };
+    expect(tokens.tokens).toHaveLength(1);
+    expect((await fetch(`${collector.url}/collect`, hitRequest('/after-the-cut'))).status).toBe(204);
+    // Anybody can send these: not one line each in the log, and no stack traces.
+    const output = collector.output();
+    expect(output).not.toContain('error:');
+    expect(output).not.toMatch(/\n\s+at /);
+    expect(output).not.toContain('aborted');
+  }, 30_000);
+});
+
+describe('errors nobody expected', () => {
+  it('answer 500 and are logged with their stack, at most once every 10 s with a count, however many requests find one', async () => {
+    const log = recordingLogger();
+    const clock = fakeClock();
+    const { app, services } = await makeTestApp({ log, clock, config: { gaUrl: ga.url } });
+    await addTestToken(services);
+    // A fault any hit would meet (a bug, say), found by anybody's requests.
+    services.tokens.recipients = () => {
+      throw new Error('a fault every hit meets');
+    };
+    for (let i = 0; i < 50; i += 1) {
+      const res = await app.request('/collect', hitRequest(`/fault/${i}`));
+      expect(res.status).toBe(500);
+      expect(await res.json()).toEqual({ error: 'internal error' });
+    }
+    const faults = () => log.lines.filter((line) => line.includes('a fault every hit meets'));
+    expect(faults()).toHaveLength(1);
+    expect(faults()[0]).toMatch(/^POST \/collect failed Error: a fault every hit meets\n\s+at /);
+    clock.advance(10_000);
+    expect((await app.request('/collect', hitRequest('/fault/later'))).status).toBe(500);
+    expect(faults()).toHaveLength(2);
+    expect(faults()[1]).toContain('POST /collect failed (49 more internal errors since the last line)');
+  });
 });
 
 describe('connections', () => {
