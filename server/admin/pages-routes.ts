@@ -101,7 +101,7 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
 
   app.get('/login', async (c) => {
     const { paths } = c.var;
-    if (await sessions.read(c)) return c.redirect(paths.tokens, 303);
+    if (await sessions.read(c, paths.base)) return c.redirect(paths.tokens, 303);
     const next = safeNext(c.req.query('next'), paths);
     return page(c, LoginPage({ paths, csrf: await sessions.loginFormToken(c, paths.base), next }));
   });
@@ -110,7 +110,7 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
     const { paths } = c.var;
     const fields = await readForm(c);
     const next = safeNext(fields.next, paths);
-    if (!(await sessions.checkLoginForm(c, fields[CSRF_FIELD]))) {
+    if (!(await sessions.checkLoginForm(c, fields[CSRF_FIELD], paths.base))) {
       const error = 'The login form was out of date (missing or wrong CSRF token). Try again.';
       return page(c, LoginPage({ paths, csrf: await sessions.loginFormToken(c, paths.base), next, error }), 403);
     }

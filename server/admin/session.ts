@@ -64,11 +64,24 @@ const PURPOSE = {
   loginCsrf: 'admin-login-csrf',
 } as const;
 
-/** `<purpose>.<24 base64url characters>.<ms since epoch>`: the shape of both cookies' values. */
-function parseCookieValue(value: string | false | undefined, purpose: string): { id: string; expiresAt: number } | undefined {
+/**
+ * Which admin base a signed value was minted under: a host may mount the admin under several prefixes (one a
+ * tenant, say), and what one of them signed is refused under every other.
+ */
+function baseTag(base: string): string {
+  return createHash('sha256').update(`admin-base:${base}`).digest('base64url').slice(0, 22);
+}
+
+/** `<purpose>.<24 base64url characters>.<ms since epoch>.<base tag>`: the shape of both cookies' values. */
+function cookieValue(purpose: string, id: string, expiresAt: number, base: string): string {
+  return `${purpose}.${id}.${expiresAt}.${baseTag(base)}`;
+}
+
+/** A cookie's value as {@link cookieValue} made it for `purpose` under `base`, or undefined. */
+function parseCookieValue(value: string | false | undefined, purpose: string, base: string): { id: string; expiresAt: number } | undefined {
   if (!value || !value.startsWith(`${purpose}.`)) return undefined;
-  const match = /^([A-Za-z0-9_-]{24})\.(\d{1,16})$/.exec(value.slice(purpose.length + 1));
-  if (!match?.[1] || !match[2]) return undefined;
+  const match = /^([A-Za-z0-9_-]{24})\.(\d{1,16})\.([A-Za-z0-9_-]{22})$/.exec(value.slice(purpose.length + 1));
+  if (!match?.[1] || !match[2] || match[3] !== baseTag(base)) return undefined;
   return { id: match[1], expiresAt: Number(match[2]) };
 }
 
@@ -95,32 +108,36 @@ export class AdminSessions {
 
   /**
    * Starts a session: stores it, sets the HttpOnly, SameSite=Strict cookie and forgets the login form's cookie.
-   * `cookiePath` is the admin base the request came through; the cookies are sent nowhere else.
+   * `base` is the admin base the request came through: the cookies are sent nowhere else, and what they hold is
+   * refused under any other base.
    */
-  async start(c: Context, cookiePath: string): Promise<Session> {
+  async start(c: Context, base: string): Promise<Session> {
     const now = this.options.clock();
     const session = { id: randomBytes(18).toString('base64url'), expiresAt: now + this.lifetimeMs };
     await this.options.store.add(hashId(session.id), session.expiresAt, now);
-    await setSignedCookie(c, SESSION_COOKIE, `${PURPOSE.session}.${session.id}.${session.expiresAt}`, this.sessionKey, {
-      ...this.cookieOptions(c, cookiePath),
+    await setSignedCookie(c, SESSION_COOKIE, cookieValue(PURPOSE.session, session.id, session.expiresAt, base), this.sessionKey, {
+      ...this.cookieOptions(c, base),
       maxAge: Math.floor(this.lifetimeMs / 1000),
     });
-    deleteCookie(c, LOGIN_COOKIE, this.cookieOptions(c, cookiePath));
+    deleteCookie(c, LOGIN_COOKIE, this.cookieOptions(c, base));
     return session;
   }
 
-  /** The request's session, or undefined when the cookie is missing, tampered with, expired or logged out. */
-  async read(c: Context): Promise<Session | undefined> {
-    const session = parseCookieValue(await getSignedCookie(c, this.sessionKey, SESSION_COOKIE), PURPOSE.session);
+  /**
+   * The request's session, or undefined when the cookie is missing, tampered with, expired, logged out or made
+   * under another admin base than `base`.
+   */
+  async read(c: Context, base: string): Promise<Session | undefined> {
+    const session = parseCookieValue(await getSignedCookie(c, this.sessionKey, SESSION_COOKIE), PURPOSE.session, base);
     const now = this.options.clock();
     if (!session || session.expiresAt <= now || !(await this.options.store.has(hashId(session.id), now))) return undefined;
     return session;
   }
 
   /** Ends a session: the cookie is cleared and the stored session deleted, so a replayed copy is refused. */
-  async end(c: Context, session: Session | undefined, cookiePath: string): Promise<void> {
+  async end(c: Context, session: Session | undefined, base: string): Promise<void> {
     if (session) await this.options.store.remove(hashId(session.id));
-    deleteCookie(c, SESSION_COOKIE, this.cookieOptions(c, cookiePath));
+    deleteCookie(c, SESSION_COOKIE, this.cookieOptions(c, base));
   }
 
   /** The CSRF token of a session: an HMAC of its id, so it needs no storage and dies with the session. */
@@ -133,22 +150,22 @@ export class AdminSessions {
     return token !== undefined && verifySignature(this.sessionCsrfKey, `${PURPOSE.sessionCsrf}.${session.id}`, token);
   }
 
-  /** Gives the login form a CSRF token, bound to a fresh short-lived cookie of this browser. */
-  async loginFormToken(c: Context, cookiePath: string): Promise<string> {
+  /** Gives the login form under `base` a CSRF token, bound to a fresh short-lived cookie of this browser. */
+  async loginFormToken(c: Context, base: string): Promise<string> {
     const nonce = randomBytes(18).toString('base64url');
     const expiresAt = this.options.clock() + LOGIN_FORM_LIFETIME_MS;
-    await setSignedCookie(c, LOGIN_COOKIE, `${PURPOSE.loginForm}.${nonce}.${expiresAt}`, this.loginFormKey, {
-      ...this.cookieOptions(c, cookiePath),
+    await setSignedCookie(c, LOGIN_COOKIE, cookieValue(PURPOSE.loginForm, nonce, expiresAt, base), this.loginFormKey, {
+      ...this.cookieOptions(c, base),
       maxAge: Math.floor(LOGIN_FORM_LIFETIME_MS / 1000),
     });
-    return sign(this.loginCsrfKey, `${PURPOSE.loginCsrf}.${nonce}.${expiresAt}`);
+    return sign(this.loginCsrfKey, cookieValue(PURPOSE.loginCsrf, nonce, expiresAt, base));
   }
 
-  /** True when `token` came with the login form this browser was given, and that form has not expired. */
-  async checkLoginForm(c: Context, token: string | undefined): Promise<boolean> {
-    const form = parseCookieValue(await getSignedCookie(c, this.loginFormKey, LOGIN_COOKIE), PURPOSE.loginForm);
+  /** True when `token` came with the login form this browser was given under `base`, and that form has not expired. */
+  async checkLoginForm(c: Context, token: string | undefined, base: string): Promise<boolean> {
+    const form = parseCookieValue(await getSignedCookie(c, this.loginFormKey, LOGIN_COOKIE), PURPOSE.loginForm, base);
     if (!form || token === undefined || form.expiresAt <= this.options.clock()) return false;
-    return verifySignature(this.loginCsrfKey, `${PURPOSE.loginCsrf}.${form.id}.${form.expiresAt}`, token);
+    return verifySignature(this.loginCsrfKey, cookieValue(PURPOSE.loginCsrf, form.id, form.expiresAt, base), token);
   }
 
   private cookieOptions(c: Context, path: string): { path: string; httpOnly: true; sameSite: 'Strict'; secure: boolean } {
@@ -181,7 +198,7 @@ export function requireSession(
 ): MiddlewareHandler<{ Variables: SessionVariables & AdminPathVariables }> {
   const { sessions } = options;
   return async function adminSession(c, next) {
-    const session = await sessions.read(c);
+    const session = await sessions.read(c, c.var.paths.base);
     const safe = c.req.method === 'GET' || c.req.method === 'HEAD';
     if (!session) {
       if (safe) {

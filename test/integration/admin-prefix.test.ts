@@ -230,6 +230,37 @@ describe('admin under a host’s mount prefix', () => {
     expect((await getPage(app, '/acme/analytics/admin/analytics/failed/', session.cookie)).status).toBe(200);
   });
 
+  it('refuses a session, a login form or a CSRF token under any other base than the one it was made under', async () => {
+    // One install mounted twice, as a host with tenants would: the same admin token opens each base, yet what one
+    // base signed opens no other, even sent by hand past the cookies' Path.
+    const analytics = await createAnalytics({ database: ':memory:', config: { adminToken: ADMIN_TOKEN }, env: {}, log: silentLogger });
+    instances.push(analytics);
+    const app = new Hono();
+    app.route('/:tenant/analytics', analytics.app);
+    app.route('/other', analytics.app);
+    const services = servicesOf(analytics);
+    const before = JSON.stringify(await services.store.listTokens());
+    const session = await login(app, ADMIN_TOKEN, '/acme/analytics/admin');
+    for (const base of ['/globex/analytics/admin', '/other/admin']) {
+      for (const page of ['/analytics/analyticstokens/', '/analytics/failed/', '/analytics/about/']) {
+        const res = await getPage(app, `${base}${page}`, session.cookie);
+        expect(res.status, `${base}${page}`).toBe(303);
+        expect(res.headers.get('location'), `${base}${page}`).toMatch(new RegExp(`^${base}/login\\?next=`));
+      }
+      const change = await postForm(app, `${base}/analytics/analyticstokens/1/change/`, { _csrf: session.csrf, name: 'Taken over', measurementId: 'G-ATTACKER1' }, session.cookie);
+      expect(change.status, `${base}: change`).toBe(403);
+      // The login form of one base does not log in under another, with the right admin token.
+      const form = await app.request('/acme/analytics/admin/login');
+      const loggedIn = await postForm(app, `${base}/login`, { _csrf: csrfOf(await form.text()), token: ADMIN_TOKEN }, cookiesOf(form).analytics_admin_login);
+      expect(loggedIn.status, `${base}: login with another base's form`).toBe(403);
+      expect(cookiesOf(loggedIn).analytics_admin_session).toBeUndefined();
+    }
+    expect(JSON.stringify(await services.store.listTokens())).toBe(before);
+    // Each works under its own base.
+    expect((await getPage(app, '/acme/analytics/admin/analytics/about/', session.cookie)).status).toBe(200);
+    await login(app, ADMIN_TOKEN, '/other/admin');
+  });
+
   it('keeps the session cookie Secure over https under the prefix', async () => {
     const { app } = await hostApp('/analytics');
     const form = await app.request('https://host.example/analytics/admin/login');
