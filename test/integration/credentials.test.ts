@@ -102,43 +102,88 @@ function cookieNames(found: Found[]): string[] {
   return [...names];
 }
 
-/** Presents `value` in every credential place; each must refuse it and change nothing. */
-async function expectRefusedEverywhere(app: Hono, services: TestServices, found: Found, names: string[], genuineCsrf?: string): Promise<void> {
+/** Where a configured secret is meant to work: the one place {@link expectRefusedEverywhere} does not try it. */
+type OwnPlace = 'admin' | 'events' | 'metrics';
+
+/** Every admin page a session opens. */
+const ADMIN_PAGES = ['/admin/analytics/analyticstokens/', '/admin/analytics/analyticstokens/1/sent/', '/admin/analytics/about/', '/admin/analytics/failed/'];
+
+/** Every form of the admin pages that changes something, with fields that would, were the form taken. */
+const ADMIN_FORMS: Array<[path: string, fields: Record<string, string>]> = [
+  ['/admin/analytics/analyticstokens/1/change/', { name: 'Taken over', measurementId: 'G-ATTACKER1', apiSecret: 'x' }],
+  ['/admin/analytics/analyticstokens/add/', { name: 'Attacker', measurementId: 'G-ATTACKER2', apiSecret: 'attackersecret', sendPageViews: 'on' }],
+  ['/admin/analytics/analyticstokens/1/delete/', {}],
+  ['/admin/analytics/analyticstokens/1/validate/', {}],
+  ['/admin/analytics/analyticstokens/1/retry/', {}],
+  ['/admin/analytics/stats/run/', {}],
+  ['/admin/logout', {}],
+];
+
+/** Every admin API route, each as a change would call it. */
+const ADMIN_API: Array<[path: string, method: string, body?: string]> = [
+  ['/api/admin/tokens', 'GET'],
+  ['/api/admin/tokens', 'POST', '{"name":"Attacker","measurementId":"G-ATTACKER3","apiSecret":"attackersecret"}'],
+  ['/api/admin/tokens/1', 'GET'],
+  ['/api/admin/tokens/1', 'PATCH', '{"sendPageViews":false}'],
+  ['/api/admin/tokens/1', 'DELETE'],
+  ['/api/admin/tokens/1/validate', 'POST'],
+  ['/api/admin/tokens/1/sent', 'GET'],
+  ['/api/admin/tokens/1/retry', 'POST', '{}'],
+  ['/api/admin/failed', 'GET'],
+  ['/api/admin/stats/run', 'POST'],
+  ['/api/admin/status', 'GET'],
+];
+
+/**
+ * Presents `value` in every credential place (every admin cookie on every page and form, as the forms' CSRF token,
+ * as the login form's admin token, as every bearer); each must refuse it and change nothing. A configured secret
+ * is not tried in its `own` place.
+ */
+async function expectRefusedEverywhere(app: Hono, services: TestServices, found: Found, names: string[], genuineCsrf?: string, own?: OwnPlace): Promise<void> {
   const label = `${found.where} = ${found.value.slice(0, 40)}`;
   const before = await snapshot(services);
   const ip = () => ({ 'x-forwarded-for': freshAddress() });
   for (const name of names) {
     const cookie = `${name}=${encodeURIComponent(found.value)}`;
-    for (const page of ['/admin/analytics/analyticstokens/', '/admin/analytics/analyticstokens/1/sent/', '/admin/analytics/about/']) {
+    for (const page of ADMIN_PAGES) {
       const res = await app.request(page, { headers: { cookie, ...ip() } });
       expect(res.status, `${label} as cookie ${name} at ${page}`).toBe(303);
     }
     for (const csrf of [found.value, genuineCsrf].filter((v): v is string => v !== undefined)) {
-      const change = await app.request('/admin/analytics/analyticstokens/1/change/', {
-        method: 'POST',
-        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded', ...ip() },
-        body: new URLSearchParams({ [CSRF_FIELD]: csrf, name: 'Taken over', measurementId: 'G-ATTACKER1', apiSecret: 'x' }).toString(),
-      });
-      expect(change.status, `${label} as cookie ${name} posting a change`).toBe(403);
+      for (const [path, fields] of ADMIN_FORMS) {
+        const res = await app.request(path, {
+          method: 'POST',
+          headers: { cookie, 'content-type': 'application/x-www-form-urlencoded', ...ip() },
+          body: new URLSearchParams({ [CSRF_FIELD]: csrf, ...fields }).toString(),
+        });
+        expect(res.status, `${label} as cookie ${name} posting to ${path}`).toBe(403);
+      }
     }
   }
-  const bearer = (path: string, method: string, body?: string) =>
+  const bearer = async (path: string, method: string, body?: string): Promise<Response> =>
     app.request(path, { method, body, headers: { authorization: `Bearer ${found.value}`, 'content-type': 'application/json', ...ip() } });
   // At once: each wrong bearer is answered after the budget's delay.
-  const [adminList, adminSent, adminPatch, events, stats, metrics] = await Promise.all([
-    bearer('/api/admin/tokens', 'GET'),
-    bearer('/api/admin/tokens/1/sent', 'GET'),
-    bearer('/api/admin/tokens/1', 'PATCH', '{"sendPageViews":false}'),
-    bearer('/api/events', 'POST', '{"namespace":"a","task":"b"}'),
-    bearer('/api/stats', 'PUT', '{"users":1,"tokens":1,"apps":[]}'),
-    bearer('/metrics', 'GET'),
-  ]);
-  expect(adminList.status, `${label} as admin bearer`).toBe(401);
-  expect(adminSent.status, `${label} as admin bearer`).toBe(401);
-  expect(adminPatch.status, `${label} as admin bearer`).toBe(401);
-  expect(events.status, `${label} as events key`).toBe(401);
-  expect(stats.status, `${label} as events key`).toBe(401);
-  expect(metrics.status, `${label} as metrics token`).toBe(401);
+  const places: Array<[string, Promise<Response>]> = [];
+  if (own !== 'admin') for (const [path, method, body] of ADMIN_API) places.push([`admin bearer, ${method} ${path}`, bearer(path, method, body)]);
+  if (own !== 'events') {
+    places.push(['events key, POST /api/events', bearer('/api/events', 'POST', '{"namespace":"a","task":"b"}')]);
+    places.push(['events key, PUT /api/stats', bearer('/api/stats', 'PUT', '{"users":1,"tokens":1,"apps":[]}')]);
+  }
+  if (own !== 'metrics') places.push(['metrics token', bearer('/metrics', 'GET')]);
+  // As the admin token typed into a genuine login form: no session.
+  const asLoginToken = async (): Promise<Response> => {
+    const address = ip();
+    const form = await app.request('/admin/login', { headers: address });
+    return app.request('/admin/login', {
+      method: 'POST',
+      headers: { cookie: cookiesOf(form).analytics_admin_login ?? '', 'content-type': 'application/x-www-form-urlencoded', ...address },
+      body: new URLSearchParams({ [CSRF_FIELD]: csrfOf(await form.text()), token: found.value }).toString(),
+    });
+  };
+  if (own !== 'admin') places.push(["the login form's admin token", asLoginToken()]);
+  for (const [where, answer] of places) expect((await answer).status, `${label} as ${where}`).toBe(401);
+  const login = places.find(([where]) => where.startsWith('the login form'));
+  if (login) expect(cookiesOf(await login[1]).analytics_admin_session, `${label} as the login form's admin token`).toBeUndefined();
   expect(await snapshot(services), label).toBe(before);
 }
 
@@ -171,6 +216,10 @@ describe('no credential works anywhere but in its own place', () => {
     const loginCsrf = csrfOf(await (await app.request('/admin/login')).text());
     const sessionAsLoginCookie = await postForm(app, '/admin/login', { _csrf: loginCsrf, token: ADMIN_TOKEN }, `analytics_admin_login=${encodeURIComponent(sessionValue)}`);
     expect(sessionAsLoginCookie.status).toBe(403);
+    // Each configured secret in every other place: as either cookie, as CSRF, as the login form's token, as every other bearer.
+    for (const [value, own] of [[ADMIN_TOKEN, 'admin'], [EVENTS_KEY, 'events'], [METRICS_TOKEN, 'metrics']] as const) {
+      await expectRefusedEverywhere(app, services, { where: `the ${own} secret`, value }, names, browser.csrf, own);
+    }
     // Each configured secret opens its own door only.
     const before = await snapshot(services);
     const as = (secret: string, path: string, method = 'GET', body?: string) =>
