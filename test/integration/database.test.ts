@@ -37,6 +37,24 @@ describe('database and install identity', () => {
     await second.store.close();
   });
 
+  it('commits each write at the sync level it asks for, whatever came before: durable ones synced, bookkeeping not waited for', async () => {
+    const driver = openSqlite(join(tempDir(), 'levels.db'));
+    // `PRAGMA synchronous` read inside each transaction: 2 is FULL (synced before the commit returns), 1 is NORMAL.
+    const level = (durable: boolean) =>
+      driver.transaction(async (tx) => {
+        await tx.query("INSERT INTO drop_counts (reason, event, n) VALUES ('level-test', ?, 1)", [`${durable}-${Math.random()}`]);
+        return (await tx.query<{ synchronous: number }>('PRAGMA synchronous')).rows[0]?.synchronous;
+      }, { durable });
+    const seen: Array<number | undefined> = [];
+    for (const durable of [true, false, false, true, true, false, true]) seen.push(await level(durable));
+    expect(seen).toEqual([2, 1, 1, 2, 2, 1, 2]);
+    // A write on its own, after bookkeeping, commits synced too.
+    await level(false);
+    await driver.query("INSERT INTO drop_counts (reason, event, n) VALUES ('level-test', 'on-its-own', 1)");
+    expect((await driver.query<{ synchronous: number }>('PRAGMA synchronous')).rows[0]?.synchronous).toBe(2);
+    await driver.close();
+  });
+
   it('refuses a second identity row', async () => {
     const { store, sql } = await openTestStore('sqlite');
     await store.install(TEAM_TOKEN, Date.now());

@@ -116,6 +116,8 @@ export class SqliteDriver implements SqlDriver {
    * Not the `synchronous` pragma: SQLite applies a pragma when it is prepared, so a prepared one is not reliable.
    */
   private readonly control: Record<'begin' | 'commit' | 'rollback', Statement>;
+  /** The connection's `synchronous` as last set (FULL as opened): switched only when a commit needs the other. */
+  private synchronous: 'FULL' | 'NORMAL' = 'FULL';
 
   constructor(
     readonly connection: Database.Database,
@@ -137,7 +139,7 @@ export class SqliteDriver implements SqlDriver {
     const durable = options.durable ?? true;
     return this.serially(async () => {
       // Transactions run one at a time on this connection, so the setting is this transaction's alone.
-      if (!durable) this.connection.pragma('synchronous = NORMAL');
+      this.syncFor(durable);
       // Every statement of the work is synchronous, so the lock is held for the transaction's run and no longer.
       const locked = this.lock?.acquire(LOCK_WAIT_MS) ?? false;
       try {
@@ -151,7 +153,6 @@ export class SqliteDriver implements SqlDriver {
         throw this.noted(translate(error));
       } finally {
         if (locked) this.lock?.release();
-        if (!durable) this.connection.pragma('synchronous = FULL');
       }
     });
   }
@@ -188,6 +189,8 @@ export class SqliteDriver implements SqlDriver {
     try {
       const statement = this.statement(sql);
       if (statement.reader) return { rows: statement.all(...bindable(params)) as R[], changes: 0 };
+      // A write on its own commits at once, durably.
+      if (!inTransaction) this.syncFor(true);
       locked = !inTransaction && (this.lock?.acquire(LOCK_WAIT_MS) ?? false);
       return { rows: [], changes: statement.run(...bindable(params)).changes };
     } catch (error) {
@@ -195,6 +198,18 @@ export class SqliteDriver implements SqlDriver {
     } finally {
       if (locked) this.lock?.release();
     }
+  }
+
+  /**
+   * Sets `synchronous` for the next commit: FULL for a durable one (synced before it returns), NORMAL for
+   * bookkeeping. The pragma is prepared afresh each time it runs (see `control`), so it runs only when the level
+   * changes: the relay's connection commits bookkeeping alone, hundreds of times a second.
+   */
+  private syncFor(durable: boolean): void {
+    const wanted = durable ? 'FULL' : 'NORMAL';
+    if (this.synchronous === wanted) return;
+    this.connection.pragma(`synchronous = ${wanted}`);
+    this.synchronous = wanted;
   }
 
   /** Each distinct SQL text is prepared once (the store's texts are a fixed set). */
