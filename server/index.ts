@@ -117,6 +117,8 @@ export async function createAnalytics(options: AnalyticsOptions = {}): Promise<A
         stopped ??= (async () => {
           await dailyStats.stop();
           await relay.stop();
+          // What was queued just before (a `trackTask` reports in the background) is written before the store closes.
+          await services.outbox.idle();
           await services.outbox.settled();
           if (ownsStore) await store.close();
         })();

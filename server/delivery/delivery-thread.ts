@@ -2,7 +2,7 @@ import type { Worker } from 'node:worker_threads';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Logger } from '../core/log.ts';
 import { readyWithin, restartDelay, startThread, ThreadCalls, threadUrl } from '../core/threads.ts';
-import { DatabaseError, StoreUnavailableError } from '../store/errors.ts';
+import { DatabaseError, STORE_CLOSED, StoreUnavailableError } from '../store/errors.ts';
 import { describeLocation, isPostgresUrl } from '../store/location.ts';
 import type { Store } from '../store/store.ts';
 import type { FromThread, RelayOp, RelaySetup, ToThread } from './thread-messages.ts';
@@ -129,11 +129,13 @@ export class DeliveryThread {
 
   private async close(): Promise<void> {
     this.closing = true;
-    await this.send((id) => ({ kind: 'close', id })).catch(() => undefined);
+    await this.send((id) => ({ kind: 'close', id }), true).catch(() => undefined);
     await this.worker?.terminate();
   }
 
-  private async send(message: (id: number) => ToThread): Promise<unknown> {
+  private async send(message: (id: number) => ToThread, closing = false): Promise<unknown> {
+    // After a stop the thread is gone: a call fails at once, as a 503 says, rather than wait for an answer forever.
+    if (this.closing && !closing) throw new StoreUnavailableError(STORE_CLOSED);
     // The usual case, on every hit's commit: the thread is up, nothing to wait for.
     if (!this.up) await readyWithin(this.ready, WAIT_FOR_THREAD_MS, () => new StoreUnavailableError(this.lastTrouble ?? 'the database thread is not running'));
     return this.calls.call((id) => (this.worker as Worker).postMessage(message(id)));

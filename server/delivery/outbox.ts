@@ -31,6 +31,8 @@ export class Outbox {
   private estimate: number | undefined;
   private countedAt = -Infinity;
   private trimming: Promise<unknown> | undefined;
+  /** Who waits for nothing to be left to write (see {@link idle}). */
+  private idleWaiters: Array<() => void> = [];
 
   constructor(
     private readonly store: Store,
@@ -62,6 +64,27 @@ export class Outbox {
   }
 
   /**
+   * Resolves once nothing waits to be written and no commit is on its way: everything added before is stored (or
+   * its caller was told it failed). A stop awaits it before the store closes, so that an event queued just
+   * before, say by `trackTask` in the background, is not lost.
+   */
+  idle(): Promise<void> {
+    if (!this.busy()) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private busy(): boolean {
+    return this.flushing || this.flushScheduled || this.waiting.length > 0;
+  }
+
+  private notifyIdle(): void {
+    if (this.busy() || this.idleWaiters.length === 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /**
    * One commit at a time: what arrives while one is on its way waits for the next, which then takes it all.
    * Under load the batches grow by themselves, and so do the hits sharing one sync.
    */
@@ -88,6 +111,8 @@ export class Outbox {
     } finally {
       this.flushing = false;
       this.scheduleFlush();
+      // Callbacks run later, as microtasks: a stop waiting for this sees the trim below already begun.
+      this.notifyIdle();
     }
     for (const w of batch) w.resolve();
     let total = 0;

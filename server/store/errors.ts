@@ -13,3 +13,6 @@ export const RETRY_AFTER_S = 5;
 export class StoreUnavailableError extends Error {
   override name = 'StoreUnavailableError';
 }
+
+/** Why a store closed by a stop answers nothing more: its calls fail at once with a {@link StoreUnavailableError}. */
+export const STORE_CLOSED = 'the database is closed (analytics was stopped)';

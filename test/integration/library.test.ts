@@ -7,9 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { Hono } from 'hono';
 import { afterAll, describe, expect, inject, it, vi } from 'vitest';
 import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
-import { ConfigError, createAnalytics, openStore, type Analytics } from '../../server/index.ts';
+import { ConfigError, createAnalytics, openStore, StoreUnavailableError, type Analytics } from '../../server/index.ts';
 import { silentLogger } from '../../server/core/log.ts';
-import { addTestToken, openTestStore } from '../helpers/app.ts';
+import { addTestToken, openTestStore, outboxEvents } from '../helpers/app.ts';
 import { freshPostgresUrl } from '../../harness/postgres-server.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
 import type { FakeGa } from '../../harness/fake-ga.ts';
@@ -17,6 +17,7 @@ import { validationMessages } from '../../harness/ga-validation.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const KEY = 'library-events-key-0123';
+const CHROME = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36';
 const dir = mkdtempSync(join(tmpdir(), 'analytics-library-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -159,6 +160,46 @@ describe('createAnalytics', () => {
     await analytics.stop();
     await expect(servicesOf(analytics).store.ping()).rejects.toThrow();
   });
+});
+
+describe('stop()', () => {
+  for (const thread of [false, true]) {
+    it(`${thread ? 'with a thread of its own: ' : ''}writes what was reported just before it, then every call and route says "stopped" at once (503)`, async () => {
+      const file = join(dir, `stop-${thread ? 'thread' : 'inline'}.db`);
+      const analytics = await create({ database: file, thread });
+      await addTestToken(servicesOf(analytics));
+      // A cron job reports its task and the process stops at once: the report is queued in the background.
+      expect(await analytics.trackTask('cron', 'nightly', async () => 3)).toBe(3);
+      const second = analytics.analyticsEvent({ namespace: 'cron', task: 'second' });
+      await analytics.stop();
+      expect(await second).toBe(1);
+      const reopened = await openTestStore({ sqliteFile: file });
+      try {
+        const tasks = (await outboxEvents(reopened)).map((row) => (JSON.parse(row.params) as { task: string }).task);
+        expect(tasks).toEqual(['nightly', 'second']);
+      } finally {
+        await reopened.store.close();
+      }
+
+      // Nothing hangs and nothing is a 500: the store is closed, and says so.
+      const within = <T>(promise: Promise<T>) =>
+        Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('still waiting after 3 s')), 3_000))]);
+      await expect(within(analytics.analyticsEvent({ namespace: 'cron', task: 'after' }))).rejects.toThrow(StoreUnavailableError);
+      const answers = await within(
+        Promise.all([
+          analytics.app.request('/api/events', { method: 'POST', headers: { Authorization: `Bearer ${KEY}` }, body: JSON.stringify({ namespace: 'host', task: 'late' }) }),
+          analytics.app.request('/collect', { method: 'POST', headers: { 'User-Agent': CHROME }, body: JSON.stringify({ path: '/late', title: 't', language: 'en' }) }),
+          analytics.app.request('/healthz'),
+        ]),
+      );
+      for (const res of answers) {
+        expect(res.status).toBe(503);
+        expect(res.headers.get('retry-after')).toBe('5');
+      }
+      // A job run after the stop still runs and returns; its report is dropped with a line in the log, never thrown.
+      expect(await within(analytics.trackTask('cron', 'after', () => 'done'))).toBe('done');
+    });
+  }
 });
 
 describe('examples/host-app.ts', () => {

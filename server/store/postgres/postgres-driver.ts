@@ -2,7 +2,7 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
 import { packagePath } from '../../core/package-root.ts';
-import { DatabaseError, StoreUnavailableError } from '../errors.ts';
+import { DatabaseError, STORE_CLOSED, StoreUnavailableError } from '../errors.ts';
 import { describePostgresUrl } from '../location.ts';
 import type { SqlDriver, SqlExecutor, SqlResult, TransactionOptions } from '../sql-driver.ts';
 
@@ -109,14 +109,17 @@ export class PostgresDriver implements SqlDriver {
   readonly dialect = 'postgres' as const;
   private readonly names = new Map<string, { name: string; text: string }>();
   private troubleReason: string | undefined;
+  private closed = false;
 
   constructor(private readonly pool: pg.Pool) {}
 
   query<R>(sql: string, params: readonly unknown[] = []): Promise<SqlResult<R>> {
+    if (this.closed) return Promise.reject(new StoreUnavailableError(STORE_CLOSED));
     return this.run<R>(this.pool, sql, params);
   }
 
   async transaction<T>(work: (tx: SqlExecutor) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    if (this.closed) throw new StoreUnavailableError(STORE_CLOSED);
     let client: pg.PoolClient;
     try {
       client = await this.pool.connect();
@@ -154,6 +157,7 @@ export class PostgresDriver implements SqlDriver {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.pool.end();
   }
 

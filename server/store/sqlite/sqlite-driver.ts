@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import Database, { type Statement } from 'better-sqlite3';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { packagePath } from '../../core/package-root.ts';
-import { DatabaseError, StoreUnavailableError } from '../errors.ts';
+import { DatabaseError, STORE_CLOSED, StoreUnavailableError } from '../errors.ts';
 import type { SqlDriver, SqlExecutor, SqlResult, TransactionOptions } from '../sql-driver.ts';
 import { WriteLock } from './write-lock.ts';
 
@@ -138,6 +138,7 @@ export class SqliteDriver implements SqlDriver {
   transaction<T>(work: (tx: SqlExecutor) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const durable = options.durable ?? true;
     return this.serially(async () => {
+      this.checkOpen();
       // Transactions run one at a time on this connection, so the setting is this transaction's alone.
       this.syncFor(durable);
       // Every statement of the work is synchronous, so the lock is held for the transaction's run and no longer.
@@ -187,6 +188,7 @@ export class SqliteDriver implements SqlDriver {
   private run<R>(sql: string, params: readonly unknown[] = [], inTransaction = false): SqlResult<R> {
     let locked = false;
     try {
+      this.checkOpen();
       const statement = this.statement(sql);
       if (statement.reader) return { rows: statement.all(...bindable(params)) as R[], changes: 0 };
       // A write on its own commits at once, durably.
@@ -198,6 +200,11 @@ export class SqliteDriver implements SqlDriver {
     } finally {
       if (locked) this.lock?.release();
     }
+  }
+
+  /** A call after the store closed (analytics was stopped) fails at once, as a 503 would say, not as a driver's error. */
+  private checkOpen(): void {
+    if (!this.connection.open) throw new StoreUnavailableError(STORE_CLOSED);
   }
 
   /**
