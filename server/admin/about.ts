@@ -46,6 +46,8 @@ const EXAMPLE_USER_AGENT =
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 const EXAMPLE_HIT = { path: '/forum/topics/', title: 'Topics · Forum', language: 'en-GB' };
 const EXAMPLE_TASK = { namespace: 'billing.invoices', task: 'send_reminders', result: 'Success', value: 12 };
+/** A host's own stats event (`eventType: 'stats'`): a number of its own, sent under the daily-stats switch. */
+const EXAMPLE_HOST_STAT = { namespace: 'forum', task: 'topics', label: 'open', value: 42, eventType: 'stats' as const };
 /** Shown when the host has not sent its numbers yet: the shape is what matters, the numbers are made up. */
 export const ILLUSTRATIVE_STATS: HostStats = { users: 120, tokens: 85, apps: ['forum', 'billing'] };
 /** The source {@link fieldsSentPerFeature} uses without an install at hand: field names do not depend on it. */
@@ -63,7 +65,8 @@ function exampleRow(id: number, name: string, params: EventParams, device: Devic
 
 /**
  * The events each feature queues, made by the same functions as the real ones: the page-view params and device
- * fields of `/collect`, the host's task event of `analyticsEvent()`, the daily-stats run's events.
+ * fields of `/collect`, the host's task event of `analyticsEvent()`, the daily-stats run's events and a host's
+ * own stats event.
  */
 function exampleRows(feature: Feature, source: ExampleSource): OutboxRow[] {
   const { now } = source;
@@ -76,8 +79,11 @@ function exampleRows(feature: Feature, source: ExampleSource): OutboxRow[] {
       const { name, params } = taskEventOf(EXAMPLE_TASK);
       return [exampleRow(1, name, params, null, now)];
     }
-    case 'dailyStats':
-      return dailyStatsEvents(source.hostStats ?? ILLUSTRATIVE_STATS).map((event, i) => exampleRow(i + 1, event.name, event.params, null, now));
+    case 'dailyStats': {
+      const run = dailyStatsEvents(source.hostStats ?? ILLUSTRATIVE_STATS).map((event, i) => exampleRow(i + 1, event.name, event.params, null, now));
+      const { name, params } = taskEventOf(EXAMPLE_HOST_STAT);
+      return [...run, exampleRow(run.length + 1, name, params, null, now)];
+    }
   }
 }
 
@@ -151,8 +157,11 @@ const EVENT_MEANINGS: Record<Feature, Record<string, string>> = {
   dailyStats: {
     name: 'daily_stats for the phone-in and the numbers, installed_app once per installed app.',
     timestamp_micros: 'When the daily run happened (microseconds since 1970).',
-    'params.label': 'Which number (existence, users, tokens or apps), or the installed app’s name.',
-    'params.value': 'The number: 1 for the phone-in and for each installed app.',
+    'params.label': 'Which number (existence, users, tokens or apps), or the installed app’s name; for a host’s own stats event, its label.',
+    'params.value': 'The number: 1 for the phone-in and for each installed app; for a host’s own stats event, its number.',
+    'params.namespace': 'Only in a host’s own stats event: where the number lives in the host, e.g. forum.',
+    'params.task': 'Only in a host’s own stats event: what it counts, e.g. topics.',
+    'params.result': 'Only in a host’s own stats event: a result the host gives (often empty).',
   },
 };
 
@@ -165,7 +174,8 @@ export function fieldMeaning(feature: Feature, level: 'request' | 'event', path:
 const TRIGGERS: Record<Feature, string> = {
   pageViews: 'When a page carrying the browser snippet loads, and on each in-page navigation.',
   taskEvents: 'When the host reports a piece of work (analyticsEvent(), trackTask() or POST /api/events).',
-  dailyStats: 'Once a day (or when an admin presses “Send daily stats now”).',
+  dailyStats:
+    'Once a day (or when an admin presses “Send daily stats now”), and when the host reports a stats event of its own (analyticsEvent() or POST /api/events with the stats type).',
 };
 
 /** One field as the about page lists it: where it sits, its value in the live example, what it means. */
@@ -181,7 +191,7 @@ export interface AboutFeature extends FeatureFields {
   /** The tokens with this feature on, and why the relay skips one, if it does. */
   recipients: Array<{ id: number; name: string; measurementId: string; skipped: string | undefined }>;
   requestFields: AboutField[];
-  /** Event-level fields per GA event name, with their values in the first example event of that name. */
+  /** Event-level fields per GA event name, each with its value in the first example event of that name that has it. */
   eventFields: Array<{ event: string; fields: AboutField[] }>;
   /** The example bodies, as indented JSON (the relay posts them unindented). */
   examples: string[];
@@ -218,9 +228,10 @@ export async function aboutData(services: Pick<Services, 'config' | 'identity' |
         .filter((token) => featureOn(token, feature))
         .map((token) => ({ id: token.id, name: token.name, measurementId: token.measurementId, skipped: skipReason(token) })),
       requestFields: requestLeaves.map((leaf) => ({ path: leaf.path, example: leaf.value, meaning: fieldMeaning(feature, 'request', leaf.path) })),
+      // Every field any event of that name carries (a host's own stats event has more than the daily run's).
       eventFields: [...new Set(events.map((event) => event.name))].map((name) => ({
         event: name,
-        fields: firstOfEachPath(events.find((event) => event.name === name)?.leaves ?? []).map((leaf) => ({
+        fields: firstOfEachPath(events.filter((event) => event.name === name).flatMap((event) => event.leaves)).map((leaf) => ({
           path: leaf.path,
           example: leaf.value,
           meaning: fieldMeaning(feature, 'event', leaf.path),

@@ -54,6 +54,14 @@ async function sendEveryKind(made: Awaited<ReturnType<typeof setup>>): Promise<v
   });
   expect(event.status).toBe(202);
   await services.relay.drain();
+  // A host's own stats event goes under the daily-stats switch, with its namespace, task and result.
+  const stat = await app.request('/api/events', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${EVENTS_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ namespace: 'forum', task: 'topics', label: 'open', result: 'counted', value: 42, type: 'stats' }),
+  });
+  expect(stat.status).toBe(202);
+  await services.relay.drain();
   expect((await services.dailyStats.runNow()).queued).toBeGreaterThan(0);
   await services.relay.drain();
 }
@@ -83,7 +91,7 @@ describe.each(DIALECTS)('what was sent to a token, on %s', (dialect) => {
 
     const received = collectRequestsTo(a.measurementId);
     // Two browsers make two page-view requests; one task event; the daily stats.
-    expect(received.map(featureOfRequest)).toEqual(['pageViews', 'pageViews', 'taskEvents', 'dailyStats']);
+    expect(received.map(featureOfRequest)).toEqual(['pageViews', 'pageViews', 'taskEvents', 'dailyStats', 'dailyStats']);
     expect(received.every((r) => r.apiSecret === a.apiSecret)).toBe(true); // the secret was in play, in the URL
 
     const res = await api(app, 'GET', `/tokens/${a.id}/sent`);
