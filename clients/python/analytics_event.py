@@ -5,15 +5,18 @@ read at every call (so a host may set it late, or change it, without a restart):
 
 - ``ANALYTICS_URL``: where the collector is, e.g. ``http://127.0.0.1:3000`` or, behind a
   host's mount prefix, ``https://host.example/analytics``.
-- ``ANALYTICS_EVENTS_KEY``: the collector's events key (its own ``ANALYTICS_EVENTS_KEY``).
+- ``ANALYTICS_EVENTS_KEY``: the collector's events key (its own ``ANALYTICS_EVENTS_KEY``); surrounding
+  whitespace, such as the newline at the end of a secret mounted from a file, is dropped as the
+  collector drops it from its own.
 
 Reporting must never break or stall the host's work, so the function never raises: whatever
-goes wrong is one warning on the ``ga4_relay_analytics`` logger (never containing the key) and a
-``False`` answer.
+goes wrong is one warning on the ``ga4_relay_analytics`` logger (one line, never containing the key)
+and a ``False`` answer.
 """
 
 import json
 import logging
+import math
 import os
 import urllib.error
 import urllib.parse
@@ -31,6 +34,11 @@ _EVENT_TYPES = {'Celery': 'task', 'Stats': 'stats'}
 
 # How much of a refusal's body goes into the warning: enough for the collector's one-line reason.
 _MAX_REASON_CHARS = 200
+
+# What the collector's String.prototype.trim() drops from the ends of its own key (ECMAScript's white
+# space and line terminators). Python's str.strip() differs: it also drops U+001C-U+001F and U+0085,
+# and keeps U+FEFF.
+_TRIMMED = '\t\n\v\f\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff'
 
 
 class _NotSent(Exception):
@@ -66,13 +74,19 @@ def analytics_event(namespace: str, task: str, label: str = '', result: str = ''
     """
     key = ''
     try:
-        key = os.environ.get('ANALYTICS_EVENTS_KEY', '')
+        key = os.environ.get('ANALYTICS_EVENTS_KEY', '').strip(_TRIMMED)
         _send(namespace, task, label, result, value, event_type, key)
         return True
     except Exception as error:  # noqa: BLE001 - reporting never raises into the host, whatever went wrong
-        reason = str(error) if isinstance(error, _NotSent) else '%s: %s' % (type(error).__name__, error)
+        if isinstance(error, _NotSent):
+            reason = _one_line(str(error))
+        else:
+            # Only the class: the text of an error raised while the request was built or sent can quote
+            # the Authorization header (urllib's "Invalid header value b'Bearer ...'"), in a form no
+            # search for the key would find.
+            reason = 'unexpected %s while building or sending the request (its text is not logged: it may quote the key)' % _one_line(type(error).__name__)
         if key:
-            reason = reason.replace(key, '[key]')
+            reason = reason.replace(key, '[key]').replace(_one_line(key), '[key]')
         logger.warning('analytics event %s.%s not sent: %s', _short(namespace), _short(task), reason)
         return False
 
@@ -87,12 +101,18 @@ def _send(namespace, task, label, result, value, event_type, key):
     # bool is an int in Python: it is checked by the same test and json.dumps writes it as true/false.
     if not isinstance(value, (int, float)):
         raise _NotSent('value must be a number or a bool (got %s)' % type(value).__name__)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _NotSent('value must be finite (got %s)' % value)
 
     base = os.environ.get('ANALYTICS_URL', '').strip()
     if not base:
         raise _NotSent('ANALYTICS_URL is not set')
     if not key:
         raise _NotSent('ANALYTICS_EVENTS_KEY is not set')
+    # A header carries Latin-1 text without control characters; urllib would refuse the key with its
+    # value in the error's text, or send a line break inside it.
+    if any(ord(c) > 0xFF or _is_control(c) for c in key):
+        raise _NotSent('ANALYTICS_EVENTS_KEY holds a control character (a line break?) or one beyond Latin-1: no HTTP header can carry it')
     parts = urllib.parse.urlsplit(base)
     # urllib also opens file: and ftp: URLs; only a web collector is meant.
     if parts.scheme not in ('http', 'https') or not parts.hostname:
@@ -137,10 +157,21 @@ def _reason(refused):
 
 
 def _short(text, limit=100):
-    """A caller's text as it goes into a log line: a repr for non-strings, cut at `limit`."""
+    """A caller's text as it goes into a log line: a repr for non-strings, on one line, cut at `limit`."""
     if not isinstance(text, str):
         try:
             text = repr(text)
         except Exception:  # noqa: BLE001 - a broken __repr__ must not turn a warning into a raise
             text = '<%s>' % type(text).__name__
+    text = _one_line(text)
     return text if len(text) <= limit else text[:limit] + '...'
+
+
+def _is_control(char):
+    return char < ' ' or '\x7f' <= char <= '\x9f'
+
+
+def _one_line(text):
+    """`text` with each unprintable character (line breaks, terminal escapes, ...) written as Python
+    escapes it (``\\n``, ``\\x1b``, ``\\u2028``), so that a warning is always one line of plain text."""
+    return ''.join(c if c.isprintable() or c == ' ' else repr(c)[1:-1] for c in text)

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,6 +45,21 @@ function python(args: string[], env: Record<string, string>, timeoutMs = 60_000)
     });
   });
 }
+
+/**
+ * One call of the client as a host makes it: `python3 -c ONE_CALL <namespace> <task>` prints the client's warnings
+ * the way a host's log handler would (one record, one line), then `sent` or `not sent`, all on stdout in order.
+ */
+const ONE_CALL = [
+  'import logging, sys',
+  "sys.path.insert(0, 'clients/python')",
+  'from analytics_event import analytics_event',
+  "logging.basicConfig(stream=sys.stdout, format='%(levelname)s %(message)s')",
+  "print('sent' if analytics_event(sys.argv[1], sys.argv[2]) else 'not sent')",
+].join('\n');
+
+// Whatever Python's str.splitlines() or a terminal would take for the end of a line, or for a control sequence.
+const LINE_BREAKING = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 /** Asserts unittest's verdict: exit 0, `OK`, and no test skipped (a skip would hide a missing variable). */
 function expectAllPassed(run: { code: number | null; output: string }, tests: number): void {
@@ -111,5 +128,93 @@ describe('clients/python/analytics_event.py', () => {
     expectAllPassed(run, 5);
     expect(run.output).toMatch(/test_closed_port .*\.\.\. ok/);
     expect(run.output).toMatch(/test_collector_that_never_answers .*\.\.\. ok/);
+  });
+
+  it('sends with a key that ends in a newline (a Kubernetes secret from a file), trimmed as the collector trims its own', async () => {
+    const dbPath = join(dir, 'trimmed-key.db');
+    const prepared = await openTestStore({ sqliteFile: dbPath });
+    const now = (await prepared.store.install(TEAM_TOKEN, Date.now())).createdAt;
+    const token = await prepared.store.createToken(
+      { name: 'Python host', measurementId: 'G-PYTHON2', apiSecret: 's', sendDailyStats: false, sendTaskEvents: true, sendPageViews: false, ignorePaths: [] },
+      now,
+    );
+    await prepared.store.close();
+
+    const collector = await startCollector({ ANALYTICS_DB: dbPath, ANALYTICS_EVENTS_KEY: EVENTS_KEY, ANALYTICS_RELAY: 'off' });
+    let run: { code: number | null; output: string };
+    try {
+      run = await python(['-c', ONE_CALL, NAMESPACE, 'trimmed_key'], { ANALYTICS_URL: collector.url, ANALYTICS_EVENTS_KEY: ` ${EVENTS_KEY}\r\n` });
+    } finally {
+      await collector.stop();
+    }
+    // No warning at all: the key in any form (raw, or escaped inside an error's text) would be in one.
+    expect(run.output).toBe('sent\n');
+    expect(run.code, run.output).toBe(0);
+
+    const { store, sql } = await openTestStore({ sqliteFile: dbPath });
+    try {
+      const rows = (await outboxEvents({ sql })).filter((row) => row.token_id === token.id);
+      expect(rows.map((row) => JSON.parse(row.params) as Record<string, unknown>)).toEqual([
+        { namespace: NAMESPACE, task: 'trimmed_key', label: '', result: '', value: 1 },
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('never logs a key that no header can carry, neither raw nor escaped, and sends nothing', async () => {
+    let requests = 0;
+    const server = createServer((request, response) => {
+      requests += 1;
+      response.writeHead(202).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    let run: { code: number | null; output: string };
+    try {
+      // The newline is inside the key, so trimming leaves it there.
+      run = await python(['-c', ONE_CALL, NAMESPACE, 'unsendable_key'], {
+        ANALYTICS_URL: `http://127.0.0.1:${port}`,
+        ANALYTICS_EVENTS_KEY: 'first-half-of-key\nsecond-half-of-key',
+      });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    const lines = run.output.split('\n');
+    expect(lines, run.output).toHaveLength(3); // the warning, the verdict, and the final newline's empty rest
+    expect(lines[0]).toMatch(/^WARNING analytics event python_client\.tests\.unsendable_key not sent: .*ANALYTICS_EVENTS_KEY/);
+    expect(lines.slice(1)).toEqual(['not sent', '']);
+    expect(run.output).not.toContain('first-half-of-key');
+    expect(run.output).not.toContain('second-half-of-key');
+    expect(requests).toBe(0);
+  });
+
+  it('keeps each warning on one line whatever the namespace, task or collector answer holds', async () => {
+    // A stand-in collector whose refusal reason spans lines.
+    const server = createServer((request, response) => {
+      request.resume();
+      response.writeHead(400, { 'Content-Type': 'application/json' }).end(JSON.stringify({ error: 'first line\nsecond line\u2028third' }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    let run: { code: number | null; output: string };
+    try {
+      run = await python(['-c', ONE_CALL, 'host.ns\nWARNING forged', 'task\r\u001b[2Kerased'], {
+        ANALYTICS_URL: `http://127.0.0.1:${port}`,
+        ANALYTICS_EVENTS_KEY: EVENTS_KEY,
+      });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    const lines = run.output.split('\n');
+    expect(lines, run.output).toHaveLength(3);
+    expect(lines.slice(1)).toEqual(['not sent', '']);
+    const [warning] = lines;
+    expect(warning).not.toMatch(LINE_BREAKING);
+    // Still legible: each character shown as Python escapes it.
+    expect(warning).toBe(
+      `WARNING analytics event host.ns\\nWARNING forged.task\\r\\x1b[2Kerased not sent: http://127.0.0.1:${port} answered 400 (first line\\nsecond line\\u2028third)`,
+    );
+    expect(run.code, run.output).toBe(0);
   });
 });
