@@ -131,12 +131,28 @@ function parseHttpUrl(env: Env, name: string, fallback: string, originOnly: bool
   return url.href.replace(/\/+$/, '');
 }
 
+/** Whether a `postgres://` URL parses. A literal `#` never belongs in one: it starts a fragment, cutting a password short. */
+function parsesAsPostgresUrl(location: string): boolean {
+  if (location.includes('#')) return false;
+  try {
+    new URL(location);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Why `location` cannot be a database location, or undefined: a URL of any kind but PostgreSQL's is refused. */
 function databaseProblem(location: string): string | undefined {
   // Anything holding `scheme://` would otherwise be taken as a SQLite file name (a folder named after the scheme, a
   // file named after the rest) and printed at start-up, password included. The value is not echoed for that reason.
   if (/[A-Za-z0-9]:\/\//.test(location) && !/^postgres(ql)?:\/\//i.test(location)) {
     return 'must be a SQLite file path or a postgres:// (postgresql://) URL; it is a URL of another kind (not shown: it may hold a password)';
+  }
+  if (/^postgres(ql)?:\/\//i.test(location) && !parsesAsPostgresUrl(location)) {
+    // Mostly a password with an unescaped `/`, `#`, `?` or `@`: the connection would fail later with a bare
+    // "Invalid URL", or reach the wrong host. Not echoed: it holds the password.
+    return 'is not a valid PostgreSQL URL (percent-encode / # ? @ in the password)';
   }
   return undefined;
 }

@@ -144,6 +144,16 @@ describe('the collector process', () => {
     expect(output).not.toMatch(/\n\s+at /);
   });
 
+  it('refuses a PostgreSQL URL that does not parse in one line, without a stack trace or the password', async () => {
+    // An unescaped `/` in the password.
+    const { code, output } = await runCollectorToExit({ ANALYTICS_DB: 'postgres://analytics:ab/cd+ef@127.0.0.1:5432/analytics' });
+    expect(code).toBe(1);
+    expect(output).toContain('ANALYTICS_DB is not a valid PostgreSQL URL (percent-encode / # ? @ in the password)');
+    expect(output.trim().split('\n')).toHaveLength(1);
+    expect(output).not.toMatch(/\n\s+at |TypeError/);
+    expect(output).not.toContain('cd+ef');
+  });
+
   it('refuses a port that is already taken', async () => {
     const first = await startCollector({ ANALYTICS_DB: ':memory:' });
     const port = new URL(first.url).port;

@@ -143,6 +143,33 @@ describe('loadConfig', () => {
     expect(() => resolveConfig({ dbPath: value }, {})).toThrow(/^dbPath must be a SQLite file path/);
   });
 
+  it.each([
+    'postgres://analytics:ab/cd+ef@127.0.0.1:5432/analytics',
+    'postgres://analytics:ab?cd@127.0.0.1:5432/analytics',
+    'postgres://analytics:ab#cd@127.0.0.1:5432/analytics',
+    'postgresql://analytics:12#cd@db.internal/analytics',
+    'postgres://analytics:abcd@127.0.0.1:99999/analytics',
+  ])('refuses ANALYTICS_DB=%s (a PostgreSQL URL that does not parse) without echoing it', (value) => {
+    let error: unknown;
+    try {
+      loadConfig({ ANALYTICS_DB: value });
+    } catch (thrown) {
+      error = thrown;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toBe('ANALYTICS_DB is not a valid PostgreSQL URL (percent-encode / # ? @ in the password)');
+    expect(message).not.toContain('cd'); // every password above holds it
+    // Library use: the same check on the field, as a ConfigError rather than a bare TypeError.
+    expect(() => resolveConfig({ dbPath: value }, {})).toThrow(ConfigError);
+    expect(() => resolveConfig({ dbPath: value }, {})).toThrow(/^dbPath is not a valid PostgreSQL URL/);
+  });
+
+  it('takes a PostgreSQL URL whose password is percent-encoded', () => {
+    const value = 'postgres://analytics:ab%2Fcd%23ef%3F%40@127.0.0.1:5432/analytics?sslmode=require';
+    expect(loadConfig({ ANALYTICS_DB: value }).dbPath).toBe(value);
+  });
+
   it.each(['./data/analytics.db', ':memory:', '/srv/analytics/data/analytics.db', 'postgres://analytics:pw@db/analytics', 'POSTGRESQL://db/analytics'])(
     'takes ANALYTICS_DB=%s',
     (value) => {
