@@ -1,22 +1,37 @@
 // `npm run build`: the snippet (Vite) and the server and library (tsc) into dist/, then the snippet's size
 // check. Plain JavaScript, so that it runs before anything is compiled.
 import { spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = (name) => join(root, 'node_modules', '.bin', name);
 
-function run(command, args) {
+/** The build's tools, devDependencies all: an `npm ci --omit=dev` install has none (scripts/ensure-built.mjs checks the same). */
+const TOOLS = { vite: bin('vite'), tsc: bin('tsc'), tsx: join(root, 'node_modules', 'tsx') };
+
+function fail(message) {
+  console.error(message);
+  process.exit(1);
+}
+
+function run(name, command, args) {
   const result = spawnSync(command, args, { cwd: root, stdio: 'inherit' });
+  if (result.error) fail(`build failed: cannot run ${name} (${result.error.message})`);
+  if (result.signal) fail(`build failed: ${name} was killed by ${result.signal}`);
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
 
+// Checked before dist/ is removed: without the tools a build could only leave no dist/ at all.
+const missing = Object.keys(TOOLS).filter((name) => !existsSync(TOOLS[name]));
+if (missing.length > 0) {
+  fail(`cannot build dist/: the build tools are not installed (${missing.join(', ')}: devDependencies); run \`npm ci\` first. dist/ is left as it was`);
+}
 rmSync(join(root, 'dist'), { recursive: true, force: true });
-run(bin('vite'), ['build', '--logLevel', 'warn']);
-run(bin('tsc'), ['-p', 'tsconfig.build.json']);
-run(process.execPath, ['--import', 'tsx', 'scripts/snippet-size.ts']);
+run('vite', TOOLS.vite, ['build', '--logLevel', 'warn']);
+run('tsc', TOOLS.tsc, ['-p', 'tsconfig.build.json']);
+run('the snippet size check', process.execPath, ['--import', 'tsx', 'scripts/snippet-size.ts']);
 // What `npm start` compares the sources with (scripts/ensure-built.mjs).
 writeFileSync(join(root, 'dist', '.built'), `${new Date().toISOString()}\n`);
 console.log('built dist/: the snippet, the server and the library');

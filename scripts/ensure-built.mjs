@@ -1,5 +1,8 @@
 // Run by `npm start` and `npm run relay` from a clone: builds dist/ when it is missing or older than any source,
 // and does nothing otherwise (a start then costs no build). An installed package has no sources: nothing to do.
+// Without the build tools (`npm ci --omit=dev`) it never builds: a copy that did not keep modification times
+// makes the sources look newer, and the dist/ that came with it is what runs (with a warning); no dist/ at all
+// stops the start with a message.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -7,6 +10,9 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SOURCES = ['server', 'shared', 'client', 'drizzle', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'vite.config.ts'];
+/** What scripts/build.mjs runs, devDependencies all (it checks the same before it removes dist/). */
+const BUILD_TOOLS = [join('node_modules', '.bin', 'vite'), join('node_modules', '.bin', 'tsc'), join('node_modules', 'tsx')];
+const BUILD = 'run `npm ci && npm run build`';
 
 /** The newest modification time under `path` (a file or a folder), 0 when it does not exist. */
 function newest(path) {
@@ -24,6 +30,18 @@ if (builtAt >= changedAt) {
   console.log('dist/ is up to date');
   process.exit(0);
 }
+if (!BUILD_TOOLS.every((tool) => existsSync(join(root, tool)))) {
+  if (!existsSync(join(root, 'dist', 'server', 'main.js'))) {
+    console.error(`dist/ is missing and the build tools are not installed (an install without devDependencies): ${BUILD} first`);
+    process.exit(1);
+  }
+  console.warn(`warning: the sources look newer than dist/, but the build tools are not installed: starting the existing dist/ (${BUILD} to rebuild it)`);
+  process.exit(0);
+}
 console.log(builtAt === 0 ? 'dist/ is missing: building it' : 'sources changed since the last build: building dist/');
 const result = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' });
+if (result.error) {
+  console.error(`cannot build dist/: npm run build did not start (${result.error.message})`);
+  process.exit(1);
+}
 process.exit(result.status ?? 1);

@@ -2,7 +2,7 @@
 // folder, its bin serving and delivering, its library imported by plain Node with no TypeScript loader. And a
 // clone's `npm start`, which builds dist/ when it is missing or stale and not otherwise.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -117,13 +117,49 @@ await analytics.stop();`,
   }, 180_000);
 });
 
+/** What a clone holds besides node_modules and dist/. */
+const CLONE = ['server', 'shared', 'client', 'drizzle', 'scripts', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'vite.config.ts', 'README.md'];
+
+/** A copy of the clone's sources in `work/<name>`, as `cp -r` makes it: every modification time is now. */
+function copyOfTheClone(name: string): string {
+  const clone = join(work, name);
+  mkdirSync(clone);
+  for (const entry of CLONE) cpSync(join(ROOT, entry), join(clone, entry), { recursive: true });
+  return clone;
+}
+
+/**
+ * node_modules as `npm ci --omit=dev` leaves it: this checkout's packages, linked, but for the devDependencies
+ * (the build tools among them) and node_modules/.bin, where npm links only their commands.
+ */
+function linkRuntimeDependencies(clone: string): void {
+  const { devDependencies } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+  const link = (path: string) => {
+    mkdirSync(join(clone, 'node_modules', path), { recursive: true });
+    for (const entry of readdirSync(join(ROOT, 'node_modules', path))) {
+      const name = path === '' ? entry : `${path}/${entry}`;
+      if (entry.startsWith('.') || name in devDependencies) continue;
+      if (entry.startsWith('@')) link(name);
+      else symlinkSync(join(ROOT, 'node_modules', name), join(clone, 'node_modules', name));
+    }
+  };
+  link('');
+}
+
+/** Runs `npm <args> --silent` in `cwd` to its end: its exit code and everything it printed. */
+async function npmToExit(cwd: string, args: string[]): Promise<{ code: number; output: string }> {
+  try {
+    const { stdout, stderr } = await run('npm', [...args, '--silent'], { cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '' } });
+    return { code: 0, output: stdout + stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, output: failed.stdout + failed.stderr };
+  }
+}
+
 describe('npm start from a clone', () => {
   it('builds a missing or stale dist/ and not an up-to-date one', async () => {
-    const clone = join(work, 'clone');
-    mkdirSync(clone);
-    for (const entry of ['server', 'shared', 'client', 'drizzle', 'scripts', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'vite.config.ts', 'README.md']) {
-      cpSync(join(ROOT, entry), join(clone, entry), { recursive: true });
-    }
+    const clone = copyOfTheClone('clone');
     symlinkSync(join(ROOT, 'node_modules'), join(clone, 'node_modules'));
     const start = async () => {
       const env = { PORT: '0', ANALYTICS_DB: join(clone, 'data.db') };
@@ -141,4 +177,56 @@ describe('npm start from a clone', () => {
     utimesSync(join(clone, 'server', 'app.ts'), later, later);
     expect(await start()).toContain('sources changed since the last build: building dist/');
   }, 120_000);
+});
+
+describe('npm start from a copy installed without the build tools (npm ci --omit=dev)', () => {
+  it('starts the dist/ it has when the sources look newer, with a warning, and never removes it', async () => {
+    const clone = copyOfTheClone('clone-without-tools');
+    linkRuntimeDependencies(clone);
+    // dist/ built elsewhere and copied along (by `npm test` here); then the sources look newer, as after a copy
+    // that did not keep modification times or a `git pull`.
+    cpSync(join(ROOT, 'dist'), join(clone, 'dist'), { recursive: true });
+    const later = new Date(Date.now() + 5_000);
+    utimesSync(join(clone, 'server', 'app.ts'), later, later);
+
+    const env = { PORT: '0', ANALYTICS_DB: join(clone, 'data.db') };
+    const started = await startUntil('npm', ['start', '--silent'], { cwd: clone, env }, /listening on http:\/\/\S+/);
+    const url = /listening on (http:\/\/\S+)/.exec(started.output())?.[1] ?? '';
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const exited = new Promise((resolve) => started.child.once('exit', resolve));
+    signalGroup(started.child, 'SIGTERM');
+    await exited;
+    const warnings = started.output().split('\n').filter((line) => line.includes('build tools'));
+    expect(warnings).toEqual([
+      'warning: the sources look newer than dist/, but the build tools are not installed: starting the existing dist/ (run `npm ci && npm run build` to rebuild it)',
+    ]);
+    expect(started.output()).not.toContain('building');
+    expect(existsSync(join(clone, 'dist', 'server', 'main.js'))).toBe(true);
+
+    // `npm run build` itself refuses before it removes anything.
+    const build = await npmToExit(clone, ['run', 'build']);
+    expect(build.code).toBe(1);
+    expect(build.output.trim()).toBe('cannot build dist/: the build tools are not installed (vite, tsc, tsx: devDependencies); run `npm ci` first. dist/ is left as it was');
+    expect(existsSync(join(clone, 'dist', 'server', 'main.js'))).toBe(true);
+  }, 60_000);
+
+  it('stops with one line, exit code 1, when there is no dist/ either', async () => {
+    const clone = copyOfTheClone('clone-without-tools-or-dist');
+    linkRuntimeDependencies(clone);
+    const { code, output } = await npmToExit(clone, ['start']);
+    expect(code).toBe(1);
+    expect(output.trim()).toBe('dist/ is missing and the build tools are not installed (an install without devDependencies): run `npm ci && npm run build` first');
+  }, 60_000);
+
+  it('npm run build says which tool it could not run instead of exiting silently', async () => {
+    const clone = copyOfTheClone('clone-with-a-broken-tool');
+    linkRuntimeDependencies(clone);
+    // Installed, but not runnable: spawning it fails (EACCES) rather than exiting with a status.
+    mkdirSync(join(clone, 'node_modules', '.bin'));
+    for (const tool of ['vite', 'tsc']) writeFileSync(join(clone, 'node_modules', '.bin', tool), '', { mode: 0o644 });
+    symlinkSync(join(ROOT, 'node_modules', 'tsx'), join(clone, 'node_modules', 'tsx'));
+    const { code, output } = await npmToExit(clone, ['run', 'build']);
+    expect(code).toBe(1);
+    expect(output.trim()).toMatch(/^build failed: cannot run vite \(spawnSync \S+ EACCES\)$/);
+  }, 60_000);
 });
