@@ -48,7 +48,10 @@ export interface AnalyticsOptions {
 export interface Analytics {
   /** The collector's routes (`/analytics.js`, `/collect`, `/api/…`, `/admin/…`, `/healthz`): mount under a prefix. */
   app: Hono;
-  /** Queues one event per token whose switch is on; resolves with how many once stored. See {@link AnalyticsEventOptions}. */
+  /**
+   * Queues one event per token whose switch is on; resolves with how many once stored, rejects with an
+   * `InvalidEventError` for an event that cannot be sent. See {@link AnalyticsEventOptions}.
+   */
   analyticsEvent(options: AnalyticsEventOptions): Promise<number>;
   /** Runs `fn` and reports its success (returned number as value) or its error's class name. */
   trackTask<T>(namespace: string, task: string, fn: () => T | Promise<T>): Promise<T>;
@@ -104,7 +107,8 @@ export async function createAnalytics(options: AnalyticsOptions = {}): Promise<A
       app,
       config,
       install: { uuid: services.identity.uuid, createdAt: services.identity.createdAt },
-      analyticsEvent: (eventOptions) => analyticsEvent(services, eventOptions),
+      // A promise in every case: an event that cannot be sent rejects (with InvalidEventError), never throws past a `.catch`.
+      analyticsEvent: async (eventOptions) => analyticsEvent(services, eventOptions),
       trackTask: (namespace, task, fn) => trackTask(services, namespace, task, fn),
       start() {
         if (stopped) throw new Error('analytics was stopped; create a new instance');

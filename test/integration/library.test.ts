@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Hono } from 'hono';
 import { afterAll, describe, expect, inject, it, vi } from 'vitest';
 import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
-import { ConfigError, createAnalytics, openStore, StoreUnavailableError, type Analytics } from '../../server/index.ts';
+import { ConfigError, createAnalytics, InvalidEventError, openStore, StoreUnavailableError, type Analytics } from '../../server/index.ts';
 import { silentLogger } from '../../server/core/log.ts';
 import { addTestToken, openTestStore, outboxEvents } from '../helpers/app.ts';
 import { freshPostgresUrl } from '../../harness/postgres-server.ts';
@@ -83,6 +83,15 @@ describe('createAnalytics', () => {
     // The store it opened is closed.
     await expect(servicesOf(analytics).store.ping()).rejects.toThrow();
     expect(() => analytics.start()).toThrow(/stopped/);
+  });
+
+  it('answers an event that cannot be sent with a rejected promise, so that a .catch() sees it', async () => {
+    const analytics = await create();
+    const caught: unknown[] = [];
+    await analytics.analyticsEvent({ namespace: '', task: 'nightly' }).catch((error: unknown) => caught.push(error));
+    await analytics.analyticsEvent({ namespace: 'cron', task: 'line\nbreak' }).catch((error: unknown) => caught.push(error));
+    expect(caught).toHaveLength(2);
+    for (const error of caught) expect(error).toBeInstanceOf(InvalidEventError);
   });
 
   it('gives the admin a daily-stats run on demand', async () => {
