@@ -56,7 +56,8 @@ const MAX_COUNT = 2_147_483_647;
 const hostStatsShape = {
   users: z.number().int().min(0).max(MAX_COUNT),
   tokens: z.number().int().min(0).max(MAX_COUNT),
-  apps: z.array(z.string()).max(1000),
+  // Blank names and control characters are refused by the checks below too; said here, the OpenAPI document says it.
+  apps: z.array(z.string().min(1, 'must not be empty').regex(/^[^\u0000-\u001f\u007f-\u009f]*$/, 'must not contain control characters')).max(1000),
 };
 
 /** The body of `PUT /api/stats`. Strict: an unknown field is refused rather than silently ignored. */

@@ -16,8 +16,9 @@ export const hitSchema = z.object({
     .string()
     .min(1)
     .max(MAX_PATH_LENGTH)
-    .refine((path) => path.startsWith('/') && !path.startsWith('//'), 'must start with a single /')
-    .refine((path) => !/[\u0000-\u001f\u007f]/.test(path), 'must not contain control characters'),
+    // Patterns rather than refinements, so that the OpenAPI document (generated from this schema) says so too.
+    .regex(/^\/(?!\/)/, 'must start with a single /')
+    .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters'),
   title: z.string().max(MAX_TITLE_LENGTH).default(''),
   language: z
     .string()

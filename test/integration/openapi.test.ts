@@ -138,6 +138,37 @@ describe('GET /api/openapi.json', () => {
     expect(pattern.test('UA-1234')).toBe(false);
   });
 
+  it('says what the routes refuse in text fields, so that a client built from it sends nothing they refuse', async () => {
+    const { app, doc } = await setup();
+    type TextSchema = { minLength?: number; maxLength?: number; pattern?: string; allOf?: Array<{ pattern?: string }> };
+    const fits = (value: string, schema: TextSchema) =>
+      value.length >= (schema.minLength ?? 0) &&
+      value.length <= (schema.maxLength ?? Infinity) &&
+      [schema.pattern, ...(schema.allOf ?? []).map((part) => part.pattern)].every((pattern) => pattern === undefined || new RegExp(pattern, 'u').test(value));
+    const property = (component: string, name: string) =>
+      (doc.components.schemas[component] as { properties: Record<string, TextSchema & { items?: TextSchema }> }).properties[name] as TextSchema & { items?: TextSchema };
+    const cases: Array<[string, TextSchema, string, () => Promise<Response>]> = [];
+    const post = (path: string, method: string, body: unknown, headers: Record<string, string>) => () =>
+      Promise.resolve(app.request(path, { method, headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) }));
+    const events = { authorization: `Bearer ${EVENTS_KEY}` };
+    for (const bad of ['', 'a\nb', 'bell\u0007']) {
+      cases.push([`EventBody.namespace ${JSON.stringify(bad)}`, property('EventBody', 'namespace'), bad, post('/api/events', 'POST', { namespace: bad, task: 't' }, events)]);
+      cases.push([`EventBody.task ${JSON.stringify(bad)}`, property('EventBody', 'task'), bad, post('/api/events', 'POST', { namespace: 'n', task: bad }, events)]);
+      cases.push([`HostStats.apps[] ${JSON.stringify(bad)}`, property('HostStats', 'apps').items as TextSchema, bad, post('/api/stats', 'PUT', { users: 1, tokens: 1, apps: [bad] }, events)]);
+    }
+    for (const bad of ['no-slash', '//host.example/x', '/a\u0000b']) {
+      cases.push([`Hit.path ${JSON.stringify(bad)}`, property('Hit', 'path'), bad, post('/collect', 'POST', { path: bad, title: 't', language: 'en' }, { 'user-agent': BROWSER })]);
+    }
+    for (const [what, schema, value, send] of cases) {
+      expect(fits(value, schema), `the document refuses ${what}`).toBe(false);
+      expect((await send()).status, `the route refuses ${what}`).toBe(400);
+    }
+    // And what the routes take, the document takes.
+    expect(fits('billing.invoices', property('EventBody', 'namespace'))).toBe(true);
+    expect(fits('forum', property('HostStats', 'apps').items as TextSchema)).toBe(true);
+    expect(fits('/docs/getting-started', property('Hit', 'path'))).toBe(true);
+  });
+
   it('names the mount prefix as the server when a host mounts the app under one', async () => {
     const { app, tokenId } = await setup();
     const host = new Hono();

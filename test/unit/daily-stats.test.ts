@@ -10,7 +10,6 @@ import {
   START_DELAY_MS,
   type StatsSource,
 } from '../../server/host-events/daily-stats.ts';
-import { InvalidEventError } from '../../server/host-events/task-events.ts';
 import type { Logger } from '../../server/core/log.ts';
 import type { EventParams } from '../../server/store/types.ts';
 import { addTestToken, makeTestServices, outboxEvents, type TestServices } from '../helpers/app.ts';
@@ -63,8 +62,9 @@ describe('parseHostStats', () => {
   });
 
   it('refuses a blank app name or one with control characters', () => {
-    expect(() => parseHostStats({ users: 1, tokens: 1, apps: ['  '] })).toThrow(InvalidEventError);
-    expect(() => parseHostStats({ users: 1, tokens: 1, apps: ['a\tb'] })).toThrow(InvalidEventError);
+    expect(() => parseHostStats({ users: 1, tokens: 1, apps: ['  '] })).toThrow(/must not be empty/);
+    expect(() => parseHostStats({ users: 1, tokens: 1, apps: ['a\tb'] })).toThrow(/must not contain control characters/);
+    expect(() => parseHostStats({ users: 1, tokens: 1, apps: ['a\tb'] }, { ignoreUnknown: true })).toThrow(/must not contain control characters/);
   });
 });
 
