@@ -69,16 +69,22 @@ function expectAllPassed(run: { code: number | null; output: string }, tests: nu
   expect(run.code, run.output).toBe(0);
 }
 
+/** A collector database holding the install and one token with task events on (the rest as `settings` say). */
+async function databaseWithToken(file: string, settings: { measurementId: string; sendDailyStats: boolean; sendPageViews: boolean }) {
+  const dbPath = join(dir, file);
+  const prepared = await openTestStore({ sqliteFile: dbPath });
+  try {
+    const now = (await prepared.store.install(TEAM_TOKEN, Date.now())).createdAt;
+    const token = await prepared.store.createToken({ name: 'Python host', apiSecret: 's', sendTaskEvents: true, ignorePaths: [], ...settings }, now);
+    return { dbPath, token };
+  } finally {
+    await prepared.store.close();
+  }
+}
+
 describe('clients/python/analytics_event.py', () => {
   it('queues each event the Python tests send, with exactly the fields sent, and nothing for the refused ones', async () => {
-    const dbPath = join(dir, 'python.db');
-    const prepared = await openTestStore({ sqliteFile: dbPath });
-    const now = (await prepared.store.install(TEAM_TOKEN, Date.now())).createdAt;
-    const token = await prepared.store.createToken(
-      { name: 'Python host', measurementId: 'G-PYTHON1', apiSecret: 's', sendDailyStats: true, sendTaskEvents: true, sendPageViews: true, ignorePaths: [] },
-      now,
-    );
-    await prepared.store.close();
+    const { dbPath, token } = await databaseWithToken('python.db', { measurementId: 'G-PYTHON1', sendDailyStats: true, sendPageViews: true });
 
     // Relay off: nothing leaves, so every queued row is still there to read afterwards.
     const collector = await startCollector({ ANALYTICS_DB: dbPath, ANALYTICS_EVENTS_KEY: EVENTS_KEY, ANALYTICS_RELAY: 'off' });
@@ -131,14 +137,7 @@ describe('clients/python/analytics_event.py', () => {
   });
 
   it('sends with a key that ends in a newline (a Kubernetes secret from a file), trimmed as the collector trims its own', async () => {
-    const dbPath = join(dir, 'trimmed-key.db');
-    const prepared = await openTestStore({ sqliteFile: dbPath });
-    const now = (await prepared.store.install(TEAM_TOKEN, Date.now())).createdAt;
-    const token = await prepared.store.createToken(
-      { name: 'Python host', measurementId: 'G-PYTHON2', apiSecret: 's', sendDailyStats: false, sendTaskEvents: true, sendPageViews: false, ignorePaths: [] },
-      now,
-    );
-    await prepared.store.close();
+    const { dbPath, token } = await databaseWithToken('trimmed-key.db', { measurementId: 'G-PYTHON2', sendDailyStats: false, sendPageViews: false });
 
     const collector = await startCollector({ ANALYTICS_DB: dbPath, ANALYTICS_EVENTS_KEY: EVENTS_KEY, ANALYTICS_RELAY: 'off' });
     let run: { code: number | null; output: string };
