@@ -112,8 +112,25 @@ await analytics.stop();`,
     );
     const host = await run(process.execPath, ['host.mjs'], { cwd: app, env: { PATH: process.env.PATH ?? '' } });
     expect(JSON.parse(host.stdout.trim().split('\n').at(-1) ?? '{}')).toMatchObject({ status: 200, uuid: expect.stringMatching(/^[0-9a-f-]{36}$/) });
-    // Types for an editor, through the `types` condition of `exports`.
+    // Types for an editor, through the `types` condition of `exports`: a strict TypeScript host (with Node's own
+    // types, as any has) checks, every declaration file included (no skipLibCheck), with nothing else but what
+    // the production install brought.
     expect(existsSync(join(app, 'node_modules', 'ga4-relay-analytics', 'dist', 'server', 'index.d.ts'))).toBe(true);
+    writeFileSync(
+      join(app, 'host.ts'),
+      `import { createAnalytics, type Analytics } from 'ga4-relay-analytics';
+const analytics: Analytics = await createAnalytics({ database: ':memory:', env: {} });
+const queued: number = await analytics.analyticsEvent({ namespace: 'host', task: 'typed' });
+console.log(queued);
+await analytics.stop();
+`,
+    );
+    const tsc = await run(
+      join(ROOT, 'node_modules', '.bin', 'tsc'),
+      ['--noEmit', '--strict', '--skipLibCheck', 'false', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--typeRoots', join(ROOT, 'node_modules', '@types'), '--types', 'node', 'host.ts'],
+      { cwd: app },
+    ).catch((error: { stdout?: string; message: string }) => ({ stdout: error.stdout ?? error.message }));
+    expect(tsc.stdout.trim()).toBe('');
   }, 180_000);
 });
 
