@@ -8,15 +8,13 @@ import { openApiRoutes } from './admin/openapi.ts';
 import { adminRoutes } from './admin/pages-routes.ts';
 import { CredentialGuard, requireBearer } from './core/credential-guard.ts';
 import { describeZodError } from './core/http.ts';
-import { rateLimitedLine } from './core/log.ts';
+import { internalErrorLog, rateLimitedLine, REPEATED_LOG_EVERY_MS } from './core/log.ts';
 import { eventsRoutes } from './host-events/events-route.ts';
 import { InvalidEventError } from './host-events/task-events.ts';
 import { collectRoutes } from './ingest/collect-route.ts';
 import type { Services } from './services.ts';
 import { RETRY_AFTER_S, StoreUnavailableError } from './store/errors.ts';
 
-/** At most one log line this often about requests answered 503 because the database does not answer, and about 500s. */
-const REPEATED_LOG_EVERY_MS = 10_000;
 
 /**
  * Builds the collector's HTTP app over the given services; tests call `app.request()` on it.
@@ -48,8 +46,8 @@ export function createApp(services: Services): Hono {
   // 10 s with a count, so that requests anybody can send do not fill the log (or the disk that may be full already).
   const noteUnavailable = rateLimitedLine(services.clock, REPEATED_LOG_EVERY_MS);
   // An error nobody expected is a bug to see, with its stack; should anybody's requests find one to repeat, the
-  // log still gets one such line every 10 s, with how many more there were.
-  const noteInternal = rateLimitedLine(services.clock, REPEATED_LOG_EVERY_MS);
+  // log still gets one such line every 10 s per route and kind, with how many more there were.
+  const noteInternal = internalErrorLog(services.log, services.clock, REPEATED_LOG_EVERY_MS);
   app.onError((error, c) => {
     if (error instanceof HTTPException) {
       return c.json({ error: error.message || 'request refused' }, error.status);
@@ -69,10 +67,7 @@ export function createApp(services: Services): Hono {
       });
       return c.json({ error: `the database is unavailable (${error.message}); try again later` }, 503, { 'Retry-After': String(RETRY_AFTER_S) });
     }
-    noteInternal((n) => {
-      const more = n > 1 ? ` (${n - 1} more internal errors since the last line)` : '';
-      services.log.error(`${c.req.method} ${c.req.path} failed${more}`, error);
-    });
+    noteInternal({ method: c.req.method, route: c.req.routePath }, error);
     return c.json({ error: 'internal error' }, 500);
   });
   return app;

@@ -7,6 +7,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ZodError } from 'zod';
 import { refuseOverBudget, type CredentialGuard } from '../core/credential-guard.ts';
 import { sameSecret } from '../core/http.ts';
+import { internalErrorLog, REPEATED_LOG_EVERY_MS } from '../core/log.ts';
 import type { Services } from '../services.ts';
 import { RETRY_AFTER_S, StoreUnavailableError } from '../store/errors.ts';
 import { skipReason } from '../tokens/team-token.ts';
@@ -82,6 +83,8 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
     await next();
   });
   app.use('*', appendTrailingSlash());
+  // As the app's own handler: a 500 is logged with its stack, at most once every 10 s per route and kind.
+  const noteInternal = internalErrorLog(services.log, services.clock, REPEATED_LOG_EVERY_MS);
   app.onError((error, c) => {
     const loggedIn = c.get('session') !== undefined;
     const paths = c.var.paths;
@@ -93,7 +96,7 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
       const message = `The database is unavailable (${error.message}). Nothing was changed; try again in a moment.`;
       return page(c, ErrorPage({ paths, status: 503, message, loggedIn }), 503);
     }
-    services.log.error(`${c.req.method} ${c.req.path} failed`, error);
+    noteInternal({ method: c.req.method, route: c.req.routePath }, error);
     return page(c, ErrorPage({ paths, status: 500, message: 'Internal error; nothing more is known here.', loggedIn }), 500);
   });
 

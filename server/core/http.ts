@@ -49,11 +49,25 @@ export function bodyTooLarge(maxBytes: number): never {
 }
 
 /**
- * Refuses request bodies over `maxBytes` with a 413, without reading more than that.
+ * Refuses request bodies over `maxBytes` with a 413, without reading more than that. A body of unknown length
+ * (chunked) is read here, so one the client cuts short fails here: a {@link BodyCutShortError}, as in {@link bodyText}.
  * @example app.post('/api/events', limitBody(16 * 1024), handler)
  */
 export function limitBody(maxBytes: number): MiddlewareHandler {
-  return bodyLimit({ maxSize: maxBytes, onError: () => bodyTooLarge(maxBytes) });
+  const limit = bodyLimit({ maxSize: maxBytes, onError: () => bodyTooLarge(maxBytes) });
+  return async function limitedBody(c, next) {
+    let reading = true;
+    try {
+      await limit(c, async () => {
+        reading = false;
+        await next();
+      });
+    } catch (error) {
+      // Only a failure while the body was read here is the client's; what the handlers after it throw is theirs.
+      if (reading && !(error instanceof HTTPException) && clientWentAway(c, error)) throw new BodyCutShortError();
+      throw error;
+    }
+  };
 }
 
 /**
@@ -68,13 +82,26 @@ export class BodyCutShortError extends HTTPException {
 
 /**
  * The request's body as text. A body the client did not send whole is a {@link BodyCutShortError}; a refusal
- * on the way (a 413 from {@link limitBody}) stays what it is.
+ * on the way (a 413 from {@link limitBody}) stays what it is, and so does any other failure (a bug: a 500).
  */
 export async function bodyText(c: Context): Promise<string> {
   try {
     return await c.req.text();
   } catch (error) {
-    if (error instanceof HTTPException) throw error;
-    throw new BodyCutShortError();
+    if (!(error instanceof HTTPException) && clientWentAway(c, error)) throw new BodyCutShortError();
+    throw error;
   }
+}
+
+/**
+ * Whether reading the body failed because the client went away before its end: node's request was aborted or
+ * destroyed (@hono/node-server hands it over as `c.env.incoming`), the request's signal says so, or the error is
+ * node's own for it.
+ */
+function clientWentAway(c: Context, error: unknown): boolean {
+  const incoming = (c.env as { incoming?: { destroyed?: boolean; readableAborted?: boolean; errored?: unknown } } | undefined)?.incoming;
+  if (incoming && (incoming.destroyed === true || incoming.readableAborted === true || (incoming.errored ?? null) !== null)) return true;
+  if (c.req.raw.signal?.aborted) return true;
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ECONNRESET' || (error instanceof Error && (error.message === 'aborted' || error.message === 'Client connection prematurely closed.'));
 }
