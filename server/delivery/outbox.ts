@@ -31,8 +31,11 @@ export class Outbox {
   private estimate: number | undefined;
   private countedAt = -Infinity;
   private trimming: Promise<unknown> | undefined;
-  /** Who waits for nothing to be left to write (see {@link idle}). */
-  private idleWaiters: Array<() => void> = [];
+  /** How many calls of `add` were queued so far, and how many of them are settled (written, or told they failed). */
+  private added = 0;
+  private settledUpTo = 0;
+  /** Who waits for the calls queued before a point to be settled (see {@link idle}). */
+  private idleWaiters: Array<{ upTo: number; resolve: () => void }> = [];
 
   constructor(
     private readonly store: Store,
@@ -57,6 +60,7 @@ export class Outbox {
    */
   add(events: NewEvent[]): Promise<void> {
     if (events.length === 0) return Promise.resolve();
+    this.added += 1;
     return new Promise((resolve, reject) => {
       this.waiting.push({ events, resolve, reject });
       this.scheduleFlush();
@@ -64,24 +68,23 @@ export class Outbox {
   }
 
   /**
-   * Resolves once nothing waits to be written and no commit is on its way: everything added before is stored (or
-   * its caller was told it failed). A stop awaits it before the store closes, so that an event queued just
-   * before, say by `trackTask` in the background, is not lost.
+   * Resolves once everything added before the call is stored (or its caller was told it failed); what is added
+   * afterwards is not waited for, so a steady stream of events cannot hold it up. A stop awaits it before the
+   * store closes, so that an event queued just before, say by `trackTask` in the background, is not lost.
    */
   idle(): Promise<void> {
-    if (!this.busy()) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    const upTo = this.added;
+    if (this.settledUpTo >= upTo) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push({ upTo, resolve }));
   }
 
-  private busy(): boolean {
-    return this.flushing || this.flushScheduled || this.waiting.length > 0;
-  }
-
-  private notifyIdle(): void {
-    if (this.busy() || this.idleWaiters.length === 0) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const resolve of waiters) resolve();
+  /** The calls of `add` up to `upTo` are settled: resolves who waited for them. */
+  private settle(upTo: number): void {
+    this.settledUpTo = upTo;
+    if (this.idleWaiters.length === 0) return;
+    const done = this.idleWaiters.filter((w) => w.upTo <= upTo);
+    this.idleWaiters = this.idleWaiters.filter((w) => w.upTo > upTo);
+    for (const w of done) w.resolve();
   }
 
   /**
@@ -99,6 +102,8 @@ export class Outbox {
     this.flushing = true;
     const batch = this.waiting;
     this.waiting = [];
+    // Every call of `add` so far is in this batch or settled already.
+    const upTo = this.added;
     let written: Map<string, number>;
     try {
       // As a batch: it crosses to the delivery thread as a few strings and numbers, not as objects.
@@ -112,7 +117,7 @@ export class Outbox {
       this.flushing = false;
       this.scheduleFlush();
       // Callbacks run later, as microtasks: a stop waiting for this sees the trim below already begun.
-      this.notifyIdle();
+      this.settle(upTo);
     }
     for (const w of batch) w.resolve();
     let total = 0;

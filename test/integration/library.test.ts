@@ -211,6 +211,37 @@ describe('stop()', () => {
   }
 });
 
+describe('the outbox before a stop', () => {
+  it('waits only for what was queued before it was asked: a steady stream of events does not hold a stop up', async () => {
+    const analytics = await create({ thread: true });
+    const services = servicesOf(analytics);
+    const token = await addTestToken(services);
+    // A host that keeps reporting, an event every turn of the event loop: there is always something waiting.
+    let producing = true;
+    const queued: Array<Promise<void>> = [];
+    const produce = async () => {
+      for (let i = 0; producing; i += 1) {
+        queued.push(services.outbox.add([{ tokenId: token.id, name: 'task_event', params: { namespace: 'stream', task: `t${i}` }, occurredAt: Date.now() }]));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    };
+    const producer = produce();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const before = queued.length;
+      const idle = await Promise.race([services.outbox.idle().then(() => 'idle'), new Promise((resolve) => setTimeout(() => resolve('still waiting after 3 s'), 3_000))]);
+      expect(idle).toBe('idle');
+      // Everything queued before it was asked is written by then.
+      expect(await Promise.all(queued.slice(0, before))).toHaveLength(before);
+      expect(producing).toBe(true);
+    } finally {
+      producing = false;
+      await producer;
+      await Promise.allSettled(queued);
+    }
+  });
+});
+
 describe('examples/host-app.ts', () => {
   it('runs: mounts the routes, reports its wrapped job, stops on SIGTERM', async () => {
     const dbPath = join(dir, 'example.db');
