@@ -131,14 +131,20 @@ function parseHttpUrl(env: Env, name: string, fallback: string, originOnly: bool
   return url.href.replace(/\/+$/, '');
 }
 
-/** Whether a `postgres://` URL parses. A literal `#` never belongs in one: it starts a fragment, cutting a password short. */
+/**
+ * Whether a `postgres://` URL parses as pg reads it (pg-connection-string's `parse()`, which pg does not export and
+ * this package does not depend on directly): spaces and stray `%` encoded first, then the URL as it is, or with no
+ * host after the `@` (a Unix socket named in the query, `postgres://user:pw@/db?host=/var/run/postgresql`), with a
+ * placeholder host in its place. A literal `#` never belongs in one: it starts a fragment, cutting a password short.
+ */
 function parsesAsPostgresUrl(location: string): boolean {
   if (location.includes('#')) return false;
   try {
-    new URL(location);
-    return true;
+    const encoded = / |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(location) ? encodeURI(location).replace(/%25(\d\d)/g, '%$1') : location;
+    if (URL.canParse(encoded)) return true;
+    return URL.canParse(encoded.replace('@/', '@___DUMMY___/'));
   } catch {
-    return false;
+    return false; // encodeURI: a lone surrogate, which pg refuses too
   }
 }
 

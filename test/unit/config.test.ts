@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, resolveConfig } from '../../server/core/config.ts';
 
@@ -170,10 +171,27 @@ describe('loadConfig', () => {
     expect(loadConfig({ ANALYTICS_DB: value }).dbPath).toBe(value);
   });
 
-  it.each(['./data/analytics.db', ':memory:', '/srv/analytics/data/analytics.db', 'postgres://analytics:pw@db/analytics', 'POSTGRESQL://db/analytics'])(
-    'takes ANALYTICS_DB=%s',
+  it.each([
+    './data/analytics.db',
+    ':memory:',
+    '/srv/analytics/data/analytics.db',
+    'postgres://analytics:pw@db/analytics',
+    'POSTGRESQL://db/analytics',
+    // A Unix socket: no host after the `@`, the socket's folder in the query (pg connects there).
+    'postgres://analytics:pw@/analytics?host=/var/run/postgresql',
+    'postgres://analytics@/analytics?host=/var/run/postgresql',
+  ])('takes ANALYTICS_DB=%s', (value) => {
+    expect(loadConfig({ ANALYTICS_DB: value }).dbPath).toBe(value);
+    expect(resolveConfig({ dbPath: value }, {}).dbPath).toBe(value);
+  });
+
+  it.each(['postgres://analytics:pw@/analytics?host=/var/run/postgresql', 'postgres://analytics@/analytics?host=/var/run/postgresql'])(
+    'takes ANALYTICS_DB=%s, which pg reads as the socket folder /var/run/postgresql',
     (value) => {
       expect(loadConfig({ ANALYTICS_DB: value }).dbPath).toBe(value);
+      // What pg makes of it, without connecting: the same URL pg is given.
+      const client = new pg.Client({ connectionString: value });
+      expect([client.host, client.database, client.user]).toEqual(['/var/run/postgresql', 'analytics', 'analytics']);
     },
   );
 
