@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { migrationsDigest } from './migrations-digest.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const bin = (name) => join(root, 'node_modules', '.bin', name);
@@ -28,10 +29,13 @@ const missing = Object.keys(TOOLS).filter((name) => !existsSync(TOOLS[name]));
 if (missing.length > 0) {
   fail(`cannot build dist/: the build tools are not installed (${missing.join(', ')}: devDependencies); run \`npm ci\` first. dist/ is left as it was`);
 }
+// Taken before the build: a migration added while it runs then reads as a change.
+const migrations = migrationsDigest(root);
 rmSync(join(root, 'dist'), { recursive: true, force: true });
 run('vite', TOOLS.vite, ['build', '--logLevel', 'warn']);
 run('tsc', TOOLS.tsc, ['-p', 'tsconfig.build.json']);
 run('the snippet size check', process.execPath, ['--import', 'tsx', 'scripts/snippet-size.ts']);
-// What `npm start` compares the sources with (scripts/ensure-built.mjs).
-writeFileSync(join(root, 'dist', '.built'), `${new Date().toISOString()}\n`);
+// What `npm start` compares the sources with (scripts/ensure-built.mjs): the file's modification time, and,
+// without the build tools, the migrations dist/ was built beside. The time stays the first line.
+writeFileSync(join(root, 'dist', '.built'), `${new Date().toISOString()}\nmigrations ${migrations}\n`);
 console.log('built dist/: the snippet, the server and the library');

@@ -174,6 +174,26 @@ async function npmToExit(cwd: string, args: string[]): Promise<{ code: number; o
   }
 }
 
+/**
+ * Runs `npm start --silent` in `clone` until it exits (its exit code and everything it printed), or until the
+ * server listens (code null; it is stopped after the test).
+ */
+function npmStartToExit(clone: string): Promise<{ code: number | null; output: string }> {
+  const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: '0', ANALYTICS_DB: join(clone, 'data.db') };
+  const child = spawn('npm', ['start', '--silent'], { cwd: clone, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  stopAfterTest({ stop: async () => signalGroup(child, 'SIGKILL') });
+  let output = '';
+  return new Promise((resolve) => {
+    const look = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (/listening on http:\/\/\S+/.test(output)) resolve({ code: null, output });
+    };
+    child.stdout?.on('data', look);
+    child.stderr?.on('data', look);
+    child.on('close', (code) => resolve({ code, output }));
+  });
+}
+
 describe('npm start from a clone', () => {
   it('builds a missing or stale dist/ and not an up-to-date one', async () => {
     const clone = copyOfTheClone('clone');
@@ -225,6 +245,39 @@ describe('npm start from a copy installed without the build tools (npm ci --omit
     expect(build.code).toBe(1);
     expect(build.output.trim()).toBe('cannot build dist/: the build tools are not installed (vite, tsc, tsx: devDependencies); run `npm ci` first. dist/ is left as it was');
     expect(existsSync(join(clone, 'dist', 'server', 'main.js'))).toBe(true);
+  }, 60_000);
+
+  it('stops with one line, exit code 1, when the migrations differ from those dist/ was built with', async () => {
+    const clone = copyOfTheClone('clone-without-tools-newer-migrations');
+    linkRuntimeDependencies(clone);
+    cpSync(join(ROOT, 'dist'), join(clone, 'dist'), { recursive: true });
+    // A `git pull` brought a migration the copied dist/ was not built with: the server reads drizzle/ at start-up.
+    const journalPath = join(clone, 'drizzle', 'sqlite', 'meta', '_journal.json');
+    type Entry = { idx: number; version: string; when: number; tag: string; breakpoints: boolean };
+    const journal = JSON.parse(readFileSync(journalPath, 'utf8')) as { entries: Entry[] };
+    const last = journal.entries.at(-1) as Entry;
+    const tag = `${String(last.idx + 1).padStart(4, '0')}_pulled_later`;
+    journal.entries.push({ ...last, idx: last.idx + 1, when: last.when + 1, tag });
+    writeFileSync(join(clone, 'drizzle', 'sqlite', `${tag}.sql`), 'CREATE TABLE `pulled_later` (`id` integer PRIMARY KEY NOT NULL);\n');
+    writeFileSync(journalPath, `${JSON.stringify(journal, null, 2)}\n`);
+    const later = new Date(Date.now() + 5_000);
+    utimesSync(journalPath, later, later);
+
+    const changed = await npmStartToExit(clone);
+    expect(changed.code).toBe(1);
+    expect(changed.output.trim()).toBe(
+      'the migrations (drizzle/) changed since dist/ was built, and the build tools are not installed: run `npm ci && npm run build` before starting',
+    );
+    expect(existsSync(join(clone, 'data.db'))).toBe(false);
+    expect(existsSync(join(clone, 'dist', 'server', 'main.js'))).toBe(true);
+
+    // A dist/ built before the build recorded its migrations: nothing to compare with, so refused the same way.
+    writeFileSync(join(clone, 'dist', '.built'), '2026-01-01T00:00:00.000Z\n');
+    const unrecorded = await npmStartToExit(clone);
+    expect(unrecorded.code).toBe(1);
+    expect(unrecorded.output.trim()).toBe(
+      'dist/ does not record the migrations (drizzle/) it was built with, and the build tools are not installed: run `npm ci && npm run build` before starting',
+    );
   }, 60_000);
 
   it('stops with one line, exit code 1, when there is no dist/ either', async () => {
