@@ -3,11 +3,16 @@ export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
 }
 
-/** Where a PostgreSQL URL points, for messages: host, port and database, never the user or the password. */
+/**
+ * Where a PostgreSQL URL points, for messages: host, port and database, never the user or the password. A Unix
+ * socket (`postgres://user@/db?host=/var/run/postgresql`, as pg reads it) is named by its folder.
+ */
 export function describePostgresUrl(url: string): string {
   try {
-    const parsed = new URL(url);
-    return `${parsed.hostname || 'localhost'}:${parsed.port || '5432'}${parsed.pathname || '/'}`;
+    const parsed = new URL(url.replace('@/', '@___socket___/'));
+    const socket = parsed.hostname === '___socket___' ? parsed.searchParams.get('host') : null;
+    const host = socket ?? (parsed.hostname || 'localhost');
+    return `${host}:${parsed.port || '5432'}${parsed.pathname || '/'}`;
   } catch {
     return 'the PostgreSQL URL';
   }

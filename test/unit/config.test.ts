@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, resolveConfig } from '../../server/core/config.ts';
+import { describeLocation } from '../../server/store/location.ts';
 
 describe('loadConfig', () => {
   it('gives the documented defaults for an empty environment', () => {
@@ -216,3 +217,16 @@ describe('loadConfig', () => {
     );
   });
 });
+
+describe('describeLocation', () => {
+  it('names a database for messages without its user or password, a Unix socket by its folder', () => {
+    expect(describeLocation('postgres://analytics:s3cret@db.internal:5433/analytics')).toBe('PostgreSQL at db.internal:5433/analytics');
+    expect(describeLocation('postgres://analytics:s3cret@/analytics?host=/var/run/postgresql')).toBe('PostgreSQL at /var/run/postgresql:5432/analytics');
+    expect(describeLocation('postgresql://analytics@/analytics?host=/var/run/postgresql')).toBe('PostgreSQL at /var/run/postgresql:5432/analytics');
+    expect(describeLocation('./data/analytics.db')).toBe('./data/analytics.db');
+    for (const url of ['postgres://analytics:s3cret@db.internal:5433/analytics', 'postgres://analytics:s3cret@/analytics?host=/var/run/postgresql']) {
+      expect(describeLocation(url)).not.toContain('s3cret');
+    }
+  });
+});
+
