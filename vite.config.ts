@@ -5,7 +5,7 @@ import { defineConfig } from 'vite';
 export default defineConfig({
   build: {
     outDir: 'dist',
-    // dist/ also holds the compiled server (npm run build empties it once, before both).
+    // dist/ also holds the compiled server: npm run build builds both into dist.next/, then puts it in dist/'s place.
     emptyOutDir: false,
     // Every browser with sendBeacon and `catch {}` runs ES2019; a newer target buys no bytes here.
     target: 'es2019',

@@ -12,7 +12,7 @@ import { migrationsDigest } from './migrations-digest.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SOURCES = ['server', 'shared', 'client', 'drizzle', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'vite.config.ts'];
-/** What scripts/build.mjs runs, devDependencies all (it checks the same before it removes dist/). */
+/** What scripts/build.mjs runs, devDependencies all (it checks the same before it builds anything). */
 const BUILD_TOOLS = [join('node_modules', '.bin', 'vite'), join('node_modules', '.bin', 'tsc'), join('node_modules', 'tsx')];
 const BUILD = 'run `npm ci && npm run build`';
 

@@ -214,6 +214,21 @@ describe('npm start from a clone', () => {
     utimesSync(join(clone, 'server', 'app.ts'), later, later);
     expect(await start()).toContain('sources changed since the last build: building dist/');
   }, 120_000);
+
+  it('keeps the dist/ it has when a build fails, and leaves nothing half-built', async () => {
+    const clone = copyOfTheClone('clone-failing-build');
+    symlinkSync(join(ROOT, 'node_modules'), join(clone, 'node_modules'));
+    cpSync(join(ROOT, 'dist'), join(clone, 'dist'), { recursive: true });
+    const stamp = readFileSync(join(clone, 'dist', '.built'), 'utf8');
+    // A change that does not compile.
+    writeFileSync(join(clone, 'server', 'app.ts'), `${readFileSync(join(clone, 'server', 'app.ts'), 'utf8')}\nexport const broken: number = 'not a number';\n`);
+    const { code, output } = await npmToExit(clone, ['run', 'build']);
+    expect(code, output).not.toBe(0);
+    expect(output).toContain('server/app.ts');
+    expect(existsSync(join(clone, 'dist', 'server', 'main.js'))).toBe(true);
+    expect(readFileSync(join(clone, 'dist', '.built'), 'utf8')).toBe(stamp);
+    expect(existsSync(join(clone, 'dist.next'))).toBe(false);
+  }, 120_000);
 });
 
 describe('npm start from a copy installed without the build tools (npm ci --omit=dev)', () => {
