@@ -15,7 +15,6 @@ import { collectRoutes } from './ingest/collect-route.ts';
 import type { Services } from './services.ts';
 import { RETRY_AFTER_S, StoreUnavailableError } from './store/errors.ts';
 
-
 /**
  * Builds the collector's HTTP app over the given services; tests call `app.request()` on it.
  * @example const app = createApp(createServices({ config }));

@@ -64,8 +64,7 @@ export function limitBody(maxBytes: number): MiddlewareHandler {
       });
     } catch (error) {
       // Only a failure while the body was read here is the client's; what the handlers after it throw is theirs.
-      if (reading && !(error instanceof HTTPException) && clientWentAway(c, error)) throw new BodyCutShortError();
-      throw error;
+      throw reading ? asCutShort(c, error) : error;
     }
   };
 }
@@ -88,9 +87,13 @@ export async function bodyText(c: Context): Promise<string> {
   try {
     return await c.req.text();
   } catch (error) {
-    if (!(error instanceof HTTPException) && clientWentAway(c, error)) throw new BodyCutShortError();
-    throw error;
+    throw asCutShort(c, error);
   }
+}
+
+/** A failure to read the body as it is to be thrown: a {@link BodyCutShortError} when the client went away. */
+function asCutShort(c: Context, error: unknown): unknown {
+  return !(error instanceof HTTPException) && clientWentAway(c, error) ? new BodyCutShortError() : error;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Store } from '../store/store.ts';
 import type { EventParams, HostStats } from '../store/types.ts';
-import { checkText, eventsForRecipients, InvalidEventError, type HostEventDeps } from './task-events.ts';
+import { checkText, eventsForRecipients, InvalidEventError, requiredHostText, type HostEventDeps } from './task-events.ts';
 
 export type { HostStats } from '../store/types.ts';
 
@@ -56,8 +56,7 @@ const MAX_COUNT = 2_147_483_647;
 const hostStatsShape = {
   users: z.number().int().min(0).max(MAX_COUNT),
   tokens: z.number().int().min(0).max(MAX_COUNT),
-  // Blank names and control characters are refused by the checks below too; said here, the OpenAPI document says it.
-  apps: z.array(z.string().min(1, 'must not be empty').regex(/^[^\u0000-\u001f\u007f-\u009f]*$/, 'must not contain control characters')).max(1000),
+  apps: z.array(requiredHostText).max(1000),
 };
 
 /** The body of `PUT /api/stats`. Strict: an unknown field is refused rather than silently ignored. */

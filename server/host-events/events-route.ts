@@ -4,7 +4,7 @@ import type { Config } from '../core/config.ts';
 import { requireBearer, type CredentialGuard } from '../core/credential-guard.ts';
 import { bodyText, limitBody, parseJsonBody } from '../core/http.ts';
 import { parseHostStats, saveHostStats, type DailyStatsDeps } from './daily-stats.ts';
-import { analyticsEvents } from './task-events.ts';
+import { analyticsEvents, requiredHostText } from './task-events.ts';
 
 /** What the two routes work with. */
 export interface EventsRouteDeps extends DailyStatsDeps {
@@ -15,13 +15,9 @@ export interface EventsRouteDeps extends DailyStatsDeps {
 export const MAX_EVENTS_BODY_BYTES = 16 * 1024;
 
 // Strict: a misspelt field (say `eventType`) is refused rather than silently ignored.
-// What the event's own checks refuse (taskEventOf), said in the schema too, so that the OpenAPI document does.
-const NO_CONTROL_CHARACTERS = /^[^\u0000-\u001f\u007f-\u009f]*$/;
-const required = z.string().min(1, 'must not be empty').regex(NO_CONTROL_CHARACTERS, 'must not contain control characters');
-
 export const eventBodySchema = z.strictObject({
-  namespace: required,
-  task: required,
+  namespace: requiredHostText,
+  task: requiredHostText,
   label: z.string().optional(),
   result: z.string().optional(),
   value: z.union([z.number(), z.boolean()]).optional(),

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Clock } from '../core/clock.ts';
 import type { Config } from '../core/config.ts';
 import type { Logger } from '../core/log.ts';
@@ -50,6 +51,15 @@ export class InvalidEventError extends Error {
 const FEATURE: Record<EventType, Feature> = { task: 'taskEvents', stats: 'dailyStats' };
 // C0 and C1 controls: they have no place in a report and usually mean the caller passed the wrong thing.
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * A required text of a host's report (namespace, task, an installed app's name) in the HTTP routes' schemas:
+ * what {@link checkText} refuses, said in the schema too, so that the OpenAPI document generated from it says it.
+ */
+export const requiredHostText = z
+  .string()
+  .min(1, 'must not be empty')
+  .regex(new RegExp(`^[^${CONTROL_CHARACTERS.source.slice(1, -1)}]*$`), 'must not contain control characters');
 
 /**
  * A text field within GA's limits: must be a string without control characters (and not blank when

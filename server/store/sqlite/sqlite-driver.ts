@@ -210,7 +210,7 @@ export class SqliteDriver implements SqlDriver {
   /**
    * Sets `synchronous` for the next commit: FULL for a durable one (synced before it returns), NORMAL for
    * bookkeeping. The pragma is prepared afresh each time it runs (see `control`), so it runs only when the level
-   * changes: the relay's connection commits bookkeeping alone, hundreds of times a second.
+   * changes: the relay's connection commits bookkeeping alone, over a hundred times a second.
    */
   private syncFor(durable: boolean): void {
     const wanted = durable ? 'FULL' : 'NORMAL';
