@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { parsePostgresUrl } from './postgres-url.ts';
 import { packagePath } from './package-root.ts';
 
 /** The collector's settings, parsed once from the environment at start-up. */
@@ -131,23 +132,6 @@ function parseHttpUrl(env: Env, name: string, fallback: string, originOnly: bool
   return url.href.replace(/\/+$/, '');
 }
 
-/**
- * Whether a `postgres://` URL parses as pg reads it (pg-connection-string's `parse()`, which pg does not export and
- * this package does not depend on directly): spaces and stray `%` encoded first, then the URL as it is, or with no
- * host after the `@` (a Unix socket named in the query, `postgres://user:pw@/db?host=/var/run/postgresql`), with a
- * placeholder host in its place. A literal `#` never belongs in one: it starts a fragment, cutting a password short.
- */
-function parsesAsPostgresUrl(location: string): boolean {
-  if (location.includes('#')) return false;
-  try {
-    const encoded = / |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(location) ? encodeURI(location).replace(/%25(\d\d)/g, '%$1') : location;
-    if (URL.canParse(encoded)) return true;
-    return URL.canParse(encoded.replace('@/', '@___DUMMY___/'));
-  } catch {
-    return false; // encodeURI: a lone surrogate, which pg refuses too
-  }
-}
-
 /** Why `location` cannot be a database location, or undefined: a URL of any kind but PostgreSQL's is refused. */
 function databaseProblem(location: string): string | undefined {
   // Anything holding `scheme://` would otherwise be taken as a SQLite file name (a folder named after the scheme, a
@@ -155,7 +139,7 @@ function databaseProblem(location: string): string | undefined {
   if (/[A-Za-z0-9]:\/\//.test(location) && !/^postgres(ql)?:\/\//i.test(location)) {
     return 'must be a SQLite file path or a postgres:// (postgresql://) URL; it is a URL of another kind (not shown: it may hold a password)';
   }
-  if (/^postgres(ql)?:\/\//i.test(location) && !parsesAsPostgresUrl(location)) {
+  if (/^postgres(ql)?:\/\//i.test(location) && !parsePostgresUrl(location)) {
     // Mostly a password with an unescaped `/`, `#`, `?` or `@`: the connection would fail later with a bare
     // "Invalid URL", or reach the wrong host. Not echoed: it holds the password.
     return 'is not a valid PostgreSQL URL (percent-encode / # ? @ in the password)';

@@ -1,21 +1,19 @@
+import { parsePostgresUrl } from '../core/postgres-url.ts';
+
 /** True when `location` names a PostgreSQL database rather than a SQLite file. */
 export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
 }
 
 /**
- * Where a PostgreSQL URL points, for messages: host, port and database, never the user or the password. A Unix
- * socket (`postgres://user@/db?host=/var/run/postgresql`, as pg reads it) is named by its folder.
+ * Where a PostgreSQL URL points, for messages: host (a Unix socket's folder), port and database, never the user
+ * or the password.
  */
 export function describePostgresUrl(url: string): string {
-  try {
-    const parsed = new URL(url.replace('@/', '@___socket___/'));
-    const socket = parsed.hostname === '___socket___' ? parsed.searchParams.get('host') : null;
-    const host = socket ?? (parsed.hostname || 'localhost');
-    return `${host}:${parsed.port || '5432'}${parsed.pathname || '/'}`;
-  } catch {
-    return 'the PostgreSQL URL';
-  }
+  const parsed = parsePostgresUrl(url);
+  if (!parsed) return 'the PostgreSQL URL';
+  const { url: u, socket } = parsed;
+  return `${socket || u.hostname || 'localhost'}:${u.port || '5432'}${u.pathname || '/'}`;
 }
 
 /** A store's location for messages: a SQLite path as it is, a PostgreSQL URL without its user and password. */
