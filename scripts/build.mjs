@@ -1,16 +1,13 @@
 // `npm run build`: the snippet (Vite) and the server and library (tsc) into dist/, then the snippet's size
 // check. Plain JavaScript, so that it runs before anything is compiled.
 import { spawnSync } from 'node:child_process';
-import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { migrationsDigest } from './migrations-digest.mjs';
+import { buildTools, migrationsDigest, missingBuildTools } from './build-state.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = (name) => join(root, 'node_modules', '.bin', name);
-
-/** The build's tools, devDependencies all: an `npm ci --omit=dev` install has none (scripts/ensure-built.mjs checks the same). */
-const TOOLS = { vite: bin('vite'), tsc: bin('tsc'), tsx: join(root, 'node_modules', 'tsx') };
+const TOOLS = buildTools(root);
 
 function fail(message) {
   console.error(message);
@@ -25,7 +22,7 @@ function run(name, command, args) {
 }
 
 // Checked before anything is built: without the tools there is nothing to do but say so.
-const missing = Object.keys(TOOLS).filter((name) => !existsSync(TOOLS[name]));
+const missing = missingBuildTools(root);
 if (missing.length > 0) {
   fail(`cannot build dist/: the build tools are not installed (${missing.join(', ')}: devDependencies); run \`npm ci\` first. dist/ is left as it was`);
 }

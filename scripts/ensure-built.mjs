@@ -8,12 +8,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { migrationsDigest } from './migrations-digest.mjs';
+import { migrationsDigest, missingBuildTools } from './build-state.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SOURCES = ['server', 'shared', 'client', 'drizzle', 'package.json', 'tsconfig.json', 'tsconfig.build.json', 'vite.config.ts'];
-/** What scripts/build.mjs runs, devDependencies all (it checks the same before it builds anything). */
-const BUILD_TOOLS = [join('node_modules', '.bin', 'vite'), join('node_modules', '.bin', 'tsc'), join('node_modules', 'tsx')];
 const BUILD = 'run `npm ci && npm run build`';
 
 /** The newest modification time under `path` (a file or a folder), 0 when it does not exist. */
@@ -37,7 +35,7 @@ if (builtAt >= changedAt) {
   console.log('dist/ is up to date');
   process.exit(0);
 }
-if (!BUILD_TOOLS.every((tool) => existsSync(join(root, tool)))) {
+if (missingBuildTools(root).length > 0) {
   if (!existsSync(join(root, 'dist', 'server', 'main.js'))) {
     console.error(`dist/ is missing and the build tools are not installed (an install without devDependencies): ${BUILD} first`);
     process.exit(1);

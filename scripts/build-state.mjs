@@ -1,9 +1,20 @@
-// The migrations' digest: what dist/.built records at build time (scripts/build.mjs) and what `npm start` without
-// the build tools compares it with (scripts/ensure-built.mjs). Plain JavaScript, so that it runs before anything
-// is compiled.
+// What scripts/build.mjs and scripts/ensure-built.mjs (run by `npm start`) agree on: the tools a build needs, and
+// the migrations' digest dist/.built records. Plain JavaScript, so that it runs before anything is compiled.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+
+/** The build's tools, devDependencies all: an `npm ci --omit=dev` install has none. */
+export function buildTools(root) {
+  return { vite: join(root, 'node_modules', '.bin', 'vite'), tsc: join(root, 'node_modules', '.bin', 'tsc'), tsx: join(root, 'node_modules', 'tsx') };
+}
+
+/** The names of the build's tools that are not installed under `root`. */
+export function missingBuildTools(root) {
+  return Object.entries(buildTools(root))
+    .filter(([, path]) => !existsSync(path))
+    .map(([name]) => name);
+}
 
 /** A digest of every file under `<root>/drizzle`: its path and content, line endings as LF. */
 export function migrationsDigest(root) {
