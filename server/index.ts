@@ -1,5 +1,6 @@
+import type { RequestListener } from 'node:http';
 import type { Hono } from 'hono';
-import { createApp } from './app.ts';
+import { createHttp } from './app.ts';
 import type { Clock } from './core/clock.ts';
 import { resolveConfig, type Config } from './core/config.ts';
 import type { StatsSource } from './host-events/daily-stats.ts';
@@ -48,6 +49,11 @@ export interface AnalyticsOptions {
 export interface Analytics {
   /** The collector's routes (`/analytics.js`, `/collect`, `/api/…`, `/admin/…`, `/healthz`): mount under a prefix. */
   app: Hono;
+  /**
+   * Node's request listener serving `app` at the root, as `npm start` does: `http.createServer(analytics.listener)`.
+   * It takes `POST /collect` straight from Node's request, without building a web Request for it.
+   */
+  listener: RequestListener;
   /**
    * Queues one event per token whose switch is on; resolves with how many once stored, rejects with an
    * `InvalidEventError` for an event that cannot be sent. See {@link AnalyticsEventOptions}.
@@ -99,12 +105,13 @@ export async function createAnalytics(options: AnalyticsOptions = {}): Promise<A
     throw error;
   }
   const { relay, dailyStats } = services;
-  const app = createApp(services);
+  const { app, listener } = createHttp(services);
   let stopped: Promise<void> | undefined;
 
   return attachServices<Analytics>(
     {
       app,
+      listener,
       config,
       install: { uuid: services.identity.uuid, createdAt: services.identity.createdAt },
       // A promise in every case: an event that cannot be sent rejects (with InvalidEventError), never throws past a `.catch`.

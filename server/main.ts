@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import type { ServerType } from '@hono/node-server';
-import type { Server } from 'node:net';
+import { createServer, type Server } from 'node:http';
 import { ConfigError, resolveConfig } from './core/config.ts';
 import { capConnectionsPerAddress } from './core/connections.ts';
 import { consoleLogger as log } from './core/log.ts';
@@ -50,35 +49,31 @@ const NO_TOKEN_HINT = `no token can receive events yet: add a GA4 measurement id
   config.adminToken ? '' : ' once ANALYTICS_ADMIN_TOKEN is set'
 } (README: Quick start)`;
 
-let server: ServerType | undefined;
+let server: Server | undefined;
 if (relayOnly) {
   sayWhatIsOn();
   analytics.start();
   log.info('delivering only (npm run relay): no HTTP server');
 } else {
-  const { serve } = await import('@hono/node-server');
-  server = serve(
-    {
-      fetch: analytics.app.fetch,
-      hostname: config.host,
-      port: config.port,
-      // A client dribbling its request is cut off: headers within 10 s, the whole request within 30 s, looked at
-      // every second (Node's default looks every 30 s).
-      serverOptions: { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000 },
-    },
-    (info) => {
-      sayWhatIsOn();
-      log.info(config.adminToken ? 'admin on at /admin/' : 'admin off (ANALYTICS_ADMIN_TOKEN is unset)');
-      log.info(config.eventsKey ? 'events API on' : 'events API off (ANALYTICS_EVENTS_KEY is unset)');
-      log.info(config.metricsToken ? 'metrics on at /metrics' : 'metrics off (ANALYTICS_METRICS_TOKEN is unset)');
-      analytics.start();
-      log.info(`listening on http://${info.family === 'IPv6' ? `[${info.address}]` : info.address}:${info.port}`);
-    },
+  // A client dribbling its request is cut off: headers within 10 s, the whole request within 30 s, looked at
+  // every second (Node's default looks every 30 s).
+  server = createServer(
+    { headersTimeout: 10_000, requestTimeout: 30_000, keepAliveTimeout: 5_000, connectionsCheckingInterval: 1_000 },
+    analytics.listener,
   );
+  server.listen(config.port, config.host, () => {
+    sayWhatIsOn();
+    log.info(config.adminToken ? 'admin on at /admin/' : 'admin off (ANALYTICS_ADMIN_TOKEN is unset)');
+    log.info(config.eventsKey ? 'events API on' : 'events API off (ANALYTICS_EVENTS_KEY is unset)');
+    log.info(config.metricsToken ? 'metrics on at /metrics' : 'metrics off (ANALYTICS_METRICS_TOKEN is unset)');
+    analytics.start();
+    const info = server?.address();
+    if (info && typeof info === 'object') log.info(`listening on http://${info.family === 'IPv6' ? `[${info.address}]` : info.address}:${info.port}`);
+  });
   // Past this many open connections new ones are closed at once, so slow clients cannot exhaust the process.
   server.maxConnections = config.maxConnections;
   // And one client address cannot take them all (behind a proxy every connection is the proxy's: it limits).
-  if (!config.trustProxy) capConnectionsPerAddress(server as Server, config.maxConnectionsPerAddress);
+  if (!config.trustProxy) capConnectionsPerAddress(server, config.maxConnectionsPerAddress);
   server.on('error', (error: NodeJS.ErrnoException) => {
     const where = `${config.host}:${config.port}`;
     const message =
@@ -110,7 +105,7 @@ function shutdown(signal: string): void {
     });
   if (!server) return closeStore();
   server.close(closeStore);
-  if ('closeIdleConnections' in server) server.closeIdleConnections();
+  server.closeIdleConnections();
 }
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 process.on('SIGINT', () => shutdown('SIGINT'));

@@ -7,16 +7,26 @@ import { isIP, isIPv4, isIPv6 } from 'node:net';
  * when the proxy is trusted. An entry that is not an IP address (with or without a port) is not believed.
  */
 export function clientAddress(c: Context, trustProxy: boolean): string {
-  if (trustProxy) {
-    const forwarded = plainIp(c.req.header('x-forwarded-for')?.split(',').at(-1)?.trim() ?? '');
-    if (forwarded) return forwarded;
-  }
+  let socketAddress: string | undefined;
   try {
-    return getConnInfo(c).remote.address ?? 'unknown';
+    socketAddress = getConnInfo(c).remote.address;
   } catch {
     // Requests made in-process (app.request) have no socket.
-    return 'unknown';
   }
+  return addressFrom(trustProxy ? c.req.header('x-forwarded-for') : undefined, socketAddress);
+}
+
+/**
+ * {@link clientAddress} from its parts: the `X-Forwarded-For` header when the proxy is trusted (undefined
+ * otherwise), and the socket's address.
+ * @example addressFrom(req.headers['x-forwarded-for'], req.socket.remoteAddress)
+ */
+export function addressFrom(forwardedFor: string | undefined, socketAddress: string | undefined): string {
+  if (forwardedFor !== undefined) {
+    const forwarded = plainIp(forwardedFor.split(',').at(-1)?.trim() ?? '');
+    if (forwarded) return forwarded;
+  }
+  return socketAddress ?? 'unknown';
 }
 
 /** `entry` as a bare IP address (a port or brackets removed), or undefined when it is none. */

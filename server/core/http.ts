@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
@@ -45,7 +46,20 @@ export function sameSecret(submitted: string, expected: string): boolean {
 
 /** The 413 of a body over `maxBytes`; thrown, so the app's one error handler answers it. */
 export function bodyTooLarge(maxBytes: number): never {
-  throw new HTTPException(413, { message: `body over ${maxBytes} bytes` });
+  throw tooLarge(maxBytes);
+}
+
+const tooLarge = (maxBytes: number) => new HTTPException(413, { message: `body over ${maxBytes} bytes` });
+
+/** A refusal that says when to come back: answered with `Retry-After`, in seconds. */
+export class RetryLaterError extends HTTPException {
+  constructor(
+    status: 429 | 503,
+    message: string,
+    readonly retryAfterS: number,
+  ) {
+    super(status, { message });
+  }
 }
 
 /**
@@ -89,6 +103,36 @@ export async function bodyText(c: Context): Promise<string> {
   } catch (error) {
     throw asCutShort(c, error);
   }
+}
+
+const utf8 = new TextDecoder();
+
+/**
+ * Node's request body as text, as {@link bodyText} reads hono's (a leading byte-order mark dropped): a 413 once it
+ * passes `maxBytes` (the rest is read and dropped, as Node does with any body left unread, within the server's
+ * request timeout), a {@link BodyCutShortError} when the client closes or resets the connection before the body's end.
+ * @example const text = await readBody(req, 4096);
+ */
+export function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const settle = (error: unknown, text = '') => {
+      req.off('data', onData).off('end', onEnd).off('error', onCut).off('close', onCut);
+      if (error === undefined) resolve(text);
+      else reject(error);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= maxBytes) return void chunks.push(chunk);
+      // The request keeps flowing with nobody listening: what else comes is dropped as it arrives.
+      chunks.length = 0;
+      settle(tooLarge(maxBytes));
+    };
+    const onEnd = () => settle(undefined, utf8.decode(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
+    const onCut = () => settle(new BodyCutShortError());
+    req.on('data', onData).on('end', onEnd).on('error', onCut).on('close', onCut);
+  });
 }
 
 /** A failure to read the body as it is to be thrown: a {@link BodyCutShortError} when the client went away. */

@@ -1,6 +1,8 @@
+import { createServer, request as httpRequest, type RequestListener } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Hono } from 'hono';
-import { inject } from 'vitest';
-import { createApp } from '../../server/app.ts';
+import { inject, onTestFinished } from 'vitest';
+import { createHttp } from '../../server/app.ts';
 import type { Clock } from '../../server/core/clock.ts';
 import { loadConfig, type Config } from '../../server/core/config.ts';
 import { silentLogger, type Logger } from '../../server/core/log.ts';
@@ -103,10 +105,10 @@ export async function makeTestServices(options: TestAppOptions = {}): Promise<Te
   return Object.assign(services, { sql, location });
 }
 
-/** An app over {@link makeTestServices}; call `app.request()` on it. */
-export async function makeTestApp(options: TestAppOptions = {}): Promise<{ app: Hono; services: TestServices }> {
+/** An app over {@link makeTestServices}; call `app.request()` on it. `listener` is Node's, as `npm start` serves it. */
+export async function makeTestApp(options: TestAppOptions = {}): Promise<{ app: Hono; listener: RequestListener; services: TestServices }> {
   const services = await makeTestServices(options);
-  return { app: createApp(services), services };
+  return { ...createHttp(services), services };
 }
 
 /** A clock that moves only when told. */
@@ -178,4 +180,41 @@ export async function outboxEvents(services: Pick<TestStore, 'sql'>, where = '1 
       ? [row]
       : unpack(events).map((e) => ({ ...row, status: 'pending', params: e.params, device: e.device, device_key: e.deviceKey, occurred_at: e.occurredAt })),
   );
+}
+
+/** A request as the tests send it, to `app.request()` or over a real connection. */
+export interface TestRequest {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+/**
+ * Serves `listener` on 127.0.0.1 until the test ends: `request` sends over a real connection (with exactly the
+ * headers given, Content-Length too) and answers with a web Response, as `app.request()` does.
+ */
+export async function serveListener(listener: RequestListener): Promise<{ url: string; request(path: string, init?: TestRequest): Promise<Response> }> {
+  const server = createServer(listener);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())).then(() => undefined));
+  onTestFinished(() => void server.closeAllConnections());
+  const { port } = server.address() as AddressInfo;
+  const request = (path: string, init: TestRequest = {}) =>
+    new Promise<Response>((resolve, reject) => {
+      const body = init.body ?? '';
+      const headers = { 'Content-Length': String(Buffer.byteLength(body)), ...init.headers };
+      const req = httpRequest({ host: '127.0.0.1', port, path, method: init.method ?? 'GET', headers, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve(new Response(status === 204 || status === 304 ? null : text, { status, headers: res.headers as Record<string, string> }));
+        });
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  return { url: `http://127.0.0.1:${port}`, request };
 }

@@ -1,6 +1,7 @@
+import { request } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DeviceFields, EventParams } from '../../server/store/types.ts';
-import { addTestToken, DIALECTS, makeTestApp, metricsText, outboxEvents, type TestAppOptions, type TestServices } from '../helpers/app.ts';
+import { addTestToken, DIALECTS, makeTestApp, metricsText, outboxEvents, serveListener, type TestAppOptions, type TestRequest, type TestServices } from '../helpers/app.ts';
 import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 
 const CHROME =
@@ -33,24 +34,29 @@ async function outboxRows(services: TestServices) {
   }));
 }
 
-async function setup(options: TestAppOptions = {}) {
+/**
+ * The two ways a hit comes in: the app's route (a host that mounts `app`, and `app.request()`), and Node's request
+ * listener, which `npm start` serves and which takes `POST /collect` without hono.
+ */
+const WAYS = ['the app', 'the listener'] as const;
+type Way = (typeof WAYS)[number];
+
+async function setup(options: TestAppOptions = {}, way: Way = 'the app') {
   const made = await makeTestApp({ ...options, config: { gaUrl: ga.url, appVersion: '9.9.9', pageOrigin: 'https://auth.example.org', ...options.config } });
   opened.push(made.services);
+  const served = way === 'the listener' ? await serveListener(made.listener) : undefined;
+  const send = (path: string, init: TestRequest) => (served ? served.request(path, init) : made.app.request(path, init));
   const post = (body: string, headers: Record<string, string> = {}) =>
-    made.app.request('/collect', {
-      method: 'POST',
-      body,
-      headers: { 'Content-Type': 'text/plain;charset=UTF-8', 'User-Agent': CHROME, ...headers },
-    });
+    send('/collect', { method: 'POST', body, headers: { 'Content-Type': 'text/plain;charset=UTF-8', 'User-Agent': CHROME, ...headers } });
   const queued = () => outboxRows(made.services);
-  return { ...made, post, queued };
+  return { ...made, send, post, queued };
 }
 
 const hit = (fields: Record<string, unknown> = {}) => JSON.stringify({ path: '/dashboard', title: 'Dashboard', language: 'en-GB', ...fields });
 
-describe.each(DIALECTS)('POST /collect on %s', (database) => {
+describe.each(DIALECTS.flatMap((database) => WAYS.map((way) => [database, way] as const)))('POST /collect on %s, through %s', (database, way) => {
   it('queues a page view for every token with page views on, and the relay delivers it as GA expects', async () => {
-    const { services, post, queued } = await setup({ database });
+    const { services, post, queued } = await setup({ database }, way);
     const one = await addTestToken(services);
     const two = await addTestToken(services);
     await addTestToken(services, { sendPageViews: false });
@@ -68,7 +74,7 @@ describe.each(DIALECTS)('POST /collect on %s', (database) => {
 
     await services.relay.drain();
     const delivered = ga.delivered();
-    expect(delivered.map((e) => e.measurementId).sort()).toEqual([one.measurementId, two.measurementId]);
+    expect(delivered.map((e) => e.measurementId).sort()).toEqual([one.measurementId, two.measurementId].sort());
     for (const event of delivered) {
       expect(event).toMatchObject({
         name: 'page_view',
@@ -91,7 +97,7 @@ describe.each(DIALECTS)('POST /collect on %s', (database) => {
   });
 
   it('counts hits received and ignored by reason in /metrics, and the outbox depth from the store', async () => {
-    const { app, services, post } = await setup({ database });
+    const { app, services, post } = await setup({ database }, way);
     await addTestToken(services);
     await post(hit());
     await post(hit(), { 'User-Agent': 'Googlebot/2.1' });
@@ -102,14 +108,14 @@ describe.each(DIALECTS)('POST /collect on %s', (database) => {
   });
 });
 
-describe('POST /collect', () => {
+describe.each(WAYS)('POST /collect through %s', (way) => {
   it.each([
     ['a crawler', 'Googlebot/2.1 (+http://www.google.com/bot.html)'],
     ['headless Chrome', HEADLESS],
     ['a script', 'curl/8.5.0'],
     ['no User-Agent at all', ''],
   ])('answers 204 but queues nothing for %s (X-Analytics-Ignored: bot)', async (_, userAgent) => {
-    const { services, post, queued } = await setup();
+    const { services, post, queued } = await setup({}, way);
     await addTestToken(services);
     const res = await post(hit(), { 'User-Agent': userAgent });
     expect(res.status).toBe(204);
@@ -118,7 +124,7 @@ describe('POST /collect', () => {
   });
 
   it('keeps a path a token ignores from that token only, and says so when no token takes it', async () => {
-    const { services, post, queued } = await setup();
+    const { services, post, queued } = await setup({}, way);
     const everything = await addTestToken(services);
     const noAdmin = await addTestToken(services, { ignorePaths: ['^/admin/', 'secret$'] });
 
@@ -126,7 +132,7 @@ describe('POST /collect', () => {
     expect((await queued()).map((row) => row.tokenId)).toEqual([everything.id]);
 
     await services.sql('DELETE FROM outbox');
-    const { services: lonely, post: postLonely, queued: queuedLonely } = await setup();
+    const { services: lonely, post: postLonely, queued: queuedLonely } = await setup({}, way);
     await addTestToken(lonely, { ignorePaths: ['^/admin/'] });
     const res = await postLonely(hit({ path: '/admin/' }));
     expect(res.headers.get('x-analytics-ignored')).toBe('ignored-path');
@@ -135,7 +141,7 @@ describe('POST /collect', () => {
   });
 
   it('queues nothing while only the placeholder team token exists (X-Analytics-Ignored: no-token)', async () => {
-    const { post, queued } = await setup();
+    const { post, queued } = await setup({}, way);
     const res = await post(hit());
     expect(res.status).toBe(204);
     expect(res.headers.get('x-analytics-ignored')).toBe('no-token');
@@ -143,7 +149,7 @@ describe('POST /collect', () => {
   });
 
   it('queues and sends nothing when analytics is disabled', async () => {
-    const { services, post, queued } = await setup({ config: { disabled: true } });
+    const { services, post, queued } = await setup({ config: { disabled: true } }, way);
     await addTestToken(services);
     const res = await post(hit());
     expect(res.status).toBe(204);
@@ -157,13 +163,13 @@ describe('POST /collect', () => {
   });
 
   it('accepts a beacon from any origin, and answers a JSON preflight', async () => {
-    const { app, services, post } = await setup();
+    const { send, services, post } = await setup({}, way);
     await addTestToken(services);
     const res = await post(hit(), { Origin: 'https://site.example' });
     expect(res.headers.get('access-control-allow-origin')).toBe('*');
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     expect(res.headers.get('strict-transport-security')).toContain('max-age=');
-    const preflight = await app.request('/collect', {
+    const preflight = await send('/collect', {
       method: 'OPTIONS',
       headers: { Origin: 'https://site.example', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type' },
     });
@@ -173,14 +179,14 @@ describe('POST /collect', () => {
   });
 
   it('also takes an application/json body', async () => {
-    const { services, post, queued } = await setup();
+    const { services, post, queued } = await setup({}, way);
     await addTestToken(services);
     expect((await post(hit(), { 'Content-Type': 'application/json' })).status).toBe(204);
     expect(await queued()).toHaveLength(1);
   });
 });
 
-describe('POST /collect with bad input', () => {
+describe.each(WAYS)('POST /collect with bad input, through %s', (way) => {
   const huge = 'x'.repeat(10 * 1024 * 1024);
   it.each([
     ['not JSON', 'path=/x', 400],
@@ -197,7 +203,7 @@ describe('POST /collect with bad input', () => {
     ['a body over 4 KiB', hit({ title: '', junk: 'j'.repeat(5000) }), 413],
     ['10 MB', huge, 413],
   ])('refuses %s with its 4xx and queues nothing', async (_, body, status) => {
-    const { services, post, queued, app } = await setup();
+    const { services, post, queued, app } = await setup({}, way);
     await addTestToken(services);
     const res = await post(body);
     expect(res.status).toBe(status);
@@ -208,7 +214,7 @@ describe('POST /collect with bad input', () => {
   });
 
   it('cleans what it keeps: no query string, no fragment, no e-mail address, no control characters', async () => {
-    const { services, post, queued } = await setup();
+    const { services, post, queued } = await setup({}, way);
     await addTestToken(services);
     const res = await post(
       hit({ path: '/users/jane.doe@example.com/profile?token=abc&email=jane%40example.com#top', title: 'Profile of jane.doe@example.com\u0007\n' }),
@@ -223,7 +229,7 @@ describe('POST /collect with bad input', () => {
   });
 
   it('rate-limits each client address, taking X-Forwarded-For only when told to trust the proxy', async () => {
-    const limited = await setup({ config: { rateLimitPerMinute: 2 } });
+    const limited = await setup({ config: { rateLimitPerMinute: 2 } }, way);
     await addTestToken(limited.services);
     const statuses = [];
     for (let i = 0; i < 3; i++) statuses.push((await limited.post(hit(), { 'X-Forwarded-For': `10.0.0.${i}` })).status);
@@ -232,7 +238,7 @@ describe('POST /collect with bad input', () => {
     expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
     expect(await limited.queued()).toHaveLength(2);
 
-    const proxied = await setup({ config: { rateLimitPerMinute: 2, trustProxy: true } });
+    const proxied = await setup({ config: { rateLimitPerMinute: 2, trustProxy: true } }, way);
     await addTestToken(proxied.services);
     // The proxy appends the address it saw: what the client put before it changes nothing.
     for (let i = 0; i < 3; i++) expect((await proxied.post(hit(), { 'X-Forwarded-For': `203.0.113.${i}, 10.0.0.${i}` })).status).toBe(204);
@@ -241,7 +247,7 @@ describe('POST /collect with bad input', () => {
   });
 
   it('judges a declared Content-Length before reading, and counts refused hits by reason in /metrics', async () => {
-    const { services, post, queued, app } = await setup({ config: { rateLimitPerMinute: 4 } });
+    const { services, post, queued, app } = await setup({ config: { rateLimitPerMinute: 4 } }, way);
     await addTestToken(services);
     const big = hit({ title: '', junk: 'j'.repeat(5000) });
     expect((await post(big, { 'Content-Length': String(Buffer.byteLength(big)) })).status).toBe(413);
@@ -256,6 +262,79 @@ describe('POST /collect with bad input', () => {
     expect(metrics).toMatch(/^analytics_hits_refused_total\{reason="too-large"\} 1$/m);
     expect(metrics).toMatch(/^analytics_hits_refused_total\{reason="invalid"\} 1$/m);
     expect(metrics).toMatch(/^analytics_hits_refused_total\{reason="rate-limited"\} 1$/m);
+  });
+});
+
+describe("npm start's listener", () => {
+  /** What an answer says, but for what the connection adds (the date, keep-alive, framing). */
+  async function said(res: Response) {
+    const headers = Object.fromEntries([...res.headers].filter(([name]) => !['date', 'connection', 'keep-alive', 'content-length', 'transfer-encoding'].includes(name)));
+    return { status: res.status, headers, body: await res.text() };
+  }
+
+  it.each<[string, (made: Awaited<ReturnType<typeof setup>>) => Promise<Response>]>([
+    ['a page view', async ({ services, post }) => (await addTestToken(services), post(hit()))],
+    ['a crawler', async ({ services, post }) => (await addTestToken(services), post(hit(), { 'User-Agent': 'Googlebot/2.1' }))],
+    ['a path no token takes', async ({ services, post }) => (await addTestToken(services, { ignorePaths: ['^/x'] }), post(hit({ path: '/x' })))],
+    ['no token yet', async ({ post }) => post(hit())],
+    ['a body that is not JSON', async ({ post }) => post('path=/x')],
+    ['a path that is not one', async ({ post }) => post(hit({ path: 'dashboard' }))],
+    ['a declared length over 4 KiB', async ({ post }) => post(hit({ junk: 'j'.repeat(5000) }))],
+    ['the third hit in a minute of two', async ({ post }) => (await post(hit()), await post(hit()), post(hit()))],
+    ['a database that is gone', async ({ services, post }) => (await addTestToken(services), await services.store.close(), post(hit()))],
+    [
+      'a fault nobody expected',
+      async ({ services, post }) => {
+        services.tokens.recipients = () => {
+          throw new Error('a fault every hit meets');
+        };
+        return post(hit());
+      },
+    ],
+  ])("answers %s exactly as the app's route does", async (_, send) => {
+    const config = { rateLimitPerMinute: 2 };
+    const app = await said(await send(await setup({ config }, 'the app')));
+    const listener = await said(await send(await setup({ config }, 'the listener')));
+    expect(listener).toEqual(app);
+    // Each case is one the hit's sequence tells apart: a 204 said how it was taken, a refusal why.
+    expect(app.status === 204 || app.body.startsWith('{"error":')).toBe(true);
+  });
+
+  it('reads a body of unknown length (chunked) with the cap, and cuts no body short that arrives whole', async () => {
+    const { services, queued, listener } = await setup({}, 'the listener');
+    await addTestToken(services);
+    const { url } = await serveListener(listener);
+    const chunked = (parts: string[]) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request(`${url}/collect`, { method: 'POST', headers: { 'Transfer-Encoding': 'chunked', 'User-Agent': CHROME } }, (res) => {
+          let body = '';
+          res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.on('error', reject);
+        for (const part of parts) req.write(part);
+        req.end();
+      });
+    const whole = hit();
+    expect(await chunked([whole.slice(0, 10), whole.slice(10)])).toEqual({ status: 204, body: '' });
+    const over = await chunked(Array.from({ length: 20 }, () => 'x'.repeat(1000)));
+    expect(over.status).toBe(413);
+    expect(JSON.parse(over.body)).toEqual({ error: 'body over 4096 bytes' });
+    expect(await queued()).toHaveLength(1);
+  });
+
+  it('hands every other request to the app: the snippet, a preflight, other methods and paths', async () => {
+    const { services, listener } = await setup({}, 'the listener');
+    await addTestToken(services);
+    const { request: send } = await serveListener(listener);
+    expect((await send('/analytics.js')).headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect((await send('/healthz')).status).toBe(200);
+    expect((await send('/collect')).status).toBe(404);
+    expect((await send('/collect/', { method: 'POST', body: hit() })).status).toBe(404);
+    expect((await send('/collectx', { method: 'POST', body: hit() })).status).toBe(404);
+    // A query string is the route's all the same, as hono matches it.
+    expect((await send('/collect?from=beacon', { method: 'POST', body: hit(), headers: { 'User-Agent': CHROME } })).status).toBe(204);
+    expect((await send('/api/openapi.json')).status).toBe(200);
   });
 });
 
