@@ -10,7 +10,7 @@ import { adminApiRoutes } from './admin/api-routes.ts';
 import { openApiRoutes } from './admin/openapi.ts';
 import { adminRoutes } from './admin/pages-routes.ts';
 import { CredentialGuard, requireBearer } from './core/credential-guard.ts';
-import { describeZodError, RetryLaterError } from './core/http.ts';
+import { describeZodError, dropRest, RetryLaterError } from './core/http.ts';
 import { internalErrorLog, rateLimitedLine, REPEATED_LOG_EVERY_MS } from './core/log.ts';
 import { eventsRoutes } from './host-events/events-route.ts';
 import { InvalidEventError } from './host-events/task-events.ts';
@@ -60,7 +60,7 @@ export function createHttp(services: Services): { app: Hono; listener: RequestLi
     const answer = answerError(error, { method: c.req.method, path: c.req.path, route: c.req.routePath });
     return c.json(answer.body, answer.status, answer.headers);
   });
-  return { app, listener: nodeListener(app, hits, answerError) };
+  return { app, listener: nodeListener(app, services.config.host, hits, answerError) };
 }
 
 /** The one answer to a request that failed: its status, `{ error }` as JSON, and headers such as `Retry-After`. */
@@ -128,8 +128,14 @@ const HIT_REQUEST: FailedRequest = { method: 'POST', path: '/collect', route: '/
  * is taken straight from Node's request by the same {@link HitTaker} as the app's route and answered with the
  * same headers and error shape; every other request goes through @hono/node-server to the app.
  */
-function nodeListener(app: Hono, hits: HitTaker, answerError: (error: unknown, request: FailedRequest) => ErrorAnswer): RequestListener {
-  const toApp = getRequestListener(app.fetch);
+function nodeListener(
+  app: Hono,
+  hostname: string,
+  hits: HitTaker,
+  answerError: (error: unknown, request: FailedRequest) => ErrorAnswer,
+): RequestListener {
+  // As `serve()` would, but for web Request and Response: the globals stay Node's own (a host keeps its own).
+  const toApp = getRequestListener(app.fetch, { hostname, overrideGlobalObjects: false });
   const take = async (req: IncomingMessage, res: ServerResponse) => {
     let taken: Readonly<Record<string, string>>;
     try {
@@ -140,6 +146,8 @@ function nodeListener(app: Hono, hits: HitTaker, answerError: (error: unknown, r
       const body = JSON.stringify(answer.body);
       const headers = { ...HIT_HEADERS, ...answer.headers, 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) };
       res.writeHead(answer.status, headers).end(body);
+      // Refused before its end (too large, or over the rate limit): the rest is not waited for.
+      dropRest(req);
       return;
     }
     res.writeHead(204, taken).end();

@@ -109,8 +109,8 @@ const utf8 = new TextDecoder();
 
 /**
  * Node's request body as text, as {@link bodyText} reads hono's (a leading byte-order mark dropped): a 413 once it
- * passes `maxBytes` (the rest is read and dropped, as Node does with any body left unread, within the server's
- * request timeout), a {@link BodyCutShortError} when the client closes or resets the connection before the body's end.
+ * passes `maxBytes` (the rest is left to {@link dropRest}), a {@link BodyCutShortError} when the client closes or
+ * resets the connection before the body's end.
  * @example const text = await readBody(req, 4096);
  */
 export function readBody(req: IncomingMessage, maxBytes: number): Promise<string> {
@@ -125,7 +125,7 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<string
     const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size <= maxBytes) return void chunks.push(chunk);
-      // The request keeps flowing with nobody listening: what else comes is dropped as it arrives.
+      // What else comes is the answer's to drop (see dropRest).
       chunks.length = 0;
       settle(tooLarge(maxBytes));
     };
@@ -133,6 +133,36 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<string
     const onCut = () => settle(new BodyCutShortError());
     req.on('data', onData).on('end', onEnd).on('error', onCut).on('close', onCut);
   });
+}
+
+/** How long, and how much of it, a body answered before its end is read and dropped: as @hono/node-server drains one. */
+const DROP_MS = 500;
+const DROP_BYTES = 64 * 1024 * 1024;
+
+/**
+ * After a request was answered before its body's end (a 413, a 429): what else comes is read and dropped for at
+ * most 500 ms and 64 MiB, then the connection is closed, so a client that keeps sending is cut off.
+ * @example res.writeHead(413).end(); dropRest(req);
+ */
+export function dropRest(req: IncomingMessage): void {
+  if (req.complete || req.destroyed) return;
+  let left = DROP_BYTES;
+  const done = () => {
+    clearTimeout(timer);
+    req.off('data', onData).off('end', done).off('error', done);
+  };
+  const close = () => {
+    done();
+    // The answer already written goes out first.
+    req.socket.destroySoon();
+  };
+  const onData = (chunk: Buffer) => {
+    left -= chunk.length;
+    if (left < 0) close();
+  };
+  const timer = setTimeout(close, DROP_MS).unref();
+  req.on('data', onData).on('end', done).on('error', done);
+  req.resume();
 }
 
 /** A failure to read the body as it is to be thrown: a {@link BodyCutShortError} when the client went away. */

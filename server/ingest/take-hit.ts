@@ -116,9 +116,20 @@ export function hitTaker(deps: CollectDeps): HitTaker {
 /** A hit straight from Node's request (`npm start`'s listener): no web Request or Headers is built for it. */
 export function nodeHit(req: IncomingMessage): HitRequest {
   return {
-    // Node joins a repeated header with ", " as web Headers do; Set-Cookie, the one it keeps as a list, is a response's.
-    header: (name) => req.headers[name] as string | undefined,
+    // Node joins a repeated header with ", " as web Headers do, but for a few it keeps the first alone; of those a
+    // hit reads only User-Agent (a repeated Content-Length is the parser's 400).
+    header: (name) => (name === 'user-agent' ? everyUserAgent(req.rawHeaders) : (req.headers[name] as string | undefined)),
     clientAddress: (trustProxy) => addressFrom(trustProxy ? (req.headers['x-forwarded-for'] as string | undefined) : undefined, req.socket.remoteAddress),
     text: (maxBytes) => readBody(req, maxBytes),
   };
+}
+
+/** Every User-Agent header's value joined with ", ", as the app's route reads it from web Headers. */
+function everyUserAgent(raw: string[]): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if (name.length === 10 && name.toLowerCase() === 'user-agent') value = value === undefined ? raw[i + 1] : `${value}, ${raw[i + 1]}`;
+  }
+  return value;
 }

@@ -185,8 +185,16 @@ export async function outboxEvents(services: Pick<TestStore, 'sql'>, where = '1 
 /** A request as the tests send it, to `app.request()` or over a real connection. */
 export interface TestRequest {
   method?: string;
-  headers?: Record<string, string>;
+  /** A list sends the header once for each value. */
+  headers?: Record<string, string | string[]>;
   body?: string;
+}
+
+/** `init` as `app.request()` takes it: a header given as a list is appended once for each value. */
+export function requestInit(init: TestRequest): RequestInit {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(init.headers ?? {})) for (const one of [value].flat()) headers.append(name, one);
+  return { method: init.method, body: init.body, headers };
 }
 
 /**

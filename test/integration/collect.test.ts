@@ -1,13 +1,18 @@
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DeviceFields, EventParams } from '../../server/store/types.ts';
-import { addTestToken, DIALECTS, makeTestApp, metricsText, outboxEvents, serveListener, type TestAppOptions, type TestRequest, type TestServices } from '../helpers/app.ts';
+import { addTestToken, DIALECTS, makeTestApp, metricsText, outboxEvents, requestInit, serveListener, type TestAppOptions, type TestRequest, type TestServices } from '../helpers/app.ts';
 import { startFakeGa, type FakeGa } from '../../harness/fake-ga.ts';
 
 const CHROME =
   'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
 const HEADLESS =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36';
+
+// Node's own, as the file starts: nothing made here may swap them.
+const NODE_RESPONSE = globalThis.Response;
+const NODE_REQUEST = globalThis.Request;
 
 let ga: FakeGa;
 const opened: TestServices[] = [];
@@ -45,8 +50,8 @@ async function setup(options: TestAppOptions = {}, way: Way = 'the app') {
   const made = await makeTestApp({ ...options, config: { gaUrl: ga.url, appVersion: '9.9.9', pageOrigin: 'https://auth.example.org', ...options.config } });
   opened.push(made.services);
   const served = way === 'the listener' ? await serveListener(made.listener) : undefined;
-  const send = (path: string, init: TestRequest) => (served ? served.request(path, init) : made.app.request(path, init));
-  const post = (body: string, headers: Record<string, string> = {}) =>
+  const send = (path: string, init: TestRequest) => (served ? served.request(path, init) : made.app.request(path, requestInit(init)));
+  const post = (body: string, headers: Record<string, string | string[]> = {}) =>
     send('/collect', { method: 'POST', body, headers: { 'Content-Type': 'text/plain;charset=UTF-8', 'User-Agent': CHROME, ...headers } });
   const queued = () => outboxRows(made.services);
   return { ...made, send, post, queued };
@@ -275,6 +280,8 @@ describe("npm start's listener", () => {
   it.each<[string, (made: Awaited<ReturnType<typeof setup>>) => Promise<Response>]>([
     ['a page view', async ({ services, post }) => (await addTestToken(services), post(hit()))],
     ['a crawler', async ({ services, post }) => (await addTestToken(services), post(hit(), { 'User-Agent': 'Googlebot/2.1' }))],
+    // Node keeps the first User-Agent of a request alone; web Headers join them all.
+    ['a crawler behind a browser', async ({ services, post }) => (await addTestToken(services), post(hit(), { 'User-Agent': [CHROME, 'Googlebot/2.1'] }))],
     ['a path no token takes', async ({ services, post }) => (await addTestToken(services, { ignorePaths: ['^/x'] }), post(hit({ path: '/x' })))],
     ['no token yet', async ({ post }) => post(hit())],
     ['a body that is not JSON', async ({ post }) => post('path=/x')],
@@ -321,6 +328,55 @@ describe("npm start's listener", () => {
     expect(over.status).toBe(413);
     expect(JSON.parse(over.body)).toEqual({ error: 'body over 4096 bytes' });
     expect(await queued()).toHaveLength(1);
+  });
+
+  it.each([
+    ['a declared length over 4 KiB', 'Content-Length: 1000000000000'],
+    ['a chunked body past 4 KiB', 'Transfer-Encoding: chunked'],
+  ])('answers %s with its 413, then closes the connection of a client that keeps sending', async (_, framing) => {
+    const { listener } = await setup({}, 'the listener');
+    const { url } = await serveListener(listener);
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (text: string) => (answer += text));
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.on('connect', () => resolve()));
+    socket.write(`POST /collect HTTP/1.1\r\nHost: x\r\nUser-Agent: ${CHROME}\r\n${framing}\r\n\r\n`);
+    const chunked = framing.startsWith('Transfer');
+    const megabyte = 'x'.repeat(2 ** 20);
+    const started = Date.now();
+    let sent = 0;
+    // Without an end: 10 s of sending would be about 30 s (the request timeout) in the server's time.
+    while (!socket.destroyed && Date.now() - started < 10_000) {
+      const more = socket.write(chunked ? `${(2 ** 20).toString(16)}\r\n${megabyte}\r\n` : megabyte);
+      sent += 1;
+      if (!more) await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), closed]);
+    }
+    await closed;
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer).toContain('{"error":"body over 4096 bytes"}');
+    // Cut off after at most half a second and 64 MiB of what it sent past the answer.
+    expect(sent).toBeLessThan(200);
+  }, 15_000);
+
+  it('answers a request without Host (HTTP/1.0, as some health checks send it) as the app does', async () => {
+    const { listener } = await setup({}, 'the listener');
+    const { url } = await serveListener(listener);
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    let answer = '';
+    socket.setEncoding('utf8').on('data', (text: string) => (answer += text));
+    socket.write('GET /healthz HTTP/1.0\r\n\r\n');
+    await new Promise((resolve) => socket.on('close', resolve));
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer).toContain('{"status":"ok"}');
+  });
+
+  it("leaves the web Request and Response globals as they were: a host's own stay its own", async () => {
+    const { listener } = await setup({}, 'the listener');
+    await serveListener(listener);
+    expect(globalThis.Response).toBe(NODE_RESPONSE);
+    expect(globalThis.Request).toBe(NODE_REQUEST);
   });
 
   it('hands every other request to the app: the snippet, a preflight, other methods and paths', async () => {
