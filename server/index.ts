@@ -50,10 +50,12 @@ export interface Analytics {
   /** The collector's routes (`/analytics.js`, `/collect`, `/api/…`, `/admin/…`, `/healthz`): mount under a prefix. */
   app: Hono;
   /**
-   * Node's request listener serving `app` at the root, as `npm start` does: `http.createServer(analytics.listener)`.
-   * It takes `POST /collect` straight from Node's request, without building a web Request for it.
+   * Node's request listener serving `app` at the root, as `npm start` does (README: From a Node host). It takes
+   * `POST /collect` straight from Node's request, without building a web Request for it. Like @hono/node-server's
+   * `serve()`, it puts that package's Request and Response in the globals, once it is first asked for.
+   * @example http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, connectionsCheckingInterval: 1_000 }, analytics.listener).listen(3000, '127.0.0.1')
    */
-  listener: RequestListener;
+  readonly listener: RequestListener;
   /**
    * Queues one event per token whose switch is on; resolves with how many once stored, rejects with an
    * `InvalidEventError` for an event that cannot be sent. See {@link AnalyticsEventOptions}.
@@ -105,13 +107,16 @@ export async function createAnalytics(options: AnalyticsOptions = {}): Promise<A
     throw error;
   }
   const { relay, dailyStats } = services;
-  const { app, listener } = createHttp(services);
+  const http = createHttp(services);
+  const { app } = http;
   let stopped: Promise<void> | undefined;
 
   return attachServices<Analytics>(
     {
       app,
-      listener,
+      get listener() {
+        return http.listener;
+      },
       config,
       install: { uuid: services.identity.uuid, createdAt: services.identity.createdAt },
       // A promise in every case: an event that cannot be sent rejects (with InvalidEventError), never throws past a `.catch`.

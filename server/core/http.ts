@@ -125,7 +125,8 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<string
     const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size <= maxBytes) return void chunks.push(chunk);
-      // What else comes is the answer's to drop (see dropRest).
+      // Nothing more is read here: what else comes is the answer's to drop (see dropRest).
+      req.pause();
       chunks.length = 0;
       settle(tooLarge(maxBytes));
     };
@@ -141,7 +142,9 @@ const DROP_BYTES = 64 * 1024 * 1024;
 
 /**
  * After a request was answered before its body's end (a 413, a 429): what else comes is read and dropped for at
- * most 500 ms and 64 MiB, then the connection is closed, so a client that keeps sending is cut off.
+ * most 500 ms and 64 MiB, then nothing more is read and the connection is closed once the answer is out. A client
+ * that does not read its answers (say, behind requests it pipelined) keeps an idle connection until the request
+ * timeout, and is sent nothing more.
  * @example res.writeHead(413).end(); dropRest(req);
  */
 export function dropRest(req: IncomingMessage): void {
@@ -153,7 +156,8 @@ export function dropRest(req: IncomingMessage): void {
   };
   const close = () => {
     done();
-    // The answer already written goes out first.
+    // Paused, the request reads no more from the connection: the client's sending stops with its TCP window.
+    req.pause();
     req.socket.destroySoon();
   };
   const onData = (chunk: Buffer) => {
@@ -161,6 +165,7 @@ export function dropRest(req: IncomingMessage): void {
     if (left < 0) close();
   };
   const timer = setTimeout(close, DROP_MS).unref();
+  // Read here, so that Node does not drop the rest itself (uncounted) once the answer is out.
   req.on('data', onData).on('end', done).on('error', done);
   req.resume();
 }

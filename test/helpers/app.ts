@@ -105,10 +105,14 @@ export async function makeTestServices(options: TestAppOptions = {}): Promise<Te
   return Object.assign(services, { sql, location });
 }
 
-/** An app over {@link makeTestServices}; call `app.request()` on it. `listener` is Node's, as `npm start` serves it. */
-export async function makeTestApp(options: TestAppOptions = {}): Promise<{ app: Hono; listener: RequestListener; services: TestServices }> {
+/**
+ * An app over {@link makeTestServices}; call `app.request()` on it. `listener()` is Node's listener for it, as
+ * `npm start` serves it (made when first asked for, as `analytics.listener` is).
+ */
+export async function makeTestApp(options: TestAppOptions = {}): Promise<{ app: Hono; listener: () => RequestListener; services: TestServices }> {
   const services = await makeTestServices(options);
-  return { ...createHttp(services), services };
+  const http = createHttp(services);
+  return { app: http.app, listener: () => http.listener, services };
 }
 
 /** A clock that moves only when told. */

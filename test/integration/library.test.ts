@@ -9,7 +9,7 @@ import { afterAll, describe, expect, inject, it, vi } from 'vitest';
 import { TEAM_TOKEN } from '../../server/tokens/team-token.ts';
 import { ConfigError, createAnalytics, InvalidEventError, openStore, StoreUnavailableError, type Analytics } from '../../server/index.ts';
 import { silentLogger } from '../../server/core/log.ts';
-import { addTestToken, openTestStore, outboxEvents } from '../helpers/app.ts';
+import { addTestToken, openTestStore, outboxEvents, serveListener } from '../helpers/app.ts';
 import { freshPostgresUrl } from '../../harness/postgres-server.ts';
 import { fakeGaPerTest } from '../helpers/fake-ga-per-test.ts';
 import type { FakeGa } from '../../harness/fake-ga.ts';
@@ -83,6 +83,21 @@ describe('createAnalytics', () => {
     // The store it opened is closed.
     await expect(servicesOf(analytics).store.ping()).rejects.toThrow();
     expect(() => analytics.start()).toThrow(/stopped/);
+  });
+
+  it("leaves the global Request and Response to the host until its listener is asked for, as serve() would swap them", async () => {
+    const own = { Request: globalThis.Request, Response: globalThis.Response };
+    const analytics = await create();
+    const host = new Hono();
+    host.route('/analytics', analytics.app);
+    expect((await host.request('/analytics/healthz')).status).toBe(200);
+    expect([globalThis.Request, globalThis.Response]).toEqual([own.Request, own.Response]);
+    // `npm start` asks for it, and serves it: @hono/node-server's faster classes are then the globals.
+    const { url } = await serveListener(analytics.listener);
+    expect(globalThis.Response).not.toBe(own.Response);
+    Object.defineProperty(globalThis, 'Request', { value: own.Request });
+    Object.defineProperty(globalThis, 'Response', { value: own.Response });
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
   });
 
   it('answers an event that cannot be sent with a rejected promise, so that a .catch() sees it', async () => {
