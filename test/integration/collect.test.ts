@@ -1,5 +1,5 @@
 import { request } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DeviceFields, EventParams } from '../../server/store/types.ts';
 import { addTestToken, DIALECTS, makeTestApp, metricsText, outboxEvents, requestInit, serveListener, type TestAppOptions, type TestRequest, type TestServices } from '../helpers/app.ts';
@@ -326,64 +326,60 @@ describe("npm start's listener", () => {
     expect(await queued()).toHaveLength(1);
   });
 
+  /** A raw connection to a collector's listener, for requests no client library sends. */
+  async function rawConnection(): Promise<Socket> {
+    const { listener } = await setup({}, 'the listener');
+    const { url } = await serveListener(listener());
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise<void>((resolve) => socket.on('connect', () => resolve()));
+    return socket;
+  }
+
+  /** Writes `chunk` again and again for `ms` or until the connection closes: how many times it was written. */
+  async function keepSending(socket: Socket, chunk: string | Buffer, ms: number): Promise<number> {
+    const started = Date.now();
+    let sent = 0;
+    while (!socket.destroyed && Date.now() - started < ms) {
+      sent += 1;
+      if (!socket.write(chunk)) {
+        await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), new Promise((resolve) => setTimeout(resolve, 100))]);
+      }
+    }
+    return sent;
+  }
+
   it.each([
     ['a declared length over 4 KiB', 'Content-Length: 1000000000000'],
     ['a chunked body past 4 KiB', 'Transfer-Encoding: chunked'],
   ])('answers %s with its 413, then closes the connection of a client that keeps sending', async (_, framing) => {
-    const { listener } = await setup({}, 'the listener');
-    const { url } = await serveListener(listener());
-    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    const socket = await rawConnection();
     let answer = '';
     socket.setEncoding('utf8').on('data', (text: string) => (answer += text));
-    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-    socket.on('error', () => undefined);
-    await new Promise<void>((resolve) => socket.on('connect', () => resolve()));
     socket.write(`POST /collect HTTP/1.1\r\nHost: x\r\nUser-Agent: ${CHROME}\r\n${framing}\r\n\r\n`);
-    const chunked = framing.startsWith('Transfer');
     const megabyte = 'x'.repeat(2 ** 20);
-    const started = Date.now();
-    let sent = 0;
     // Without an end: 10 s of sending would be about 30 s (the request timeout) in the server's time.
-    while (!socket.destroyed && Date.now() - started < 10_000) {
-      const more = socket.write(chunked ? `${(2 ** 20).toString(16)}\r\n${megabyte}\r\n` : megabyte);
-      sent += 1;
-      if (!more) await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), closed]);
-    }
-    await closed;
+    const sent = await keepSending(socket, framing.startsWith('Transfer') ? `${(2 ** 20).toString(16)}\r\n${megabyte}\r\n` : megabyte, 10_000);
+    await new Promise((resolve) => (socket.closed ? resolve(undefined) : socket.on('close', resolve)));
     expect(answer).toMatch(/^HTTP\/1\.1 413 /);
     expect(answer).toContain('{"error":"body over 4096 bytes"}');
-    // Cut off after at most half a second and 64 MiB of what it sent past the answer.
+    // Cut off after at most half a second and 64 MiB of what it sent past the answer (in megabytes).
     expect(sent).toBeLessThan(200);
   }, 15_000);
 
   it('reads no more than that from a client that pipelines requests and never reads the answers', async () => {
-    const { listener } = await setup({}, 'the listener');
-    const { url } = await serveListener(listener());
-    const socket = connect(Number(new URL(url).port), '127.0.0.1');
-    socket.on('error', () => undefined);
-    await new Promise<void>((resolve) => socket.on('connect', () => resolve()));
+    const socket = await rawConnection();
     // Answers it never reads pile up in front of its hit's 413: more than the sockets' buffers hold.
     socket.write('GET /api/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(400));
     socket.write(`POST /collect HTTP/1.1\r\nHost: x\r\nUser-Agent: ${CHROME}\r\nContent-Length: 1000000000000\r\n\r\n`);
-    const megabyte = Buffer.alloc(2 ** 20, 'x');
-    const started = Date.now();
-    let sent = 0;
-    while (!socket.destroyed && Date.now() - started < 3_000) {
-      if (socket.write(megabyte)) sent += 1;
-      else {
-        sent += 1;
-        await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), new Promise((resolve) => setTimeout(resolve, 100))]);
-      }
-    }
+    const sent = await keepSending(socket, Buffer.alloc(2 ** 20, 'x'), 3_000);
     socket.destroy();
-    // 64 MiB read and dropped, plus what the two sockets' buffers hold.
+    // 64 MiB read and dropped, plus what the two sockets' buffers hold (in megabytes).
     expect(sent).toBeLessThan(300);
   }, 15_000);
 
   it('answers a request without Host (HTTP/1.0, as some health checks send it) as the app does', async () => {
-    const { listener } = await setup({}, 'the listener');
-    const { url } = await serveListener(listener());
-    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    const socket = await rawConnection();
     let answer = '';
     socket.setEncoding('utf8').on('data', (text: string) => (answer += text));
     socket.write('GET /healthz HTTP/1.0\r\n\r\n');
