@@ -149,7 +149,6 @@ function nodeListener(
     try {
       taken = await hits.take(nodeHit(req));
     } catch (error) {
-      hits.refused(error);
       const answer = answerError(error, HIT_REQUEST);
       const body = JSON.stringify(answer.body);
       const headers = { ...HIT_HEADERS, ...answer.headers, 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) };

@@ -6,7 +6,7 @@ import { appendTrailingSlash } from 'hono/trailing-slash';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ZodError } from 'zod';
 import { refuseOverBudget, type CredentialGuard } from '../core/credential-guard.ts';
-import { sameSecret } from '../core/http.ts';
+import { RetryLaterError, sameSecret } from '../core/http.ts';
 import { internalErrorLog, REPEATED_LOG_EVERY_MS } from '../core/log.ts';
 import type { Services } from '../services.ts';
 import { RETRY_AFTER_S, StoreUnavailableError } from '../store/errors.ts';
@@ -89,6 +89,7 @@ export function adminRoutes(services: Services, guard: CredentialGuard): Hono<En
     const loggedIn = c.get('session') !== undefined;
     const paths = c.var.paths;
     if (error instanceof HTTPException) {
+      if (error instanceof RetryLaterError) c.header('Retry-After', String(error.retryAfterS));
       return page(c, ErrorPage({ paths, status: error.status, message: error.message || 'Refused.', loggedIn }), error.status);
     }
     if (error instanceof StoreUnavailableError) {

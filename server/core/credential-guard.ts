@@ -1,7 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import { HTTPException } from 'hono/http-exception';
 import type { Clock } from './clock.ts';
-import { bearerToken, sameSecret } from './http.ts';
+import { bearerToken, RetryLaterError, sameSecret } from './http.ts';
 import { rateLimitedLine, type Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import { addressGroup, clientAddress } from './client-address.ts';
@@ -127,8 +126,7 @@ export class CredentialGuard {
 export function refuseOverBudget(c: Context, guard: CredentialGuard, trustProxy: boolean): void {
   const retryAfter = guard.refusal(guard.addressOf(c, trustProxy));
   if (retryAfter === undefined) return;
-  c.header('Retry-After', String(retryAfter));
-  throw new HTTPException(429, { message: 'too many wrong credentials from this address; try again later' });
+  throw new RetryLaterError(429, 'too many wrong credentials from this address; try again later', retryAfter);
 }
 
 /** Options of {@link requireBearer}. */

@@ -70,7 +70,6 @@ export function collectRoutes(hits: HitTaker): Hono {
       return new Response(null, { status: 204, headers: await hits.take(honoHit(c)) });
     } catch (error) {
       // The app's error handler answers (400, 413, 429, 503); the answer carries the hit's headers too.
-      hits.refused(error);
       for (const name in HIT_HEADERS) c.header(name, HIT_HEADERS[name]);
       throw error;
     }

@@ -60,10 +60,11 @@ const REFUSED: Partial<Record<number, string>> = { 400: 'invalid', 413: 'too-lar
 
 /** Takes hits: {@link HitTaker.take} answers the 204's headers or throws the refusal for the app's one error answer. */
 export interface HitTaker {
-  /** Checks, reads and queues a hit; resolves with the headers of its 204 once it is on disk (or ignored on purpose). */
+  /**
+   * Checks, reads and queues a hit; resolves with the headers of its 204 once it is on disk (or ignored on purpose).
+   * A refusal it throws is counted in `/metrics` already.
+   */
   take(request: HitRequest): Promise<Readonly<Record<string, string>>>;
-  /** Counts a refusal `take` threw in `/metrics`. */
-  refused(error: unknown): void;
 }
 
 /**
@@ -79,35 +80,37 @@ export function hitTaker(deps: CollectDeps): HitTaker {
   };
   return {
     async take(request) {
-      checkRate(request.clientAddress(config.trustProxy));
-      // A declared length is judged before anything is read. Node's parser delivers exactly Content-Length bytes,
-      // so the header is the body's size; a body of unknown length (chunked) is read with the cap.
-      const length = request.header('content-length');
-      if (length !== undefined && request.header('transfer-encoding') === undefined && Number.parseInt(length, 10) > MAX_HIT_BYTES) {
-        bodyTooLarge(MAX_HIT_BYTES);
-      }
-      const hit = parseHit(await request.text(MAX_HIT_BYTES));
-      metrics.hitsReceived.inc();
-      if (config.disabled) return ignored('disabled');
-      const userAgent = request.header('user-agent') ?? '';
-      if (isBot(userAgent)) return ignored('bot');
+      try {
+        checkRate(request.clientAddress(config.trustProxy));
+        // A declared length is judged before anything is read. Node's parser delivers exactly Content-Length bytes,
+        // so the header is the body's size; a body of unknown length (chunked) is read with the cap.
+        const length = request.header('content-length');
+        if (length !== undefined && request.header('transfer-encoding') === undefined && Number.parseInt(length, 10) > MAX_HIT_BYTES) {
+          bodyTooLarge(MAX_HIT_BYTES);
+        }
+        const hit = parseHit(await request.text(MAX_HIT_BYTES));
+        metrics.hitsReceived.inc();
+        if (config.disabled) return ignored('disabled');
+        const userAgent = request.header('user-agent') ?? '';
+        if (isBot(userAgent)) return ignored('bot');
 
-      const enabled = tokens.recipients('pageViews');
-      if (enabled.length === 0) return ignored('no-token');
-      const receiving = enabled.filter((t) => !t.ignore.some((pattern) => pattern.test(hit.path)));
-      if (receiving.length === 0) return ignored('ignored-path');
+        const enabled = tokens.recipients('pageViews');
+        if (enabled.length === 0) return ignored('no-token');
+        const receiving = enabled.filter((t) => !t.ignore.some((pattern) => pattern.test(hit.path)));
+        if (receiving.length === 0) return ignored('ignored-path');
 
-      const occurredAt = clock();
-      const params = pageViewParams(hit, config.pageOrigin, occurredAt);
-      const device = deviceFromUserAgent(userAgent, hit.language);
-      const events: NewEvent[] = receiving.map((t) => ({ tokenId: t.token.id, name: 'page_view', params, device, occurredAt }));
-      // The 204 is a promise that the hit is on disk: answer only once the group commit is done.
-      await outbox.add(events);
-      return HIT_HEADERS;
-    },
-    refused(error) {
-      if (error instanceof HTTPException) {
-        metrics.hitsRefused.inc({ reason: error instanceof BodyCutShortError ? 'cut-short' : (REFUSED[error.status] ?? String(error.status)) });
+        const occurredAt = clock();
+        const params = pageViewParams(hit, config.pageOrigin, occurredAt);
+        const device = deviceFromUserAgent(userAgent, hit.language);
+        const events: NewEvent[] = receiving.map((t) => ({ tokenId: t.token.id, name: 'page_view', params, device, occurredAt }));
+        // The 204 is a promise that the hit is on disk: answer only once the group commit is done.
+        await outbox.add(events);
+        return HIT_HEADERS;
+      } catch (error) {
+        if (error instanceof HTTPException) {
+          metrics.hitsRefused.inc({ reason: error instanceof BodyCutShortError ? 'cut-short' : (REFUSED[error.status] ?? String(error.status)) });
+        }
+        throw error;
       }
     },
   };

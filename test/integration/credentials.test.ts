@@ -320,6 +320,7 @@ describe('the failed-attempt budget', () => {
     expect((await api(app, 'GET', '/tokens', undefined, ADMIN_TOKEN, attacker)).status).toBe(429);
     const form = await app.request('/admin/login', { headers: attacker });
     expect(form.status).toBe(429);
+    expect(Number(form.headers.get('retry-after'))).toBeGreaterThan(0);
     // Another address still gets in with the right credential, on every surface.
     const other = { 'x-forwarded-for': '198.51.100.7' };
     expect((await api(app, 'GET', '/tokens', undefined, ADMIN_TOKEN, other)).status).toBe(200);
